@@ -1,0 +1,215 @@
+//! Command-line interface: every flag and subcommand is defined once, here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Backup, restore and runbooks for Kubeflow clusters.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kfguard",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:\n  kfguard init\n  kfguard --repo s3://kf-backups/prod snapshots\n  kfguard --output json show latest"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that apply to every command. Each has a `KFGUARD_*` variable; flags win over it.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Config file [default: kfguard.toml, if present]
+    #[arg(long, global = true, env = "KFGUARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Repository: a local path or s3://BUCKET/PREFIX
+    #[arg(long, global = true, env = "KFGUARD_REPO", value_name = "URL")]
+    pub repo: Option<String>,
+
+    /// File holding the repository password
+    #[arg(long, global = true, env = "KFGUARD_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// More log output (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only warnings and errors
+    #[arg(short, long, global = true, env = "KFGUARD_QUIET")]
+    pub quiet: bool,
+
+    /// Output format of the command's result on stdout
+    #[arg(long, global = true, env = "KFGUARD_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new encrypted repository
+    #[command(after_help = "Example:\n  KFGUARD_PASSWORD_FILE=./password kfguard --repo ./kfguard-repo init")]
+    Init,
+
+    /// Take a snapshot
+    #[command(after_help = "Example:\n  kfguard backup --tag nightly")]
+    Backup(BackupArgs),
+
+    /// List snapshots
+    #[command(after_help = "Example:\n  kfguard snapshots --output json")]
+    Snapshots(SnapshotsArgs),
+
+    /// Show one snapshot: its manifest and files
+    #[command(after_help = "Example:\n  kfguard show latest")]
+    Show(ShowArgs),
+
+    /// Write one file of a snapshot to stdout
+    #[command(after_help = "Example:\n  kfguard dump latest kfguard.json")]
+    Dump(DumpArgs),
+
+    /// Verify the repository's structure and, optionally, its data
+    #[command(after_help = "Examples:\n  kfguard check\n  kfguard check --read-data-subset 1/7")]
+    Check(CheckArgs),
+
+    /// Remove snapshots by a retention policy, and optionally prune unused data
+    #[command(
+        after_help = "Example:\n  kfguard forget --keep-daily 7 --keep-weekly 4 --prune --dry-run\n\nWith no --keep-* flag, the [retention] section of the config is used."
+    )]
+    Forget(ForgetArgs),
+
+    /// Inspect the configuration
+    #[command(subcommand, after_help = "Example:\n  kfguard config show")]
+    Config(ConfigCommand),
+
+    /// Print shell completions
+    #[command(after_help = "Example:\n  kfguard completions bash > /etc/bash_completion.d/kfguard")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Tag the snapshot (repeatable)
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Read the sources and show what would be stored, without writing a snapshot
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Back up a local folder under /files/ (for testing and ad-hoc use)
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub from_dir: Vec<PathBuf>,
+
+    /// Back up a command's stdout as PATH=COMMAND (run with sh -c); a non-zero exit fails the backup
+    #[arg(long, hide = true, value_name = "PATH=COMMAND")]
+    pub from_command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Also list snapshots left incomplete by a failed or interrupted backup
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Snapshot id (or a unique prefix), or `latest`
+    pub snapshot: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot id (or a unique prefix), or `latest`
+    pub snapshot: String,
+    /// Path inside the snapshot, e.g. kfguard.json
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read and verify every data pack
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+
+    /// Read and verify the N-th of M parts of the data packs (e.g. 1/7)
+    #[arg(long, value_name = "N/M", value_parser = parse_subset)]
+    pub read_data_subset: Option<(u32, u32)>,
+}
+
+fn parse_subset(s: &str) -> Result<(u32, u32), String> {
+    let err = || format!("`{s}` is not N/M with 1 <= N <= M, e.g. 1/7");
+    let (n, m) = s.split_once('/').ok_or_else(err)?;
+    let (n, m): (u32, u32) = (n.trim().parse().map_err(|_| err())?, m.trim().parse().map_err(|_| err())?);
+    if n == 0 || m == 0 || n > m {
+        return Err(err());
+    }
+    Ok((n, m))
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ForgetArgs {
+    /// Keep the last N snapshots
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the last snapshot of each of the last N days
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// Keep the last snapshot of each of the last N weeks
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the last snapshot of each of the last N months
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// Keep the last snapshot of each of the last N years
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Also remove data no snapshot uses any more
+    #[arg(long)]
+    pub prune: bool,
+    /// Show what would be removed, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted
+    #[command(after_help = "Example:\n  KFGUARD_REPO=s3://kf-backups/prod kfguard config show --output json")]
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subset_parsing() {
+        assert_eq!(parse_subset("1/7"), Ok((1, 7)));
+        assert!(parse_subset("0/7").is_err());
+        assert!(parse_subset("8/7").is_err());
+        assert!(parse_subset("x").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! `kfguard config show`: the effective configuration, secrets redacted.
+
+use super::Context;
+use crate::cli::{ConfigCommand, OutputFormat};
+use crate::Outcome;
+
+pub fn run(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result<Outcome> {
+    match cmd {
+        ConfigCommand::Show => {
+            let value = ctx.config.redacted();
+            match ctx.global.output {
+                OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&value)?),
+                OutputFormat::Text => print!("{}", toml::to_string_pretty(&value)?),
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,129 @@
+//! `kfguard forget`: apply a retention policy per cluster, and optionally prune unused data.
+
+use rustic_core::jiff::{Timestamp, ToSpan, Zoned};
+use rustic_core::{ForgetGroups, Grouped, KeepOptions, PruneOptions, SnapshotGroupCriterion};
+use serde::Serialize;
+
+use super::snapshots::SnapshotSummary;
+use super::Context;
+use crate::cli::ForgetArgs;
+use crate::output::{emit, human_bytes};
+use crate::repo::RepoError;
+use crate::snapshot::select;
+use crate::Outcome;
+
+#[derive(Serialize)]
+struct Forgotten {
+    dry_run: bool,
+    keep: Vec<SnapshotSummary>,
+    remove: Vec<SnapshotSummary>,
+    /// Incomplete snapshots older than a day: left by a failed or interrupted backup.
+    remove_incomplete: Vec<SnapshotSummary>,
+    prune: Option<Pruned>,
+}
+
+#[derive(Serialize)]
+struct Pruned {
+    packs_removed: u64,
+    packs_repacked: u64,
+    bytes_removed: u64,
+}
+
+pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
+    let r = &ctx.config.retention;
+    let flags_given = [args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.keep_yearly]
+        .iter()
+        .any(Option::is_some);
+    let (last, daily, weekly, monthly, yearly) = if flags_given {
+        (args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.keep_yearly)
+    } else if !r.is_empty() {
+        (r.keep_last, r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_yearly)
+    } else {
+        return Err(super::UsageError(
+            "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml".into(),
+        )
+        .into());
+    };
+    let to_i32 = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    let keep = KeepOptions::default()
+        .keep_last(to_i32(last))
+        .keep_daily(to_i32(daily))
+        .keep_weekly(to_i32(weekly))
+        .keep_monthly(to_i32(monthly))
+        .keep_yearly(to_i32(yearly));
+
+    let (repo, location) = ctx.open()?;
+    let loc = location.display.as_str();
+    let all = select::all(&repo, loc)?;
+    let cutoff = Timestamp::now() - 24.hours();
+    let (complete, incomplete): (Vec<_>, Vec<_>) = all.into_iter().partition(select::is_complete);
+    // A recent incomplete snapshot may belong to a backup that is still running.
+    let stale: Vec<_> = incomplete
+        .into_iter()
+        .filter(|s| s.time.timestamp() < cutoff)
+        .collect();
+
+    // Retention is per cluster: one repository may hold several.
+    let grouped = Grouped::from_items(complete, SnapshotGroupCriterion::new().hostname(true));
+    let groups = ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &Zoned::now())
+        .map_err(|e| RepoError::rustic("applying the retention policy", loc, &e))?;
+    let (mut kept, mut removed) = (Vec::new(), Vec::new());
+    for group in &groups.0 {
+        for item in &group.items {
+            if item.keep {
+                kept.push(item.snapshot.clone());
+            } else {
+                removed.push(item.snapshot.clone());
+            }
+        }
+    }
+    let mut result = Forgotten {
+        dry_run: args.dry_run,
+        keep: kept.iter().map(SnapshotSummary::of).collect(),
+        remove: removed.iter().map(SnapshotSummary::of).collect(),
+        remove_incomplete: stale.iter().map(SnapshotSummary::of).collect(),
+        prune: None,
+    };
+    let ids: Vec<_> = removed.iter().chain(&stale).map(|s| s.id).collect();
+    if !args.dry_run && !ids.is_empty() {
+        repo.delete_snapshots(&ids)
+            .map_err(|e| RepoError::rustic("removing snapshots", loc, &e))?;
+    }
+    if args.prune {
+        let opts = PruneOptions::default();
+        let plan = repo
+            .prune_plan(&opts)
+            .map_err(|e| RepoError::rustic("planning the prune", loc, &e))?;
+        let stats = &plan.stats;
+        result.prune = Some(Pruned {
+            packs_removed: stats.packs_to_delete.remove,
+            packs_repacked: stats.packs.repack,
+            bytes_removed: stats.size_to_delete.remove,
+        });
+        if !args.dry_run {
+            repo.prune(&opts, plan)
+                .map_err(|e| RepoError::rustic("prune", loc, &e))?;
+        }
+    }
+    emit(ctx.global.output, &result, |f| {
+        let verb = if f.dry_run { "would remove" } else { "removed" };
+        let mut s = format!(
+            "kept {} snapshot(s), {verb} {}",
+            f.keep.len(),
+            f.remove.len() + f.remove_incomplete.len()
+        );
+        for r in f.remove.iter().chain(&f.remove_incomplete) {
+            s.push_str(&format!("\n  {verb} {} {}", r.short_id, r.time));
+        }
+        if let Some(p) = &f.prune {
+            s.push_str(&format!(
+                "\nprune: {verb} {} pack(s), {}; repacked {}",
+                p.packs_removed,
+                human_bytes(p.bytes_removed),
+                p.packs_repacked
+            ));
+        }
+        s
+    });
+    Ok(Outcome::Ok)
+}

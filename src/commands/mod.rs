@@ -1,0 +1,74 @@
+//! The commands: each module turns parsed arguments and the config into one result on stdout.
+
+mod backup;
+mod check;
+mod config;
+mod forget;
+mod init;
+mod show;
+mod snapshots;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::config::Config;
+use crate::repo::{self, Location, Repo, RepoError};
+use crate::Outcome;
+
+/// A command line that parses but makes no sense, e.g. a missing retention policy.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// What every command gets: the effective config, the global flags and a tokio runtime.
+pub struct Context {
+    pub config: Config,
+    pub global: GlobalArgs,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl Context {
+    /// Resolves the repository location (probing S3) without opening it.
+    pub fn location(&self) -> Result<Location, RepoError> {
+        Location::resolve(&self.config.repository, self.rt.handle())
+    }
+
+    /// Opens the configured repository.
+    pub fn open(&self) -> Result<(Repo, Location), RepoError> {
+        let password = repo::password(&self.config.repository)?;
+        let location = self.location()?;
+        let repo = location.open(&password, self.global.quiet)?;
+        Ok((repo, location))
+    }
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    // Completions need no config: they must work before any is written.
+    if let Command::Completions(args) = &cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(args.shell, &mut Cli::command(), "kfguard", &mut std::io::stdout());
+        return Ok(Outcome::Ok);
+    }
+    let config = Config::load(&cli.global)?;
+    // Repository code is synchronous (rustic_core); it runs on this thread and reaches async
+    // clients through the runtime's handle, never from inside a tokio worker.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(4)
+        .thread_name("kfguard-io")
+        .build()?;
+    let ctx = Context {
+        config,
+        global: cli.global,
+        rt,
+    };
+    match cli.command {
+        Command::Init => init::run(&ctx),
+        Command::Backup(args) => backup::run(&ctx, &args),
+        Command::Snapshots(args) => snapshots::run(&ctx, &args),
+        Command::Show(args) => show::run(&ctx, &args),
+        Command::Dump(args) => show::dump(&ctx, &args),
+        Command::Check(args) => check::run(&ctx, &args),
+        Command::Forget(args) => forget::run(&ctx, &args),
+        Command::Config(cmd) => config::run(&ctx, &cmd),
+        Command::Completions(_) => unreachable!("handled above"),
+    }
+}

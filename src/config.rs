@@ -1,0 +1,538 @@
+//! Configuration: one struct, layered as flags > `KFGUARD_*` environment > `kfguard.toml` > defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::GlobalArgs;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "kfguard.toml";
+/// The repository used when nothing else is configured: a local folder, to try kfguard out.
+pub const DEFAULT_REPOSITORY: &str = "./kfguard-repo";
+/// Read when no other password source is configured, like restic's `RESTIC_PASSWORD`.
+pub const PASSWORD_ENV: &str = "KFGUARD_PASSWORD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; pass an existing file with --config or KFGUARD_CONFIG")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid config: `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("cannot read the secret for `{key}` from {from}: {detail}")]
+    Secret {
+        key: String,
+        from: String,
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Recorded in every snapshot and used as the snapshot's host, to group retention.
+    pub cluster: String,
+    pub repository: RepositoryConfig,
+    pub databases: Vec<DatabaseSource>,
+    pub buckets: Vec<BucketSource>,
+    pub kubernetes: KubernetesConfig,
+    pub retention: RetentionConfig,
+    pub runbooks: RunbooksConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster: "kubeflow".into(),
+            repository: RepositoryConfig::default(),
+            databases: Vec::new(),
+            buckets: Vec::new(),
+            kubernetes: KubernetesConfig::default(),
+            retention: RetentionConfig::default(),
+            runbooks: RunbooksConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepositoryConfig {
+    /// A local path, or `s3://BUCKET/PREFIX`.
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    pub s3: S3Config,
+}
+
+impl Default for RepositoryConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_REPOSITORY.into(),
+            password_file: None,
+            password_env: None,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Defaults to true when a custom endpoint is set (MinIO, SeaweedFS), false on AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_env: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Send the AWS SDK's default request checksums; many S3-compatible stores reject them.
+    pub full_checksums: bool,
+    /// Attempts per request, including the first; 0 means the default (4).
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Mysql,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSource {
+    pub name: String,
+    pub engine: Engine,
+    /// Server URL without a password, e.g. `mysql://root@mysql.kubeflow:3306`.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Empty: every non-system database.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    #[serde(default)]
+    pub include_tables: Vec<String>,
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSource {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    pub bucket: String,
+    /// Empty: the whole bucket.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesConfig {
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub namespaces: Vec<String>,
+    pub exclude_namespaces: Vec<String>,
+    pub crd_groups: Vec<String>,
+    pub include_secrets: bool,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            kubeconfig: None,
+            context: None,
+            namespaces: vec!["kubeflow".into(), "kubeflow-user-*".into()],
+            exclude_namespaces: Vec::new(),
+            crd_groups: vec![
+                "kubeflow.org".into(),
+                "*.kubeflow.org".into(),
+                "argoproj.io".into(),
+                "serving.kserve.io".into(),
+            ],
+            include_secrets: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_daily: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_weekly: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_monthly: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_yearly: Option<u32>,
+}
+
+impl RetentionConfig {
+    pub fn is_empty(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .all(Option::is_none)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunbooksConfig {
+    pub dir: PathBuf,
+}
+
+impl Default for RunbooksConfig {
+    fn default() -> Self {
+        Self {
+            dir: "./runbooks".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Builds the effective config: the file (explicit, or `kfguard.toml` if present), then env, then flags.
+    pub fn load(global: &GlobalArgs) -> Result<Self, ConfigError> {
+        let mut config = match &global.config {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Self::default(),
+        };
+        if let Some(cluster) = non_empty_env("KFGUARD_CLUSTER") {
+            config.cluster = cluster;
+        }
+        // clap has already layered the flag over its KFGUARD_* variable.
+        if let Some(repo) = &global.repo {
+            config.repository.url = repo.clone();
+        }
+        if let Some(file) = &global.password_file {
+            config.repository.password_file = Some(file.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|err| parse_error(text, path, &err))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.repository.url.trim().is_empty() {
+            return Err(invalid(
+                "repository.url",
+                "is empty; set a local path or s3://BUCKET/PREFIX",
+            ));
+        }
+        if self.cluster.trim().is_empty() {
+            return Err(invalid("cluster", "is empty; name the cluster, e.g. prod-kubeflow"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for db in &self.databases {
+            if !is_path_safe_name(&db.name) {
+                return Err(invalid(
+                    "databases.name",
+                    &format!("`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`", db.name),
+                ));
+            }
+            if !names.insert(db.name.clone()) {
+                return Err(invalid("databases.name", &format!("`{}` is used twice", db.name)));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for b in &self.buckets {
+            if !is_path_safe_name(&b.name) {
+                return Err(invalid(
+                    "buckets.name",
+                    &format!("`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`", b.name),
+                ));
+            }
+            if !names.insert(b.name.clone()) {
+                return Err(invalid("buckets.name", &format!("`{}` is used twice", b.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective config as JSON with every secret value redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("config serialises");
+        redact(&mut value, None);
+        value
+    }
+}
+
+fn is_path_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Turns a TOML error into `file:line:column: message`, naming the offending key.
+fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
+    let (line, column, snippet, line_text) = match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            let line_text = text[line_start..].lines().next().unwrap_or("").to_string();
+            let snippet = text[span.start.min(text.len())..span.end.min(text.len())].to_string();
+            (line, column, snippet, line_text)
+        }
+        None => (1, 1, String::new(), String::new()),
+    };
+    let raw = err.message().trim().to_string();
+    let message = if raw.starts_with("unknown field") {
+        let key = snippet.trim().trim_matches('"');
+        let expected = raw
+            .split_once("expected")
+            .map(|(_, rest)| format!("; expected {}", rest.trim().replace("one of ", "one of: ")))
+            .unwrap_or_default();
+        format!("unknown key `{key}`{expected}")
+    } else if let Some((key, _)) = line_text.split_once('=').filter(|_| !raw.contains("expected `=`")) {
+        format!("bad value for key `{}`: {raw}", key.trim())
+    } else {
+        raw
+    };
+    ConfigError::Parse {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Replaces inline secrets: password-like keys, and passwords inside URLs.
+fn redact(value: &mut serde_json::Value, key: Option<&str>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                redact(v, Some(k));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
+        Value::String(s) => {
+            let secret_key = key.is_some_and(|k| {
+                let k = k.to_ascii_lowercase();
+                !k.ends_with("_env")
+                    && !k.ends_with("_file")
+                    && (k.contains("password") || k.contains("secret") || k.contains("token"))
+            });
+            if secret_key {
+                *s = "***".into();
+            } else {
+                *s = redact_url(s);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `scheme://user:pass@host` becomes `scheme://user:***@host`.
+pub fn redact_url(s: &str) -> String {
+    let Some(scheme_end) = s.find("://") else {
+        return s.to_string();
+    };
+    let rest = &s[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].split_once(':') {
+            Some((user, _)) => format!(
+                "{}{}:***{}",
+                &s[..scheme_end + 3],
+                user,
+                &rest[at..]
+            ),
+            None => s.to_string(),
+        },
+        None => s.to_string(),
+    }
+}
+
+/// Reads a secret from a named environment variable or a file; `Ok(None)` when neither is set.
+pub fn read_secret(
+    key: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
+            key: key.into(),
+            from: format!("file {}", path.display()),
+            detail: e.to_string(),
+        })?;
+        // A trailing newline from `echo secret > file` is not part of the secret.
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
+    }
+    if let Some(name) = env {
+        return match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(_) => Err(ConfigError::Secret {
+                key: key.into(),
+                from: format!("environment variable {name}"),
+                detail: "it is not set".into(),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("kfguard.toml"))
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let c = parse(
+            r#"
+cluster = "prod-kubeflow"
+[repository]
+url = "s3://kf-backups/prod"
+password_file = "/etc/kfguard/password"
+[repository.s3]
+endpoint = "http://minio.kubeflow:9000"
+region = "us-east-1"
+path_style = true
+access_key_id_env = "AWS_ACCESS_KEY_ID"
+secret_access_key_env = "AWS_SECRET_ACCESS_KEY"
+[[databases]]
+name = "kfp"
+engine = "mysql"
+url = "mysql://root@mysql.kubeflow:3306"
+password_env = "KFP_DB_PASSWORD"
+databases = ["mlpipeline", "metadb", "cachedb"]
+[[buckets]]
+name = "artifacts"
+endpoint = "http://seaweedfs.kubeflow:9000"
+region = "us-east-1"
+path_style = true
+bucket = "mlpipeline"
+prefixes = []
+access_key_id_env = "KFP_S3_ACCESS_KEY"
+secret_access_key_env = "KFP_S3_SECRET_KEY"
+[kubernetes]
+enabled = true
+namespaces = ["kubeflow", "kubeflow-user-*"]
+crd_groups = ["kubeflow.org", "*.kubeflow.org", "argoproj.io", "serving.kserve.io"]
+include_secrets = false
+[retention]
+keep_daily = 7
+keep_weekly = 4
+keep_monthly = 6
+[runbooks]
+dir = "./runbooks"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.cluster, "prod-kubeflow");
+        assert_eq!(c.databases[0].engine, Engine::Mysql);
+        assert_eq!(c.retention.keep_daily, Some(7));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("cluster = \"x\"\n[repository]\nurl = \"a\"\npasword_file = \"p\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("kfguard.toml:4:1: unknown key `pasword_file`"), "{msg}");
+        assert!(msg.contains("password_file"), "{msg}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let err = parse("[repository.s3]\nmax_attempts = \"many\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("kfguard.toml:2:"), "{msg}");
+        assert!(msg.contains("`max_attempts`"), "{msg}");
+    }
+
+    #[test]
+    fn urls_and_secret_keys_are_redacted() {
+        assert_eq!(
+            redact_url("mysql://root:hunter2@db:3306/x"),
+            "mysql://root:***@db:3306/x"
+        );
+        assert_eq!(redact_url("mysql://root@db:3306"), "mysql://root@db:3306");
+        let mut v = serde_json::json!({"password": "p", "password_env": "E", "url": "postgres://u:p@h/db"});
+        redact(&mut v, None);
+        assert_eq!(v["password"], "***");
+        assert_eq!(v["password_env"], "E");
+        assert_eq!(v["url"], "postgres://u:***@h/db");
+    }
+}

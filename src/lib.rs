@@ -1,0 +1,47 @@
+//! kfguard: backup, restore and runbooks for Kubeflow clusters.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod output;
+pub mod progress;
+pub mod repo;
+pub mod snapshot;
+pub mod sources;
+
+/// How a command ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Done, but something needs attention (exit code 3).
+    Warnings(Vec<String>),
+}
+
+/// Exit codes, as documented in README.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const WARNINGS: i32 = 3;
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    commands::dispatch(cli)
+}
+
+/// Maps an error to its exit code: problems of usage or configuration are 2, the rest 1.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<config::ConfigError>().is_some()
+            || cause.downcast_ref::<commands::UsageError>().is_some()
+            || cause.downcast_ref::<sources::SourceError>().is_some_and(sources::SourceError::is_usage)
+            || cause.downcast_ref::<snapshot::writer::WriteError>().is_some_and(|e| matches!(e, snapshot::writer::WriteError::BadTag(_)))
+            || cause.downcast_ref::<repo::RepoError>().is_some_and(repo::RepoError::is_usage)
+        {
+            return exit::USAGE;
+        }
+    }
+    exit::FAILURE
+}

@@ -1,0 +1,202 @@
+//! The backup repository: restic format v2 through rustic_core, on a local folder or S3.
+
+pub mod s3;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustic_backend::local::LocalBackend;
+use rustic_core::{
+    ConfigOptions, Credentials, FileType, KeyOptions, OpenStatus, ReadBackend, Repository,
+    RepositoryBackends, RepositoryOptions, RusticError, WriteBackend,
+};
+
+use crate::config::{self, ConfigError, RepositoryConfig};
+use crate::progress::Bars;
+
+/// An open, decrypted repository.
+pub type Repo = Repository<OpenStatus>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("no repository password: set --password-file, KFGUARD_PASSWORD_FILE, KFGUARD_PASSWORD, or repository.password_file / password_env in kfguard.toml")]
+    NoPassword,
+    #[error("cannot read the repository password from {from}: {detail}")]
+    Password { from: String, detail: String },
+    #[error("the repository password is empty ({from}); use a non-empty password")]
+    EmptyPassword { from: String },
+    #[error("no repository at {location}: run `kfguard init` to create one, or check --repo / repository.url")]
+    NotFound { location: String },
+    #[error("a repository already exists at {location}; use it as it is, or choose another --repo")]
+    AlreadyExists { location: String },
+    #[error("wrong password for the repository at {location}: no key matches; check --password-file / KFGUARD_PASSWORD")]
+    WrongPassword { location: String },
+    #[error(transparent)]
+    S3(#[from] s3::S3Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{op} failed on the repository at {location}: {detail}")]
+    Rustic {
+        op: &'static str,
+        location: String,
+        detail: String,
+    },
+}
+
+impl RepoError {
+    /// Wraps a rustic_core error as one line, without its multi-line report.
+    pub fn rustic(op: &'static str, location: &str, err: &RusticError) -> Self {
+        if err.is_incorrect_password() {
+            return Self::WrongPassword {
+                location: location.into(),
+            };
+        }
+        let detail = err.display_log();
+        let detail = detail.strip_prefix("Error: ").unwrap_or(&detail).replace('\n', " ");
+        Self::Rustic {
+            op,
+            location: location.into(),
+            detail,
+        }
+    }
+
+    /// True when the problem is the user's configuration rather than the repository.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Self::NoPassword | Self::Config(_) | Self::S3(s3::S3Error::InvalidUrl { .. })
+        )
+    }
+}
+
+/// Where the repository lives, with the backend that reaches it.
+pub struct Location {
+    /// Printable location without credentials.
+    pub display: String,
+    backend: Arc<dyn WriteBackend>,
+}
+
+impl Location {
+    /// Resolves `repository.url` into a backend. S3 URLs are probed so that a missing bucket
+    /// or an unreachable endpoint fails fast with a clear message.
+    pub fn resolve(cfg: &RepositoryConfig, rt: &tokio::runtime::Handle) -> Result<Self, RepoError> {
+        if cfg.url.starts_with("s3://") || cfg.url.starts_with("s3:") {
+            let (bucket, prefix) = s3::parse_url(&cfg.url)?;
+            let settings = s3_settings(&cfg.s3)?;
+            let client = rt.block_on(s3::client(&settings));
+            let backend = s3::S3Backend::new(client, bucket.clone(), prefix.clone(), rt.clone());
+            backend.probe()?;
+            let endpoint = cfg.s3.endpoint.as_deref().unwrap_or("AWS");
+            Ok(Self {
+                display: format!("s3://{bucket}/{prefix} at {endpoint}"),
+                backend: Arc::new(backend),
+            })
+        } else {
+            let path = cfg.url.strip_prefix("local:").unwrap_or(&cfg.url);
+            let backend = LocalBackend::new(path, Vec::<(String, String)>::new())
+                .map_err(|e| RepoError::rustic("opening the local backend", path, &e))?;
+            Ok(Self {
+                display: path.to_string(),
+                backend: Arc::new(backend),
+            })
+        }
+    }
+
+    fn has_config(&self) -> Result<bool, RepoError> {
+        match self.backend.list(FileType::Config) {
+            Ok(ids) => Ok(!ids.is_empty()),
+            // A local folder that does not exist yet simply holds no repository.
+            Err(_) if !self.display.starts_with("s3://") && !Path::new(&self.display).exists() => Ok(false),
+            Err(e) => Err(RepoError::rustic("listing", &self.display, &e)),
+        }
+    }
+
+    fn repository(&self, quiet: bool) -> Result<Repository<()>, RepoError> {
+        let opts = RepositoryOptions::default().no_cache(true);
+        let backends = RepositoryBackends::new(self.backend.clone(), None);
+        Repository::new_with_progress(&opts, &backends, Bars::new(quiet))
+            .map_err(|e| RepoError::rustic("opening", &self.display, &e))
+    }
+
+    /// Creates a new repository here; refuses if one exists.
+    pub fn init(&self, password: &str, quiet: bool) -> Result<Repo, RepoError> {
+        if self.has_config()? {
+            return Err(RepoError::AlreadyExists {
+                location: self.display.clone(),
+            });
+        }
+        self.repository(quiet)?
+            .init(
+                &Credentials::password(password),
+                &KeyOptions::default(),
+                &ConfigOptions::default(),
+            )
+            .map_err(|e| RepoError::rustic("init", &self.display, &e))
+    }
+
+    /// Opens an existing repository with the password.
+    pub fn open(&self, password: &str, quiet: bool) -> Result<Repo, RepoError> {
+        if !self.has_config()? {
+            return Err(RepoError::NotFound {
+                location: self.display.clone(),
+            });
+        }
+        self.repository(quiet)?
+            .open(&Credentials::password(password))
+            .map_err(|e| RepoError::rustic("open", &self.display, &e))
+    }
+}
+
+/// The repository password: flag/env file > config file > config env > `KFGUARD_PASSWORD`.
+pub fn password(cfg: &RepositoryConfig) -> Result<String, RepoError> {
+    let (password, from) = if let Some(path) = &cfg.password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| RepoError::Password {
+            from: format!("file {}", path.display()),
+            detail: e.to_string(),
+        })?;
+        (
+            text.trim_end_matches(['\r', '\n']).to_string(),
+            format!("file {}", path.display()),
+        )
+    } else if let Some(name) = &cfg.password_env {
+        let v = std::env::var(name).map_err(|_| RepoError::Password {
+            from: format!("environment variable {name}"),
+            detail: "it is not set".into(),
+        })?;
+        (v, format!("environment variable {name}"))
+    } else if let Ok(v) = std::env::var(config::PASSWORD_ENV) {
+        (v, format!("environment variable {}", config::PASSWORD_ENV))
+    } else {
+        return Err(RepoError::NoPassword);
+    };
+    if password.is_empty() {
+        return Err(RepoError::EmptyPassword { from });
+    }
+    Ok(password)
+}
+
+fn s3_settings(cfg: &crate::config::S3Config) -> Result<s3::S3Settings, RepoError> {
+    let access_key_id = config::read_secret(
+        "repository.s3.access_key_id",
+        cfg.access_key_id_env.as_deref(),
+        cfg.access_key_id_file.as_deref(),
+    )?;
+    let secret_access_key = config::read_secret(
+        "repository.s3.secret_access_key",
+        cfg.secret_access_key_env.as_deref(),
+        cfg.secret_access_key_file.as_deref(),
+    )?;
+    Ok(s3::S3Settings {
+        endpoint: cfg.endpoint.clone(),
+        region: cfg.region.clone(),
+        path_style: cfg.path_style.unwrap_or(cfg.endpoint.is_some()),
+        access_key_id,
+        secret_access_key,
+        session_token: None,
+        profile: cfg.profile.clone(),
+        full_checksums: cfg.full_checksums,
+        max_attempts: cfg.max_attempts,
+        connect_timeout: std::time::Duration::ZERO,
+        operation_timeout: std::time::Duration::ZERO,
+    })
+}

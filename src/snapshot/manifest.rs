@@ -1,0 +1,77 @@
+//! The snapshot manifest, `/kfguard.json`: what a snapshot holds and how it was taken.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Path of the manifest inside every snapshot.
+pub const MANIFEST_PATH: &str = "kfguard.json";
+/// Bumped when the snapshot layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    pub kfguard_version: String,
+    pub format_version: u32,
+    pub cluster: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Kubeflow, KFP, Argo and MLMD versions, where they could be detected.
+    pub versions: BTreeMap<String, String>,
+    pub databases: Vec<DatabaseEntry>,
+    pub buckets: Vec<BucketEntry>,
+    /// Object count per Kubernetes kind.
+    pub kubernetes: BTreeMap<String, u64>,
+    /// Ad-hoc files (folders and command streams) and their sizes.
+    pub files: Vec<FileEntry>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseEntry {
+    pub source: String,
+    pub database: String,
+    pub engine: String,
+    pub server_version: String,
+    /// Binlog/GTID position, or the PostgreSQL snapshot and LSN.
+    pub consistency: BTreeMap<String, String>,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TableEntry {
+    pub name: String,
+    pub rows: u64,
+    pub checksum: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BucketEntry {
+    pub source: String,
+    pub bucket: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FileEntry {
+    pub path: String,
+    pub bytes: u64,
+}
+
+impl Manifest {
+    pub fn new(cluster: &str, started_at: String) -> Self {
+        Self {
+            kfguard_version: env!("CARGO_PKG_VERSION").into(),
+            format_version: FORMAT_VERSION,
+            cluster: cluster.into(),
+            started_at,
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Snapshots: writing a virtual tree into the repository, and finding and reading snapshots back.
+
+pub mod manifest;
+pub mod select;
+pub mod tree;
+pub mod writer;
+
+/// Tag of a snapshot whose backup has not been verified complete. Such snapshots are hidden,
+/// never used as a parent or as `latest`, and removed by `forget`.
+pub const INCOMPLETE_TAG: &str = "kfguard-incomplete";
+/// Tag on every snapshot kfguard writes, to tell them from others in a shared repository.
+pub const KFGUARD_TAG: &str = "kfguard";
