@@ -33,7 +33,12 @@ pub struct GlobalArgs {
     pub repo: Option<String>,
 
     /// File holding the repository password
-    #[arg(long, global = true, env = "KFGUARD_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "KFGUARD_PASSWORD_FILE",
+        value_name = "FILE"
+    )]
     pub password_file: Option<PathBuf>,
 
     /// More log output (repeat for more)
@@ -58,7 +63,9 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new encrypted repository
-    #[command(after_help = "Example:\n  KFGUARD_PASSWORD_FILE=./password kfguard --repo ./kfguard-repo init")]
+    #[command(
+        after_help = "Example:\n  KFGUARD_PASSWORD_FILE=./password kfguard --repo ./kfguard-repo init"
+    )]
     Init,
 
     /// Take a snapshot
@@ -92,7 +99,9 @@ pub enum Command {
     Config(ConfigCommand),
 
     /// Print shell completions
-    #[command(after_help = "Example:\n  kfguard completions bash > /etc/bash_completion.d/kfguard")]
+    #[command(
+        after_help = "Example:\n  kfguard completions bash > /etc/bash_completion.d/kfguard"
+    )]
     Completions(CompletionsArgs),
 }
 
@@ -150,7 +159,10 @@ pub struct CheckArgs {
 fn parse_subset(s: &str) -> Result<(u32, u32), String> {
     let err = || format!("`{s}` is not N/M with 1 <= N <= M, e.g. 1/7");
     let (n, m) = s.split_once('/').ok_or_else(err)?;
-    let (n, m): (u32, u32) = (n.trim().parse().map_err(|_| err())?, m.trim().parse().map_err(|_| err())?);
+    let (n, m): (u32, u32) = (
+        n.trim().parse().map_err(|_| err())?,
+        m.trim().parse().map_err(|_| err())?,
+    );
     if n == 0 || m == 0 || n > m {
         return Err(err());
     }
@@ -185,7 +197,9 @@ pub struct ForgetArgs {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration, secrets redacted
-    #[command(after_help = "Example:\n  KFGUARD_REPO=s3://kf-backups/prod kfguard config show --output json")]
+    #[command(
+        after_help = "Example:\n  KFGUARD_REPO=s3://kf-backups/prod kfguard config show --output json"
+    )]
     Show,
 }
 

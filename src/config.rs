@@ -288,18 +288,27 @@ impl Config {
             ));
         }
         if self.cluster.trim().is_empty() {
-            return Err(invalid("cluster", "is empty; name the cluster, e.g. prod-kubeflow"));
+            return Err(invalid(
+                "cluster",
+                "is empty; name the cluster, e.g. prod-kubeflow",
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for db in &self.databases {
             if !is_path_safe_name(&db.name) {
                 return Err(invalid(
                     "databases.name",
-                    &format!("`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`", db.name),
+                    &format!(
+                        "`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`",
+                        db.name
+                    ),
                 ));
             }
             if !names.insert(db.name.clone()) {
-                return Err(invalid("databases.name", &format!("`{}` is used twice", db.name)));
+                return Err(invalid(
+                    "databases.name",
+                    &format!("`{}` is used twice", db.name),
+                ));
             }
         }
         let mut names = std::collections::BTreeSet::new();
@@ -307,11 +316,17 @@ impl Config {
             if !is_path_safe_name(&b.name) {
                 return Err(invalid(
                     "buckets.name",
-                    &format!("`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`", b.name),
+                    &format!(
+                        "`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`",
+                        b.name
+                    ),
                 ));
             }
             if !names.insert(b.name.clone()) {
-                return Err(invalid("buckets.name", &format!("`{}` is used twice", b.name)));
+                return Err(invalid(
+                    "buckets.name",
+                    &format!("`{}` is used twice", b.name),
+                ));
             }
         }
         Ok(())
@@ -360,7 +375,10 @@ fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
             .map(|(_, rest)| format!("; expected {}", rest.trim().replace("one of ", "one of: ")))
             .unwrap_or_default();
         format!("unknown key `{key}`{expected}")
-    } else if let Some((key, _)) = line_text.split_once('=').filter(|_| !raw.contains("expected `=`")) {
+    } else if let Some((key, _)) = line_text
+        .split_once('=')
+        .filter(|_| !raw.contains("expected `=`"))
+    {
         format!("bad value for key `{}`: {raw}", key.trim())
     } else {
         raw
@@ -410,12 +428,7 @@ pub fn redact_url(s: &str) -> String {
     let authority = &rest[..authority_end];
     match authority.rfind('@') {
         Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!(
-                "{}{}:***{}",
-                &s[..scheme_end + 3],
-                user,
-                &rest[at..]
-            ),
+            Some((user, _)) => format!("{}{}:***{}", &s[..scheme_end + 3], user, &rest[at..]),
             None => s.to_string(),
         },
         None => s.to_string(),
@@ -508,9 +521,13 @@ dir = "./runbooks"
 
     #[test]
     fn unknown_key_names_line_and_key() {
-        let err = parse("cluster = \"x\"\n[repository]\nurl = \"a\"\npasword_file = \"p\"\n").unwrap_err();
+        let err = parse("cluster = \"x\"\n[repository]\nurl = \"a\"\npasword_file = \"p\"\n")
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("kfguard.toml:4:1: unknown key `pasword_file`"), "{msg}");
+        assert!(
+            msg.starts_with("kfguard.toml:4:1: unknown key `pasword_file`"),
+            "{msg}"
+        );
         assert!(msg.contains("password_file"), "{msg}");
     }
 
@@ -529,7 +546,8 @@ dir = "./runbooks"
             "mysql://root:***@db:3306/x"
         );
         assert_eq!(redact_url("mysql://root@db:3306"), "mysql://root@db:3306");
-        let mut v = serde_json::json!({"password": "p", "password_env": "E", "url": "postgres://u:p@h/db"});
+        let mut v =
+            serde_json::json!({"password": "p", "password_env": "E", "url": "postgres://u:p@h/db"});
         redact(&mut v, None);
         assert_eq!(v["password"], "***");
         assert_eq!(v["password_env"], "E");

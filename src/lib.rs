@@ -36,9 +36,15 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if cause.downcast_ref::<config::ConfigError>().is_some()
             || cause.downcast_ref::<commands::UsageError>().is_some()
-            || cause.downcast_ref::<sources::SourceError>().is_some_and(sources::SourceError::is_usage)
-            || cause.downcast_ref::<snapshot::writer::WriteError>().is_some_and(|e| matches!(e, snapshot::writer::WriteError::BadTag(_)))
-            || cause.downcast_ref::<repo::RepoError>().is_some_and(repo::RepoError::is_usage)
+            || cause
+                .downcast_ref::<sources::SourceError>()
+                .is_some_and(sources::SourceError::is_usage)
+            || cause
+                .downcast_ref::<snapshot::writer::WriteError>()
+                .is_some_and(|e| matches!(e, snapshot::writer::WriteError::BadTag(_)))
+            || cause
+                .downcast_ref::<repo::RepoError>()
+                .is_some_and(repo::RepoError::is_usage)
         {
             return exit::USAGE;
         }

@@ -8,7 +8,10 @@ use crate::cli::OutputFormat;
 pub fn emit<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce(&T) -> String) {
     match format {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(value).expect("result serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).expect("result serialises")
+            );
         }
         OutputFormat::Text => {
             let t = text(value);

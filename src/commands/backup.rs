@@ -38,8 +38,11 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
     let mut paths = std::collections::BTreeMap::new();
     for f in &files {
-        if paths.insert(f.path.clone(), f.expected_size).is_some() {
-            anyhow::bail!("two sources write the same snapshot path `{}`; give them different paths", f.path);
+        if paths.insert(f.path.clone(), f.size).is_some() {
+            anyhow::bail!(
+                "two sources write the same snapshot path `{}`; give them different paths",
+                f.path
+            );
         }
     }
 

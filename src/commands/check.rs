@@ -34,7 +34,9 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Outcome> {
             "all".to_string()
         }
         (false, Some((n, m))) => {
-            opts = opts.read_data(true).read_data_subset(ReadSubsetOption::IdSubSet((n, m)));
+            opts = opts
+                .read_data(true)
+                .read_data_subset(ReadSubsetOption::IdSubSet((n, m)));
             format!("{n}/{m}")
         }
         (false, None) => "none".to_string(),

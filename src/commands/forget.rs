@@ -31,13 +31,31 @@ struct Pruned {
 
 pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
     let r = &ctx.config.retention;
-    let flags_given = [args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.keep_yearly]
-        .iter()
-        .any(Option::is_some);
+    let flags_given = [
+        args.keep_last,
+        args.keep_daily,
+        args.keep_weekly,
+        args.keep_monthly,
+        args.keep_yearly,
+    ]
+    .iter()
+    .any(Option::is_some);
     let (last, daily, weekly, monthly, yearly) = if flags_given {
-        (args.keep_last, args.keep_daily, args.keep_weekly, args.keep_monthly, args.keep_yearly)
+        (
+            args.keep_last,
+            args.keep_daily,
+            args.keep_weekly,
+            args.keep_monthly,
+            args.keep_yearly,
+        )
     } else if !r.is_empty() {
-        (r.keep_last, r.keep_daily, r.keep_weekly, r.keep_monthly, r.keep_yearly)
+        (
+            r.keep_last,
+            r.keep_daily,
+            r.keep_weekly,
+            r.keep_monthly,
+            r.keep_yearly,
+        )
     } else {
         return Err(super::UsageError(
             "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml".into(),

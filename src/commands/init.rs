@@ -19,7 +19,7 @@ pub fn run(ctx: &Context) -> anyhow::Result<Outcome> {
     let repo = location.init(&password, ctx.global.quiet)?;
     let result = Initialised {
         repository: location.display.clone(),
-        id: repo.config().id.to_string(),
+        id: crate::snapshot::full_id(&repo.config().id),
     };
     tracing::info!(repository = %result.repository, id = %result.id, "repository created");
     emit(ctx.global.output, &result, |r| {

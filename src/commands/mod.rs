@@ -44,7 +44,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     // Completions need no config: they must work before any is written.
     if let Command::Completions(args) = &cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(args.shell, &mut Cli::command(), "kfguard", &mut std::io::stdout());
+        clap_complete::generate(
+            args.shell,
+            &mut Cli::command(),
+            "kfguard",
+            &mut std::io::stdout(),
+        );
         return Ok(Outcome::Ok);
     }
     let config = Config::load(&cli.global)?;

@@ -29,7 +29,9 @@ struct ShownFile {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShowError {
-    #[error("`{path}` is not in snapshot {snapshot}; list its files with `kfguard show {snapshot}`")]
+    #[error(
+        "`{path}` is not in snapshot {snapshot}; list its files with `kfguard show {snapshot}`"
+    )]
     NoSuchPath { path: String, snapshot: String },
     #[error("`{path}` in snapshot {snapshot} is a folder, not a file")]
     IsDir { path: String, snapshot: String },
@@ -119,16 +121,16 @@ pub fn dump(ctx: &Context, args: &DumpArgs) -> anyhow::Result<Outcome> {
         .to_indexed()
         .map_err(|e| RepoError::rustic("reading the index", loc, &e))?;
     let path = args.path.trim_start_matches('/');
-    let node = repo
-        .node_from_snapshot_and_path(&snap, path)
-        .map_err(|_| ShowError::NoSuchPath {
-            path: args.path.clone(),
-            snapshot: snap.id.to_string(),
-        })?;
+    let node =
+        repo.node_from_snapshot_and_path(&snap, path)
+            .map_err(|_| ShowError::NoSuchPath {
+                path: args.path.clone(),
+                snapshot: crate::snapshot::full_id(&snap.id),
+            })?;
     if node.is_dir() {
         return Err(ShowError::IsDir {
             path: args.path.clone(),
-            snapshot: snap.id.to_string(),
+            snapshot: crate::snapshot::full_id(&snap.id),
         }
         .into());
     }

@@ -24,7 +24,7 @@ pub struct SnapshotSummary {
 impl SnapshotSummary {
     pub fn of(s: &SnapshotFile) -> Self {
         let summary = s.summary.clone().unwrap_or_default();
-        let id = s.id.to_string();
+        let id = crate::snapshot::full_id(&s.id);
         Self {
             short_id: id.chars().take(8).collect(),
             id,
@@ -67,7 +67,11 @@ pub fn run(ctx: &Context, args: &SnapshotsArgs) -> anyhow::Result<Outcome> {
             out.push_str(&format!(
                 "{:<10} {:<22} {:<20} {:>10} {:>8}  {}\n",
                 s.short_id,
-                s.time.chars().take(19).collect::<String>().replace('T', " "),
+                s.time
+                    .chars()
+                    .take(19)
+                    .collect::<String>()
+                    .replace('T', " "),
                 s.cluster,
                 human_bytes(s.bytes),
                 s.files,

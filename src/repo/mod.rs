@@ -27,7 +27,9 @@ pub enum RepoError {
     EmptyPassword { from: String },
     #[error("no repository at {location}: run `kfguard init` to create one, or check --repo / repository.url")]
     NotFound { location: String },
-    #[error("a repository already exists at {location}; use it as it is, or choose another --repo")]
+    #[error(
+        "a repository already exists at {location}; use it as it is, or choose another --repo"
+    )]
     AlreadyExists { location: String },
     #[error("wrong password for the repository at {location}: no key matches; check --password-file / KFGUARD_PASSWORD")]
     WrongPassword { location: String },
@@ -52,7 +54,10 @@ impl RepoError {
             };
         }
         let detail = err.display_log();
-        let detail = detail.strip_prefix("Error: ").unwrap_or(&detail).replace('\n', " ");
+        let detail = detail
+            .strip_prefix("Error: ")
+            .unwrap_or(&detail)
+            .replace('\n', " ");
         Self::Rustic {
             op,
             location: location.into(),
@@ -106,7 +111,9 @@ impl Location {
         match self.backend.list(FileType::Config) {
             Ok(ids) => Ok(!ids.is_empty()),
             // A local folder that does not exist yet simply holds no repository.
-            Err(_) if !self.display.starts_with("s3://") && !Path::new(&self.display).exists() => Ok(false),
+            Err(_) if !self.display.starts_with("s3://") && !Path::new(&self.display).exists() => {
+                Ok(false)
+            }
             Err(e) => Err(RepoError::rustic("listing", &self.display, &e)),
         }
     }

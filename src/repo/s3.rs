@@ -1,4 +1,4 @@
-//! S3 repository backend: rustic_core's ReadBackend/WriteBackend on aws-sdk-s3, plus the shared S3 client builder.
+//! S3 repository backend: `rustic_core`'s `ReadBackend`/`WriteBackend` on `aws-sdk-s3`, plus the shared S3 client builder.
 //!
 //! Objects use restic's S3 layout (`<prefix>/config`, `<prefix>/keys/<id>`,
 //! `<prefix>/data/<id[..2]>/<id>`, ...) so that stock `restic` can read the repository.
@@ -53,7 +53,7 @@ pub struct S3Settings {
     pub session_token: Option<String>,
     pub profile: Option<String>,
     /// `false` => checksums only "when required" (S3-compatible stores such as
-    /// old MinIO and R2 reject the SDK's default CRC trailers).
+    /// old `MinIO` and R2 reject the SDK's default CRC trailers).
     pub full_checksums: bool,
     /// 0 => default 4.
     pub max_attempts: u32,
@@ -65,16 +65,19 @@ pub struct S3Settings {
 
 impl fmt::Debug for S3Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn redact(secret: &Option<String>) -> Option<&'static str> {
-            secret.as_ref().map(|_| "***")
+        fn redact(secret: Option<&String>) -> Option<&'static str> {
+            secret.map(|_| "***")
         }
         f.debug_struct("S3Settings")
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("path_style", &self.path_style)
-            .field("access_key_id", &redact(&self.access_key_id))
-            .field("secret_access_key", &redact(&self.secret_access_key))
-            .field("session_token", &redact(&self.session_token))
+            .field("access_key_id", &redact(self.access_key_id.as_ref()))
+            .field(
+                "secret_access_key",
+                &redact(self.secret_access_key.as_ref()),
+            )
+            .field("session_token", &redact(self.session_token.as_ref()))
             .field("profile", &self.profile)
             .field("full_checksums", &self.full_checksums)
             .field("max_attempts", &self.max_attempts)
@@ -89,7 +92,9 @@ impl fmt::Debug for S3Settings {
 pub enum S3Error {
     #[error("invalid S3 repository URL `{url}`: expected s3://BUCKET[/PREFIX]")]
     InvalidUrl { url: String },
-    #[error("bucket `{bucket}` does not exist at {endpoint}: create it first or fix repository.url")]
+    #[error(
+        "bucket `{bucket}` does not exist at {endpoint}: create it first or fix repository.url"
+    )]
     BucketMissing { bucket: String, endpoint: String },
     #[error("cannot reach S3 endpoint {endpoint}: {detail}; check repository.s3.endpoint and that the server is running")]
     Unreachable { endpoint: String, detail: String },
@@ -141,7 +146,10 @@ pub async fn client(settings: &S3Settings) -> Client {
     // headers; GetObject bodies are streamed afterwards (guarded by the SDK's
     // stalled-stream protection), so big packs are not cut off by it.
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(non_zero_or(settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT))
+        .connect_timeout(non_zero_or(
+            settings.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT,
+        ))
         .operation_attempt_timeout(non_zero_or(
             settings.operation_timeout,
             DEFAULT_OPERATION_TIMEOUT,
@@ -175,7 +183,11 @@ fn non_zero_or(value: Duration, default: Duration) -> Duration {
     }
 }
 
-/// Parse "s3://bucket/some/prefix" (prefix may be empty; strip leading/trailing '/').
+/// Parse `s3://bucket/some/prefix` (prefix may be empty; strip leading/trailing '/').
+///
+/// # Errors
+///
+/// [`S3Error::InvalidUrl`] if `url` is not of the form `s3://BUCKET[/PREFIX]`.
 pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
     let invalid = || S3Error::InvalidUrl {
         url: url.to_string(),
@@ -231,6 +243,7 @@ pub struct S3Backend {
 
 impl S3Backend {
     /// `handle` must belong to a multi-threaded tokio runtime that outlives the backend.
+    #[must_use]
     pub fn new(client: Client, bucket: String, prefix: String, handle: Handle) -> Self {
         Self {
             client,
@@ -243,9 +256,14 @@ impl S3Backend {
 
     /// Fail fast with a typed, one-line error if the bucket cannot be listed.
     ///
-    /// Uses ListObjectsV2 (max 1 key) under the prefix rather than HeadBucket:
+    /// Uses `ListObjectsV2` (max 1 key) under the prefix rather than `HeadBucket`:
     /// it needs exactly the permission the repository needs, which also works
     /// with prefix-scoped bucket policies. Same calling rules as the trait methods.
+    ///
+    /// # Errors
+    ///
+    /// [`S3Error::BucketMissing`], [`S3Error::AccessDenied`], [`S3Error::Unreachable`]
+    /// or, for anything else, [`S3Error::Request`].
     pub fn probe(&self) -> Result<(), S3Error> {
         let configured = self.client.config().timeout_config();
         let connect = configured
@@ -280,14 +298,14 @@ impl S3Backend {
             Ok(_) => Ok(()),
             Err(err) => {
                 debug!(bucket = %self.bucket, error = %DisplayErrorContext(&err), "S3 probe failed");
-                Err(self.classify("list", &prefix, &err))
+                Err(self.classify("list", &self.location(), &err))
             }
         }
     }
 
     /// Runs `fut` on the runtime and waits for it.
     ///
-    /// rustic_core's backend traits are synchronous and are called from plain
+    /// `rustic_core`'s backend traits are synchronous and are called from plain
     /// threads (the main thread and rayon workers), so blocking is fine there.
     /// Callers must NOT call any backend method from inside a tokio worker
     /// thread (or any async context): `Handle::block_on` panics there.
@@ -374,13 +392,13 @@ impl S3Backend {
         &self,
         op: &'static str,
         key: &str,
-        err: SdkError<E, HttpResponse>,
+        err: &SdkError<E, HttpResponse>,
     ) -> Box<RusticError>
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
-        debug!(op, key, error = %DisplayErrorContext(&err), "S3 request failed");
-        let source = self.classify(op, key, &err);
+        debug!(op, key, error = %DisplayErrorContext(err), "S3 request failed");
+        let source = self.classify(op, key, err);
         RusticError::with_source(
             ErrorKind::Backend,
             "S3 {op} of `{key}` in bucket `{bucket}` failed.",
@@ -402,7 +420,7 @@ impl S3Backend {
             .mutate_request(self.endpoint_recorder())
             .send()
             .await
-            .map_err(|err| self.rustic_error("get", key, err))?;
+            .map_err(|err| self.rustic_error("get", key, &err))?;
         let body = output.body.collect().await.map_err(|err| {
             RusticError::with_source(
                 ErrorKind::Backend,
@@ -429,7 +447,7 @@ impl S3Backend {
         match result {
             Ok(output) => Ok(Some(output.content_length().unwrap_or_default())),
             Err(SdkError::ServiceError(ctx)) if ctx.err().is_not_found() => Ok(None),
-            Err(err) => Err(self.rustic_error("head", key, err)),
+            Err(err) => Err(self.rustic_error("head", key, &err)),
         }
     }
 
@@ -448,10 +466,12 @@ impl S3Backend {
                 .mutate_request(self.endpoint_recorder())
                 .send()
                 .await;
-            let page = page.map_err(|err| self.rustic_error("list", prefix, err))?;
-            objects.extend(page.contents().iter().filter_map(|obj| {
-                Some((obj.key()?.to_string(), obj.size().unwrap_or_default()))
-            }));
+            let page = page.map_err(|err| self.rustic_error("list", prefix, &err))?;
+            objects.extend(
+                page.contents().iter().filter_map(|obj| {
+                    Some((obj.key()?.to_string(), obj.size().unwrap_or_default()))
+                }),
+            );
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated().unwrap_or(false) => {
                     token = Some(next.to_string());
@@ -617,7 +637,9 @@ impl WriteBackend for S3Backend {
             [single] => single.clone(),
             parts => {
                 let mut buf = BytesMut::with_capacity(content.size());
-                parts.iter().for_each(|part| buf.extend_from_slice(part));
+                for part in parts {
+                    buf.extend_from_slice(part);
+                }
                 buf.freeze()
             }
         };
@@ -631,7 +653,7 @@ impl WriteBackend for S3Backend {
                 .mutate_request(self.endpoint_recorder())
                 .send(),
         )
-        .map_err(|err| self.rustic_error("put", &key, err))?;
+        .map_err(|err| self.rustic_error("put", &key, &err))?;
         Ok(())
     }
 
@@ -647,7 +669,7 @@ impl WriteBackend for S3Backend {
                 .mutate_request(self.endpoint_recorder())
                 .send(),
         )
-        .map_err(|err| self.rustic_error("delete", &key, err))?;
+        .map_err(|err| self.rustic_error("delete", &key, &err))?;
         Ok(())
     }
 }
@@ -669,7 +691,10 @@ mod tests {
         assert_eq!(ok("s3://bucket/"), ("bucket".into(), String::new()));
         assert_eq!(ok("s3://bucket/a/b"), ("bucket".into(), "a/b".into()));
         assert_eq!(ok("s3://bucket//a/b/"), ("bucket".into(), "a/b".into()));
-        assert_eq!(ok("s3://my.bucket-1/kf"), ("my.bucket-1".into(), "kf".into()));
+        assert_eq!(
+            ok("s3://my.bucket-1/kf"),
+            ("my.bucket-1".into(), "kf".into())
+        );
     }
 
     #[test]
@@ -694,19 +719,28 @@ mod tests {
     fn key_layout_matches_restic() {
         let id = id(HEX);
         assert_eq!(object_key("kf", FileType::Config, &id), "kf/config");
-        assert_eq!(object_key("kf", FileType::Key, &id), format!("kf/keys/{HEX}"));
+        assert_eq!(
+            object_key("kf", FileType::Key, &id),
+            format!("kf/keys/{HEX}")
+        );
         assert_eq!(
             object_key("a/b", FileType::Snapshot, &id),
             format!("a/b/snapshots/{HEX}")
         );
-        assert_eq!(object_key("kf", FileType::Index, &id), format!("kf/index/{HEX}"));
+        assert_eq!(
+            object_key("kf", FileType::Index, &id),
+            format!("kf/index/{HEX}")
+        );
         assert_eq!(
             object_key("kf", FileType::Pack, &id),
             format!("kf/data/ab/{HEX}")
         );
         // No leading slash at the bucket root.
         assert_eq!(object_key("", FileType::Config, &id), "config");
-        assert_eq!(object_key("", FileType::Pack, &id), format!("data/ab/{HEX}"));
+        assert_eq!(
+            object_key("", FileType::Pack, &id),
+            format!("data/ab/{HEX}")
+        );
     }
 
     #[test]
@@ -725,8 +759,14 @@ mod tests {
 
     #[test]
     fn helpers_produce_single_lines() {
-        assert_eq!(origin("http://127.0.0.1:9000/bucket/key?x=1"), "http://127.0.0.1:9000");
-        assert_eq!(origin("https://b.s3.amazonaws.com?list-type=2"), "https://b.s3.amazonaws.com");
+        assert_eq!(
+            origin("http://127.0.0.1:9000/bucket/key?x=1"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            origin("https://b.s3.amazonaws.com?list-type=2"),
+            "https://b.s3.amazonaws.com"
+        );
         assert_eq!(one_line("a\n  b\tc"), "a b c");
         let err = S3Error::Unreachable {
             endpoint: "http://127.0.0.1:1".into(),

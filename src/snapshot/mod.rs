@@ -10,3 +10,8 @@ pub mod writer;
 pub const INCOMPLETE_TAG: &str = "kfguard-incomplete";
 /// Tag on every snapshot kfguard writes, to tell them from others in a shared repository.
 pub const KFGUARD_TAG: &str = "kfguard";
+
+/// The full hex id (rustic_core's `Display` prints only the first 8 characters).
+pub fn full_id(id: &rustic_core::Id) -> String {
+    id.to_hex().to_string()
+}

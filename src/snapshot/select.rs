@@ -13,7 +13,9 @@ pub enum SelectError {
     NotFound { id: String, location: String },
     #[error("`{id}` matches {count} snapshots; give more characters of the id")]
     Ambiguous { id: String, count: usize },
-    #[error("snapshot {id} is incomplete (its backup failed or was interrupted); choose another one")]
+    #[error(
+        "snapshot {id} is incomplete (its backup failed or was interrupted); choose another one"
+    )]
     Incomplete { id: String },
     #[error(transparent)]
     Repo(#[from] RepoError),
@@ -40,7 +42,10 @@ pub fn complete<S: rustic_core::Open>(
     repo: &rustic_core::Repository<S>,
     location: &str,
 ) -> Result<Vec<SnapshotFile>, RepoError> {
-    Ok(all(repo, location)?.into_iter().filter(is_complete).collect())
+    Ok(all(repo, location)?
+        .into_iter()
+        .filter(is_complete)
+        .collect())
 }
 
 /// Resolves `latest`, a full id or a unique prefix to one complete snapshot.
@@ -53,8 +58,7 @@ pub fn one<S: rustic_core::Open>(
     if id == "latest" {
         return snaps
             .into_iter()
-            .filter(is_complete)
-            .next_back()
+            .rfind(is_complete)
             .ok_or_else(|| SelectError::Empty {
                 location: location.into(),
             });
@@ -62,7 +66,7 @@ pub fn one<S: rustic_core::Open>(
     let id_lower = id.to_ascii_lowercase();
     let mut matches: Vec<_> = snaps
         .into_iter()
-        .filter(|s| !id_lower.is_empty() && s.id.to_string().starts_with(&id_lower))
+        .filter(|s| !id_lower.is_empty() && crate::snapshot::full_id(&s.id).starts_with(&id_lower))
         .collect();
     match matches.len() {
         0 => Err(SelectError::NotFound {
@@ -74,9 +78,14 @@ pub fn one<S: rustic_core::Open>(
             if is_complete(&s) {
                 Ok(s)
             } else {
-                Err(SelectError::Incomplete { id: s.id.to_string() })
+                Err(SelectError::Incomplete {
+                    id: crate::snapshot::full_id(&s.id),
+                })
             }
         }
-        count => Err(SelectError::Ambiguous { id: id.into(), count }),
+        count => Err(SelectError::Ambiguous {
+            id: id.into(),
+            count,
+        }),
     }
 }

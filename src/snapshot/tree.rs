@@ -1,20 +1,29 @@
 //! The virtual snapshot tree: files whose content streams from a source, fed to rustic_core's archiver.
 //!
-//! rustic_core logs and skips an entry whose open or read fails, then saves the snapshot anyway,
-//! and it cannot tell a short stream from a complete one. So every failure is also recorded here,
-//! in [`Ledger`], and the writer refuses to publish a snapshot when any is present.
+//! Three properties of rustic_core's archiver shape this module:
+//! - It logs and skips an entry whose open or read fails, then saves the snapshot anyway, and it
+//!   cannot tell a short stream from a complete one. Every failure is therefore also recorded
+//!   in the [`Ledger`], and the writer refuses to publish a snapshot when it holds any.
+//! - It stores the node's size as given, not as read, and restic restores a file of recorded
+//!   size 0 as empty. A file whose size is not known up front is therefore spooled (to memory,
+//!   then to a temporary file) when the archiver reaches it, so that its node carries the exact size.
+//! - It reuses the parent snapshot's content when type, size and mtime match (see
+//!   [`stream_meta`]).
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
+use rustic_core::repofile::{Metadata, Node, NodeType};
 use rustic_core::{
     ErrorKind, ReadSource, ReadSourceEntry, ReadSourceOpen, RusticError, RusticResult,
 };
-use rustic_core::repofile::{Metadata, Node, NodeType};
 
 /// Opens one file's content. Called at most once per backup, on an archiver thread.
 pub type Opener = Box<dyn FnOnce() -> io::Result<Box<dyn Read + Send>> + Send>;
+
+/// Streams up to this size are spooled in memory; larger ones spill to a temporary file.
+const SPOOL_IN_MEMORY: usize = 16 * 1024 * 1024;
 
 /// What happened to every stream of a backup: failures, and the byte count of each finished stream.
 #[derive(Debug, Clone, Default)]
@@ -35,11 +44,20 @@ impl Ledger {
         self.0.lock().expect("ledger lock").failures.clone()
     }
     fn finished(&self, path: &str, bytes: u64) {
-        self.0.lock().expect("ledger lock").finished.insert(path.to_string(), bytes);
+        self.0
+            .lock()
+            .expect("ledger lock")
+            .finished
+            .insert(path.to_string(), bytes);
     }
     /// Bytes read from a stream that ended cleanly.
     pub fn bytes_of(&self, path: &str) -> Option<u64> {
-        self.0.lock().expect("ledger lock").finished.get(path).copied()
+        self.0
+            .lock()
+            .expect("ledger lock")
+            .finished
+            .get(path)
+            .copied()
     }
 }
 
@@ -47,46 +65,33 @@ impl Ledger {
 pub struct VirtualFile {
     /// Relative, `/`-separated path inside the snapshot, e.g. `databases/kfp/mlpipeline/schema.sql`.
     pub path: String,
-    /// Metadata that decides parent reuse: a file is reused from the parent snapshot when type,
-    /// size and mtime (and inode/ctime when set) match. Streams whose content is only known by
-    /// reading them must carry an mtime that never matches, e.g. the backup's start time.
+    /// Metadata that decides parent reuse; its size is replaced by the real one for spooled files.
     pub meta: Metadata,
-    /// Exact size when known up front; a stream of another length then fails the backup.
-    pub expected_size: Option<u64>,
-    /// Runs after every other file of the tree has been read or reused (for the manifest).
-    pub last: bool,
+    /// Exact size when known up front: the file streams, and a stream of another length fails
+    /// the backup. `None`: the file is spooled first to learn its size.
+    pub size: Option<u64>,
     pub open: Opener,
+}
+
+impl VirtualFile {
+    /// A file whose content is already in memory.
+    pub fn bytes(path: impl Into<String>, meta: Metadata, content: Vec<u8>) -> Self {
+        let len = content.len() as u64;
+        Self {
+            path: path.into(),
+            meta: Metadata { size: len, ..meta },
+            size: Some(len),
+            open: Box::new(move || Ok(Box::new(io::Cursor::new(content)) as Box<dyn Read + Send>)),
+        }
+    }
 }
 
 impl std::fmt::Debug for VirtualFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VirtualFile")
             .field("path", &self.path)
-            .field("expected_size", &self.expected_size)
+            .field("size", &self.size)
             .finish_non_exhaustive()
-    }
-}
-
-/// Counts files not yet finished, so that a `last` file can wait for them.
-#[derive(Debug, Default)]
-struct Pending {
-    count: Mutex<usize>,
-    done: Condvar,
-}
-
-impl Pending {
-    fn finish_one(&self) {
-        let mut n = self.count.lock().expect("pending lock");
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.done.notify_all();
-        }
-    }
-    fn wait(&self) {
-        let mut n = self.count.lock().expect("pending lock");
-        while *n > 0 {
-            n = self.done.wait(n).expect("pending lock");
-        }
     }
 }
 
@@ -97,87 +102,148 @@ pub struct VirtualTree {
     files: Mutex<Vec<VirtualFile>>,
     size: u64,
     ledger: Ledger,
-    pending: Arc<Pending>,
 }
 
 impl VirtualTree {
     pub fn new(mut files: Vec<VirtualFile>, ledger: Ledger) -> Self {
         // The archiver needs entries in path order, component by component.
         files.sort_by(|a, b| PathBuf::from(&a.path).cmp(&PathBuf::from(&b.path)));
-        let size = files.iter().map(|f| f.meta.size).sum();
-        let pending = Arc::new(Pending {
-            count: Mutex::new(files.iter().filter(|f| !f.last).count()),
-            done: Condvar::new(),
-        });
+        let size = files.iter().filter_map(|f| f.size).sum();
         Self {
             files: Mutex::new(files),
             size,
             ledger,
-            pending,
         }
     }
 }
 
 impl ReadSource for VirtualTree {
     type Open = LazyOpen;
-    type Iter = std::vec::IntoIter<RusticResult<ReadSourceEntry<LazyOpen>>>;
+    type Iter = Entries;
 
     fn size(&self) -> RusticResult<Option<u64>> {
         Ok(Some(self.size))
     }
 
-    fn entries(&self) -> Self::Iter {
+    fn entries(&self) -> Entries {
         let files = std::mem::take(&mut *self.files.lock().expect("files lock"));
-        files
-            .into_iter()
-            .map(|f| {
-                let path = PathBuf::from(&f.path);
-                let name = path.file_name().ok_or_else(|| {
-                    RusticError::new(ErrorKind::InvalidInput, "virtual file `{path}` has no name")
-                        .attach_context("path", f.path.clone())
-                })?;
-                let node = Node::new_node(name, NodeType::File, f.meta.clone());
-                let open = LazyOpen {
-                    path: f.path,
-                    opener: Some(f.open),
-                    expected: f.expected_size,
-                    last: f.last,
-                    ledger: self.ledger.clone(),
-                    pending: self.pending.clone(),
-                };
-                Ok(ReadSourceEntry {
-                    path,
-                    node,
-                    open: Some(open),
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
+        Entries {
+            files: files.into_iter(),
+            ledger: self.ledger.clone(),
+        }
     }
+}
+
+/// Yields entries lazily, so that a file is spooled only when the archiver reaches it.
+pub struct Entries {
+    files: std::vec::IntoIter<VirtualFile>,
+    ledger: Ledger,
+}
+
+impl Iterator for Entries {
+    type Item = RusticResult<ReadSourceEntry<LazyOpen>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let f = self.files.next()?;
+        Some(self.entry(f))
+    }
+}
+
+impl Entries {
+    fn entry(&self, f: VirtualFile) -> RusticResult<ReadSourceEntry<LazyOpen>> {
+        let path = PathBuf::from(&f.path);
+        let name = path
+            .file_name()
+            .ok_or_else(|| {
+                RusticError::new(ErrorKind::InvalidInput, "virtual file `{path}` has no name")
+                    .attach_context("path", f.path.clone())
+            })?
+            .to_owned();
+        let (meta, size, opener) = match f.size {
+            Some(size) => (Metadata { size, ..f.meta }, size, f.open),
+            None => match spool(&f.path, f.open) {
+                Ok((spooled, size)) => (Metadata { size, ..f.meta }, size, spooled),
+                Err(err) => {
+                    self.ledger.record(format!("{}: {err}", f.path));
+                    return Err(RusticError::with_source(
+                        ErrorKind::InputOutput,
+                        "cannot read source `{path}`",
+                        err,
+                    )
+                    .attach_context("path", f.path));
+                }
+            },
+        };
+        let node = Node::new_node(&name, NodeType::File, meta);
+        Ok(ReadSourceEntry {
+            path,
+            node,
+            open: Some(LazyOpen {
+                path: f.path,
+                opener: Some(opener),
+                expected: size,
+                ledger: self.ledger.clone(),
+            }),
+        })
+    }
+}
+
+/// Reads a stream to its end to learn its size; returns an opener for the spooled bytes.
+fn spool(path: &str, open: Opener) -> io::Result<(Opener, u64)> {
+    let mut reader = open()?;
+    let mut mem = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut file: Option<std::fs::File> = None;
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        total += n as u64;
+        match &mut file {
+            Some(f) => f.write_all(&buf[..n])?,
+            None if mem.len() + n > SPOOL_IN_MEMORY => {
+                let mut f = tempfile::tempfile()?;
+                f.write_all(&mem)?;
+                f.write_all(&buf[..n])?;
+                mem = Vec::new();
+                file = Some(f);
+            }
+            None => mem.extend_from_slice(&buf[..n]),
+        }
+    }
+    tracing::debug!(
+        path,
+        bytes = total,
+        spilled = file.is_some(),
+        "spooled stream"
+    );
+    let opener: Opener = match file {
+        Some(mut f) => {
+            f.rewind()?;
+            Box::new(move || Ok(Box::new(io::BufReader::new(f)) as Box<dyn Read + Send>))
+        }
+        None => Box::new(move || Ok(Box::new(io::Cursor::new(mem)) as Box<dyn Read + Send>)),
+    };
+    Ok((opener, total))
 }
 
 /// Opens a file when the archiver asks; dropped unopened when the parent snapshot is reused.
 pub struct LazyOpen {
     path: String,
     opener: Option<Opener>,
-    expected: Option<u64>,
-    last: bool,
+    expected: u64,
     ledger: Ledger,
-    pending: Arc<Pending>,
 }
 
 impl std::fmt::Debug for LazyOpen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyOpen").field("path", &self.path).finish_non_exhaustive()
-    }
-}
-
-impl Drop for LazyOpen {
-    fn drop(&mut self) {
-        // Unopened: its content came from the parent snapshot, so it is finished.
-        if self.opener.is_some() && !self.last {
-            self.pending.finish_one();
-        }
+        f.debug_struct("LazyOpen")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -186,9 +252,6 @@ impl ReadSourceOpen for LazyOpen {
 
     fn open(mut self) -> RusticResult<CheckedReader> {
         let opener = self.opener.take().expect("opened once");
-        if self.last {
-            self.pending.wait();
-        }
         match opener() {
             Ok(inner) => Ok(CheckedReader {
                 inner,
@@ -196,14 +259,10 @@ impl ReadSourceOpen for LazyOpen {
                 read: 0,
                 expected: self.expected,
                 ledger: self.ledger.clone(),
-                pending: (!self.last).then(|| self.pending.clone()),
                 failed: false,
             }),
             Err(err) => {
                 self.ledger.record(format!("{}: {err}", self.path));
-                if !self.last {
-                    self.pending.finish_one();
-                }
                 Err(RusticError::with_source(
                     ErrorKind::InputOutput,
                     "cannot open source `{path}`",
@@ -215,14 +274,14 @@ impl ReadSourceOpen for LazyOpen {
     }
 }
 
-/// Passes bytes through, turning a short or failed stream into an error that is also recorded.
+/// Passes bytes through, turning a failed stream, or one of another length than its node
+/// records, into an error that is also recorded in the ledger.
 pub struct CheckedReader {
     inner: Box<dyn Read + Send>,
     path: String,
     read: u64,
-    expected: Option<u64>,
+    expected: u64,
     ledger: Ledger,
-    pending: Option<Arc<Pending>>,
     failed: bool,
 }
 
@@ -240,23 +299,19 @@ impl CheckedReader {
 impl Read for CheckedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
-            Ok(0) if !buf.is_empty() => match self.expected {
-                Some(expected) if expected != self.read => Err(self.fail(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("stream ended at {} of {expected} bytes", self.read),
-                ))),
-                _ => {
-                    self.ledger.finished(&self.path, self.read);
-                    Ok(0)
+            Ok(0) if !buf.is_empty() => {
+                if self.read != self.expected {
+                    let msg = format!("stream ended at {} of {} bytes", self.read, self.expected);
+                    return Err(self.fail(io::Error::new(io::ErrorKind::UnexpectedEof, msg)));
                 }
-            },
+                self.ledger.finished(&self.path, self.read);
+                Ok(0)
+            }
             Ok(n) => {
                 self.read += n as u64;
-                if self.expected.is_some_and(|e| self.read > e) {
-                    return Err(self.fail(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("stream is longer than the expected {} bytes", self.expected.unwrap_or(0)),
-                    )));
+                if self.read > self.expected {
+                    let msg = format!("stream is longer than the expected {} bytes", self.expected);
+                    return Err(self.fail(io::Error::new(io::ErrorKind::InvalidData, msg)));
                 }
                 Ok(n)
             }
@@ -266,22 +321,13 @@ impl Read for CheckedReader {
     }
 }
 
-impl Drop for CheckedReader {
-    fn drop(&mut self) {
-        if let Some(p) = &self.pending {
-            p.finish_one();
-        }
-    }
-}
-
-/// Metadata for a stream whose content is only known by reading it: an mtime of `now` never
-/// matches the parent snapshot, so the archiver always reads it (see the module docs of writer).
-pub fn stream_meta(now: rustic_core::jiff::Timestamp, size_hint: u64) -> Metadata {
+/// Metadata for a stream whose content is only known by reading it: an mtime of the backup's
+/// start never matches the parent snapshot, so the archiver always reads it.
+pub fn stream_meta(now: rustic_core::jiff::Timestamp) -> Metadata {
     Metadata {
         // Go's os.FileMode, as restic stores it: a regular file, rw-r--r--.
         mode: Some(0o644),
         mtime: Some(now),
-        size: size_hint,
         ..Metadata::default()
     }
 }

@@ -3,15 +3,15 @@
 //! Two traps of rustic_core's archiver shape this code:
 //! - It reuses a parent's content for an entry whose type, size and mtime match. Streams carry
 //!   an mtime of the backup's start, so they never match (see `tree::stream_meta`).
-//! - It skips entries whose reads fail and saves the snapshot anyway. The snapshot is therefore
-//!   saved tagged `kfguard-incomplete`; it is re-saved without the tag only when the ledger holds
-//!   no failure, and deleted otherwise.
+//! - It skips entries whose reads fail and saves the snapshot anyway. The data is therefore
+//!   archived into a snapshot tagged `kfguard-incomplete`. Only when the ledger holds no failure
+//!   is the manifest archived and merged with it into the published, untagged snapshot; the
+//!   intermediate snapshots are then deleted.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use rustic_core::jiff::Timestamp;
-use rustic_core::repofile::{SnapshotFile, SnapshotId, StringList};
+use rustic_core::repofile::SnapshotId;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions};
 
 use super::manifest::{Manifest, MANIFEST_PATH};
@@ -55,48 +55,47 @@ pub struct Written {
 }
 
 pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteError> {
-    let rustic_err = |op: &'static str| move |e: Box<rustic_core::RusticError>| RepoError::rustic(op, location, &e);
+    let rustic_err = |op: &'static str| {
+        move |e: Box<rustic_core::RusticError>| RepoError::rustic(op, location, &e)
+    };
     for tag in &req.tags {
         if tag.contains(',') || tag.is_empty() {
             return Err(WriteError::BadTag(tag.clone()));
         }
     }
 
-    let ledger = Ledger::default();
-    let manifest = Arc::new(Mutex::new(req.manifest));
-    let mut files = req.files;
-    files.push(manifest_file(manifest.clone(), ledger.clone(), req.finalize));
-    let tree = VirtualTree::new(files, ledger.clone());
-
     // Choose the parent ourselves: the newest complete kfguard snapshot of this cluster.
     let parent = select::complete(&repo, location)?
         .into_iter()
         .filter(|s| s.hostname == req.cluster)
         .max_by(|a, b| a.time.cmp(&b.time));
-    let parent_opts = match &parent {
-        Some(p) => ParentOptions::default().parents(vec![p.id.to_string()]),
-        None => ParentOptions::default().force(true),
-    };
-    let opts = BackupOptions::default()
-        .parent_opts(parent_opts)
-        .dry_run(req.dry_run)
-        .no_scan(false);
-
     let mut tags = format!("{KFGUARD_TAG},{INCOMPLETE_TAG}");
     for t in &req.tags {
         tags.push(',');
         tags.push_str(t);
     }
-    let snap = SnapshotOptions::default()
+    let template = SnapshotOptions::default()
         .host(req.cluster.clone())
         .add_tags(&tags)
         .and_then(|o| o.to_snapshot())
         .map_err(rustic_err("preparing the snapshot"))?;
+    let repo = repo
+        .to_indexed_ids()
+        .map_err(rustic_err("reading the index"))?;
 
-    let repo = repo.to_indexed_ids().map_err(rustic_err("reading the index"))?;
-    let result = repo.archive(&opts, &tree, snap, &[PathBuf::from("/")]);
+    // Pass 1: the data. The archiver saves it as a snapshot tagged incomplete.
+    let ledger = Ledger::default();
+    let parent_opts = match &parent {
+        Some(p) => ParentOptions::default().parents(vec![super::full_id(&p.id)]),
+        None => ParentOptions::default().force(true),
+    };
+    let opts = BackupOptions::default()
+        .parent_opts(parent_opts)
+        .dry_run(req.dry_run);
+    let tree = VirtualTree::new(req.files, ledger.clone());
+    let result = repo.archive(&opts, &tree, template.clone(), &[PathBuf::from("/")]);
     let failures = ledger.failures();
-    let snap = match result {
+    let data = match result {
         Ok(snap) => snap,
         Err(e) if !failures.is_empty() => {
             tracing::debug!(error = %e.display_log(), "archive failed after a source failure");
@@ -106,78 +105,76 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
     };
     if !failures.is_empty() {
         if !req.dry_run {
-            if let Err(e) = repo.delete_snapshots(&[snap.id]) {
-                tracing::warn!(snapshot = %snap.id, error = %e.display_log(), "could not delete the incomplete snapshot; it stays tagged kfguard-incomplete and `forget` removes it");
-            }
+            discard(&repo, &[data.id]);
         }
         return Err(WriteError::SourceFailed(failures));
     }
 
-    let summary = snap.summary.clone().unwrap_or_default();
-    let manifest = manifest.lock().expect("manifest lock").clone();
-    let id = if req.dry_run {
-        None
-    } else {
-        Some(publish(&repo, snap, location)?)
-    };
-    Ok(Written {
-        id: id.map(|i| i.to_string()),
-        parent: parent.map(|p| p.id.to_string()),
-        files: summary.total_files_processed,
+    // The manifest needs what the data pass learned, so it is archived second and merged in.
+    let mut manifest = req.manifest;
+    (req.finalize)(&ledger, &mut manifest);
+    manifest.finished_at = Timestamp::now().to_string();
+    let summary = data.summary.clone().unwrap_or_default();
+    let mut written = Written {
+        id: None,
+        parent: parent.map(|p| super::full_id(&p.id)),
+        files: summary.total_files_processed + 1,
         bytes_processed: summary.total_bytes_processed,
         bytes_added: summary.data_added,
         bytes_added_packed: summary.data_added_packed,
         manifest,
-    })
-}
-
-/// Re-saves a verified snapshot without the incomplete tag and removes the tagged one.
-fn publish<S: rustic_core::IndexedIds>(
-    repo: &rustic_core::Repository<S>,
-    snap: SnapshotFile,
-    location: &str,
-) -> Result<SnapshotId, RepoError> {
-    let old_id = snap.id;
-    let mut done = snap;
-    done.remove_tags(&[StringList::from_iter_str(INCOMPLETE_TAG)]);
-    repo.save_snapshots(vec![done.clone()])
-        .map_err(|e| RepoError::rustic("saving the snapshot", location, &e))?;
-    repo.delete_snapshots(&[old_id])
-        .map_err(|e| RepoError::rustic("removing the incomplete snapshot", location, &e))?;
-    let saved = repo
-        .get_all_snapshots()
-        .map_err(|e| RepoError::rustic("listing snapshots", location, &e))?
-        .into_iter()
-        .find(|s| s.tree == done.tree && s.time == done.time && !s.tags.contains(INCOMPLETE_TAG))
-        .ok_or_else(|| RepoError::Rustic {
-            op: "saving the snapshot",
-            location: location.into(),
-            detail: "the saved snapshot could not be found again".into(),
-        })?;
-    Ok(saved.id)
-}
-
-fn manifest_file(manifest: Arc<Mutex<Manifest>>, ledger: Ledger, finalize: Finalize) -> VirtualFile {
-    VirtualFile {
-        path: MANIFEST_PATH.into(),
-        meta: super::tree::stream_meta(Timestamp::now(), 0),
-        expected_size: None,
-        last: true,
-        open: Box::new(move || {
-            let mut m = manifest.lock().expect("manifest lock");
-            finalize(&ledger, &mut m);
-            m.finished_at = Timestamp::now().to_string();
-            let bytes = serde_json::to_vec_pretty(&*m).map_err(std::io::Error::other)?;
-            Ok(Box::new(std::io::Cursor::new(bytes)))
-        }),
+    };
+    if req.dry_run {
+        return Ok(written);
     }
+    let manifest_bytes = serde_json::to_vec_pretty(&written.manifest).expect("manifest serialises");
+    let manifest_tree = VirtualTree::new(
+        vec![VirtualFile::bytes(
+            MANIFEST_PATH,
+            super::tree::stream_meta(Timestamp::now()),
+            manifest_bytes,
+        )],
+        ledger.clone(),
+    );
+    let opts = BackupOptions::default().parent_opts(ParentOptions::default().force(true));
+    let meta = match repo.archive(
+        &opts,
+        &manifest_tree,
+        template.clone(),
+        &[PathBuf::from("/")],
+    ) {
+        Ok(snap) => snap,
+        Err(e) => {
+            discard(&repo, &[data.id]);
+            return Err(rustic_err("saving the manifest")(e).into());
+        }
+    };
+
+    // The in-memory index predates both passes; the merge must see their trees.
+    let repo = repo
+        .drop_index()
+        .to_indexed_ids()
+        .map_err(rustic_err("reading the index"))?;
+
+    // Only now, with every stream finished, is a snapshot without the incomplete tag saved.
+    let mut done = template;
+    done.remove_tags(&[INCOMPLETE_TAG.parse().expect("tag list")]);
+    done.parent = data.parent;
+    done.parents = data.parents.clone();
+    done.summary = data.summary.clone();
+    let by_name =
+        |a: &rustic_core::repofile::Node, b: &rustic_core::repofile::Node| a.name.cmp(&b.name);
+    let merged = repo.merge_snapshots(&[data.clone(), meta.clone()], &by_name, done);
+    discard(&repo, &[data.id, meta.id]);
+    let merged = merged.map_err(rustic_err("saving the snapshot"))?;
+    written.id = Some(super::full_id(&merged.id));
+    Ok(written)
 }
 
-trait FromIterStr {
-    fn from_iter_str(s: &str) -> Self;
-}
-impl FromIterStr for StringList {
-    fn from_iter_str(s: &str) -> Self {
-        s.parse().unwrap_or_default()
+/// Removes intermediate snapshots; one left behind stays tagged incomplete, hidden, and is
+/// removed by `forget`.
+fn discard<S: rustic_core::Open>(repo: &rustic_core::Repository<S>, ids: &[SnapshotId]) {
+    if let Err(e) = repo.delete_snapshots(ids) {
+        tracing::warn!(error = %e.display_log(), "could not delete an intermediate snapshot; `forget` will remove it");
     }
 }

@@ -22,9 +22,8 @@ pub fn file(spec: &str, started: Timestamp) -> Result<VirtualFile, SourceError> 
     let label = path.clone();
     Ok(VirtualFile {
         path: format!("{FILES_ROOT}/{path}"),
-        meta: stream_meta(started, 0),
-        expected_size: None,
-        last: false,
+        meta: stream_meta(started),
+        size: None,
         open: Box::new(move || {
             let mut child = Command::new("sh")
                 .arg("-c")

@@ -61,14 +61,16 @@ fn walk(
                     size,
                     ..Metadata::default()
                 },
-                expected_size: Some(size),
-                last: false,
+                size: Some(size),
                 open: Box::new(move || {
                     Ok(Box::new(fs::File::open(&opened)?) as Box<dyn std::io::Read + Send>)
                 }),
             });
         } else {
-            warnings.push(format!("skipped {}: not a regular file or folder", path.display()));
+            warnings.push(format!(
+                "skipped {}: not a regular file or folder",
+                path.display()
+            ));
         }
     }
     Ok(())

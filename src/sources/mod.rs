@@ -15,7 +15,9 @@ pub enum SourceError {
     },
     #[error("invalid snapshot path `{path}`: {why}")]
     BadPath { path: String, why: &'static str },
-    #[error("invalid --from-command `{0}`: expected PATH=COMMAND, e.g. dumps/db.sql=\"mysqldump db\"")]
+    #[error(
+        "invalid --from-command `{0}`: expected PATH=COMMAND, e.g. dumps/db.sql=\"mysqldump db\""
+    )]
     BadCommandSpec(String),
 }
 

@@ -1,0 +1,224 @@
+//! The repository on a local folder: lifecycle, bad inputs, and the two archive-path traps.
+
+mod common;
+
+use common::{code, error_line, sample_folder, Kf};
+
+fn backup_ids(kf: &Kf) -> Vec<String> {
+    kf.json(&["snapshots"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn lifecycle_init_backup_snapshots_check_forget_prune() {
+    let kf = Kf::local();
+    let init = kf.json(&["init"]);
+    assert_eq!(init["repository"], kf.repo.as_str());
+    let dir = sample_folder(&kf, "data");
+    let dir = dir.to_str().unwrap();
+
+    let first = kf.json(&["backup", "--from-dir", dir, "--tag", "nightly"]);
+    assert!(first["id"].is_string(), "{first}");
+    assert_eq!(first["files"], 5, "4 files + manifest: {first}");
+    std::fs::write(kf.path().join("data/hello.txt"), "changed\n").unwrap();
+    let second = kf.json(&["backup", "--from-dir", dir]);
+    assert_eq!(second["parent"], first["id"]);
+    // Only the changed file and the manifest are new: the 3 MiB file deduplicates.
+    assert!(
+        second["bytes_added"].as_u64().unwrap() < 100_000,
+        "{second}"
+    );
+
+    let snaps = kf.json(&["snapshots"]);
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["tags"], serde_json::json!(["nightly"]));
+    assert_eq!(snaps[0]["complete"], true);
+
+    let shown = kf.json(&["show", "latest"]);
+    assert_eq!(shown["snapshot"]["id"], second["id"]);
+    assert_eq!(shown["manifest"]["cluster"], "kubeflow");
+    assert_eq!(shown["manifest"]["format_version"], 1);
+    let big = shown["manifest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "files/data/nested/deeper/big.bin")
+        .expect("big.bin in the manifest");
+    assert_eq!(big["bytes"], 3 * 1024 * 1024);
+
+    let check = kf.json(&["check", "--read-data"]);
+    assert_eq!(check["errors"], serde_json::json!([]));
+    kf.ok(&["check", "--read-data-subset", "1/2"]);
+
+    let dry = kf.json(&["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    assert_eq!(dry["remove"].as_array().unwrap().len(), 1);
+    assert_eq!(backup_ids(&kf).len(), 2, "dry run removes nothing");
+
+    let forgot = kf.json(&["forget", "--keep-last", "1", "--prune"]);
+    assert_eq!(forgot["remove"][0]["id"], first["id"]);
+    assert_eq!(
+        backup_ids(&kf),
+        vec![second["id"].as_str().unwrap().to_string()]
+    );
+    kf.ok(&["check", "--read-data"]);
+    // The surviving snapshot still restores byte for byte.
+    let out = kf
+        .cmd()
+        .args(["dump", "latest", "files/data/nested/deeper/big.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.stdout,
+        std::fs::read(kf.path().join("data/nested/deeper/big.bin")).unwrap()
+    );
+}
+
+#[test]
+fn retention_from_config_is_used_when_no_flag_is_given() {
+    let kf = Kf::local();
+    kf.write("kfguard.toml", "[retention]\nkeep_last = 2\n");
+    kf.ok(&["init"]);
+    for i in 0..3 {
+        kf.ok(&["backup", "--from-command", &format!("n.txt=echo {i}")]);
+    }
+    let forgot = kf.json(&["forget"]);
+    assert_eq!(forgot["keep"].as_array().unwrap().len(), 2);
+    assert_eq!(backup_ids(&kf).len(), 2);
+}
+
+#[test]
+fn second_backup_restores_the_change_not_the_parent() {
+    // Pitfall 1: a stream with the same size and path as in the parent must be read again.
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&[
+        "backup",
+        "--from-command",
+        "db/table.tsv=printf 'row-1\\told\\n'",
+    ]);
+    kf.ok(&[
+        "backup",
+        "--from-command",
+        "db/table.tsv=printf 'row-1\\tnew\\n'",
+    ]);
+    let out = kf
+        .cmd()
+        .args(["dump", "latest", "files/db/table.tsv"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "row-1\tnew\n");
+    let ids = backup_ids(&kf);
+    let out = kf
+        .cmd()
+        .args(["dump", &ids[0], "files/db/table.tsv"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "row-1\told\n");
+}
+
+#[test]
+fn a_source_failing_mid_stream_fails_the_backup_and_leaves_no_snapshot() {
+    // Pitfall 2: the archiver would skip the failed file and save the snapshot anyway.
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let dir = sample_folder(&kf, "data");
+    let out = kf.run(&[
+        "backup",
+        "--from-dir",
+        dir.to_str().unwrap(),
+        "--from-command",
+        "dumps/mlpipeline.sql=head -c 200000 /dev/zero; exit 7",
+    ]);
+    assert_eq!(code(&out), 1);
+    let line = error_line(&out);
+    assert!(line.contains("dumps/mlpipeline.sql"), "{line}");
+    assert!(line.contains("exit status: 7"), "{line}");
+    assert!(line.contains("no snapshot was kept"), "{line}");
+    let all = kf.json(&["snapshots", "--all"]);
+    assert_eq!(
+        all,
+        serde_json::json!([]),
+        "no snapshot, complete or not, is left"
+    );
+    let out = kf.run(&["show", "latest"]);
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("no snapshot"));
+}
+
+#[test]
+fn wrong_password_is_one_clear_line() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.write("wrong", "not the password\n");
+    let out = kf.run(&["--password-file", "wrong", "snapshots"]);
+    assert_eq!(code(&out), 1);
+    let line = error_line(&out);
+    assert!(line.contains("wrong password"), "{line}");
+    assert!(!line.contains(common::PASSWORD));
+}
+
+#[test]
+fn missing_repository_says_to_run_init() {
+    let kf = Kf::local();
+    let out = kf.run(&["snapshots"]);
+    assert_eq!(code(&out), 1);
+    let line = error_line(&out);
+    assert!(line.contains("no repository at"), "{line}");
+    assert!(line.contains("kfguard init"), "{line}");
+}
+
+#[test]
+fn init_twice_refuses_and_keeps_the_repository() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    let out = kf.run(&["init"]);
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("already exists"));
+    assert_eq!(backup_ids(&kf).len(), 1);
+}
+
+#[test]
+fn json_output_is_one_document_and_logs_stay_on_stderr() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let out = kf.run(&[
+        "-v",
+        "--output",
+        "json",
+        "backup",
+        "--from-command",
+        "a=echo a",
+    ]);
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is pure JSON");
+    assert!(v["id"].is_string());
+    assert!(!common::stderr(&out).is_empty(), "-v logs go to stderr");
+}
+
+#[test]
+fn backup_without_sources_warns_with_exit_3() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let out = kf.run(&["backup"]);
+    assert_eq!(code(&out), 3, "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("only its manifest"));
+}
+
+#[test]
+fn unknown_snapshot_and_path_are_clear_errors() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    let out = kf.run(&["show", "deadbeef"]);
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("no snapshot matches `deadbeef`"));
+    let out = kf.run(&["dump", "latest", "files/nope"]);
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("`files/nope` is not in snapshot"));
+}
