@@ -1,7 +1,10 @@
 //! Backup sources: each turns one kind of state into files of the virtual snapshot tree.
 
 pub mod command;
+pub mod database;
 pub mod dir;
+pub mod mysql;
+pub mod postgres;
 
 /// Root of ad-hoc files (folders and command streams) inside a snapshot.
 pub const FILES_ROOT: &str = "files";

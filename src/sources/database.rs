@@ -1,0 +1,318 @@
+//! Database sources: what the MySQL and PostgreSQL engines share. Connection settings, the
+//! files of a dump, part streaming with bounded memory, the canonical row checksum, and errors.
+//!
+//! A dump is a set of files under `databases/<source>/<db>/`: `schema.sql`, `post.sql`
+//! (PostgreSQL), and `data/<table stem>.<n>.<ext>` parts of at most `part_bytes` each, rows in
+//! primary-key order. The archiver consumes files in path order, so every table streams its
+//! parts through a bounded channel, and tables are started in the order they are consumed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, ConfigError, DatabaseSource, Engine};
+use crate::snapshot::manifest::TableEntry;
+
+/// Connection settings of one database source, with its password resolved.
+#[derive(Clone)]
+pub struct Connection {
+    /// The source name from the config, used in snapshot paths and messages.
+    pub source: String,
+    pub engine: Engine,
+    /// Server URL without a password, e.g. `mysql://root@127.0.0.1:3306`.
+    pub url: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("source", &self.source)
+            .field("engine", &self.engine)
+            .field("url", &config::redact_url(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Connection {
+    pub fn from_config(src: &DatabaseSource) -> Result<Self, ConfigError> {
+        let password = config::read_secret(
+            &format!("databases.{}.password", src.name),
+            src.password_env.as_deref(),
+            src.password_file.as_deref(),
+        )?;
+        Ok(Self {
+            source: src.name.clone(),
+            engine: src.engine,
+            url: src.url.clone(),
+            password,
+        })
+    }
+
+    /// `host:port` for messages.
+    pub fn address(&self) -> String {
+        let rest = self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+        rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+    }
+}
+
+/// What to dump and how.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// Parallel connections; tables are dumped concurrently.
+    pub jobs: usize,
+    /// Maximum size of one data part; a part ends at a row boundary.
+    pub part_bytes: usize,
+    /// Databases to dump; empty means every non-system database.
+    pub databases: Vec<String>,
+    /// Glob patterns on table names; empty include means all.
+    pub include_tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        Self {
+            jobs: 4,
+            part_bytes: 8 * 1024 * 1024,
+            databases: Vec::new(),
+            include_tables: Vec::new(),
+            exclude_tables: Vec::new(),
+        }
+    }
+}
+
+impl DumpOptions {
+    /// Whether a table is selected by the include/exclude globs.
+    pub fn selects(&self, table: &str) -> bool {
+        let matches = |pats: &[String]| {
+            pats.iter().any(|p| {
+                glob::Pattern::new(p)
+                    .map(|g| g.matches(table))
+                    .unwrap_or(p == table)
+            })
+        };
+        (self.include_tables.is_empty() || matches(&self.include_tables))
+            && !matches(&self.exclude_tables)
+    }
+}
+
+/// One file of a dump, complete in memory. `path` is relative to `databases/<source>/<db>/`.
+#[derive(Debug, Clone)]
+pub struct DumpFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// One table's parts, in order. The channel closes after the last part; an error ends the
+/// table and fails the backup.
+#[derive(Debug)]
+pub struct TableStream {
+    pub name: String,
+    pub parts: tokio::sync::mpsc::Receiver<Result<DumpFile, DbError>>,
+}
+
+#[derive(Debug)]
+pub struct DatabaseDump {
+    pub database: String,
+    /// `schema.sql`, and `post.sql` on PostgreSQL.
+    pub files: Vec<DumpFile>,
+    /// Sorted by file stem: the order in which they are consumed and must be started.
+    pub tables: Vec<TableStream>,
+}
+
+/// A running dump of one server, at one consistent point.
+#[derive(Debug)]
+pub struct DumpSession {
+    pub server_version: String,
+    /// MySQL binlog file/position/GTID, or the PostgreSQL snapshot id and LSN.
+    pub consistency: BTreeMap<String, String>,
+    /// Anything not captured (e.g. a routine type) or not guaranteed (e.g. a table without a
+    /// primary key has no stable row order).
+    pub warnings: Vec<String>,
+    pub databases: Vec<DatabaseDump>,
+    /// Filled as tables finish: database -> (table -> rows and checksum).
+    pub results: Arc<Mutex<BTreeMap<String, BTreeMap<String, TableEntry>>>>,
+}
+
+/// Reads one file of the snapshot, by path relative to `databases/<source>/<db>/`. Blocking:
+/// call it through `tokio::task::spawn_blocking`.
+pub type Fetch = Arc<dyn Fn(&str) -> std::io::Result<Vec<u8>> + Send + Sync>;
+
+/// One table to restore: its parts, in order, as paths for [`Fetch`].
+#[derive(Debug, Clone)]
+pub struct RestoreTable {
+    pub name: String,
+    pub parts: Vec<String>,
+}
+
+pub struct RestoreRequest {
+    /// The database's name in the snapshot.
+    pub database: String,
+    /// The database to create and fill (`--into`, or the same name).
+    pub target: String,
+    pub schema_sql: String,
+    pub post_sql: Option<String>,
+    pub tables: Vec<RestoreTable>,
+    /// From the manifest; every restored table is re-read and compared with it.
+    pub expected: Vec<TableEntry>,
+    pub fetch: Fetch,
+    pub jobs: usize,
+    /// Restore into a database that already has tables (its tables are dropped first).
+    pub force: bool,
+    /// Report what would be done; change nothing.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub database: String,
+    pub target: String,
+    pub dry_run: bool,
+    /// Dry run: the actions that would be taken, in order.
+    pub plan: Vec<String>,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to {engine} source `{source_name}` at {address}: {detail}; check the url and that the server is running")]
+    Connect {
+        engine: &'static str,
+        source_name: String,
+        address: String,
+        detail: String,
+    },
+    #[error("{engine} source `{source_name}` at {address} refused the credentials: {detail}; check password_env / password_file")]
+    Auth {
+        engine: &'static str,
+        source_name: String,
+        address: String,
+        detail: String,
+    },
+    #[error("database `{database}` does not exist on source `{source_name}`; check `databases` in the config")]
+    NoDatabase {
+        source_name: String,
+        database: String,
+    },
+    #[error("{what} failed on `{database}`{}: {detail}", table.as_ref().map(|t| format!(".`{t}`")).unwrap_or_default())]
+    Query {
+        what: String,
+        database: String,
+        table: Option<String>,
+        detail: String,
+    },
+    #[error("database `{database}` already has {tables} table(s); restore into another with --into NAME, or replace them with --force")]
+    NotEmpty { database: String, tables: usize },
+    #[error("the MySQL server refuses LOAD DATA LOCAL INFILE: set `local_infile = 1` (SET GLOBAL local_infile = 1) on the server, or pass --insert to restore with INSERTs")]
+    LocalInfileDisabled,
+    #[error("restored table `{database}`.`{table}` does not match the snapshot: expected {expected_rows} rows with checksum {expected}, found {rows} rows with checksum {found}")]
+    Verify {
+        database: String,
+        table: String,
+        expected_rows: u64,
+        rows: u64,
+        expected: String,
+        found: String,
+    },
+    #[error("cannot read `{path}` from the snapshot: {detail}")]
+    Fetch { path: String, detail: String },
+}
+
+/// File-name stem of a table: reversible, safe as a path segment, and sorting like the name
+/// for ordinary identifiers. Bytes outside `[A-Za-z0-9_.-]` become `%XX`.
+pub fn file_stem(table: &str) -> String {
+    let mut out = String::with_capacity(table.len());
+    for b in table.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') || (b == b'.' && !out.is_empty()) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Inverse of [`file_stem`].
+pub fn table_from_stem(stem: &str) -> Option<String> {
+    let bytes = stem.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = stem.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Path of part `n` (from 1) of a table: `data/<stem>.<n:06>.<ext>`.
+pub fn part_path(table: &str, n: usize, ext: &str) -> String {
+    format!("data/{}.{n:06}.{ext}", file_stem(table))
+}
+
+/// The canonical row checksum: SHA-256 over the table's dump bytes, all parts in order.
+#[derive(Default, Clone)]
+pub struct RowChecksum {
+    hasher: Sha256,
+    pub rows: u64,
+}
+
+impl RowChecksum {
+    pub fn update(&mut self, row_bytes: &[u8]) {
+        self.hasher.update(row_bytes);
+    }
+    pub fn add_rows(&mut self, n: u64) {
+        self.rows += n;
+    }
+    pub fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_round_trip_and_stay_readable() {
+        for name in ["pipelines", "run_details", "My Table", "a/b", "ü", "%", ".hidden", "x.y"] {
+            let stem = file_stem(name);
+            assert!(!stem.contains('/') && !stem.starts_with('.'), "{stem}");
+            assert_eq!(table_from_stem(&stem).as_deref(), Some(name));
+        }
+        assert_eq!(file_stem("run_details"), "run_details");
+        assert_eq!(part_path("jobs", 3, "tsv"), "data/jobs.000003.tsv");
+    }
+
+    #[test]
+    fn address_hides_credentials() {
+        let c = Connection {
+            source: "kfp".into(),
+            engine: Engine::Mysql,
+            url: "mysql://root:pw@db.kubeflow:3306/x".into(),
+            password: None,
+        };
+        assert_eq!(c.address(), "db.kubeflow:3306");
+    }
+
+    #[test]
+    fn table_selection() {
+        let o = DumpOptions {
+            include_tables: vec!["run*".into()],
+            exclude_tables: vec!["run_metrics".into()],
+            ..DumpOptions::default()
+        };
+        assert!(o.selects("run_details"));
+        assert!(!o.selects("run_metrics"));
+        assert!(!o.selects("jobs"));
+    }
+}
