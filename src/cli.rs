@@ -69,8 +69,16 @@ pub enum Command {
     Init,
 
     /// Take a snapshot
-    #[command(after_help = "Example:\n  kfguard backup --tag nightly")]
+    #[command(
+        after_help = "Examples:\n  kfguard backup --tag nightly\n  kfguard backup --only databases --jobs 8"
+    )]
     Backup(BackupArgs),
+
+    /// Restore parts of a snapshot, in dependency order
+    #[command(
+        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored"
+    )]
+    Restore(RestoreArgs),
 
     /// List snapshots
     #[command(after_help = "Example:\n  kfguard snapshots --output json")]
@@ -105,8 +113,24 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// The parts of a Kubeflow cluster that a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Component {
+    Databases,
+    Buckets,
+    Kubernetes,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
+    /// Back up only these parts (comma-separated) [default: every configured part]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PARTS")]
+    pub only: Vec<Component>,
+
+    /// Parallel connections per database source
+    #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -122,6 +146,36 @@ pub struct BackupArgs {
     /// Back up a command's stdout as PATH=COMMAND (run with sh -c); a non-zero exit fails the backup
     #[arg(long, hide = true, value_name = "PATH=COMMAND")]
     pub from_command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot id (or a unique prefix), or `latest`
+    pub snapshot: String,
+
+    /// Restore only these parts (comma-separated) [default: every part in the snapshot]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "PARTS")]
+    pub only: Vec<Component>,
+
+    /// Restore only this database: SOURCE/DB, or SOURCE for all of a source's databases (repeatable)
+    #[arg(long = "database", value_name = "SRC/DB")]
+    pub databases: Vec<String>,
+
+    /// Restore the database under another name (needs exactly one database selected)
+    #[arg(long, value_name = "NAME")]
+    pub into: Option<String>,
+
+    /// Parallel connections per database
+    #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+
+    /// Replace the tables of a database that already has some
+    #[arg(long)]
+    pub force: bool,
+
+    /// Show what would be restored, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! kfguard: backup, restore and runbooks for Kubeflow clusters.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -7,6 +8,7 @@ pub mod logging;
 pub mod output;
 pub mod progress;
 pub mod repo;
+pub mod restore;
 pub mod snapshot;
 pub mod sources;
 

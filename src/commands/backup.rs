@@ -3,7 +3,8 @@
 use rustic_core::jiff::Timestamp;
 
 use super::Context;
-use crate::cli::BackupArgs;
+use crate::backup::databases;
+use crate::cli::{BackupArgs, Component};
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
 use crate::snapshot::tree::VirtualFile;
@@ -13,6 +14,8 @@ use crate::Outcome;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let started = Timestamp::now();
+    let cfg = &ctx.config;
+    let wanted = |c: Component| args.only.is_empty() || args.only.contains(&c);
     let mut warnings = Vec::new();
     let mut files: Vec<VirtualFile> = Vec::new();
     for dir in &args.from_dir {
@@ -20,21 +23,6 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
     for spec in &args.from_command {
         files.push(sources::command::file(spec, started)?);
-    }
-    let cfg = &ctx.config;
-    for (what, n) in [
-        ("databases", cfg.databases.len()),
-        ("buckets", cfg.buckets.len()),
-        ("kubernetes", usize::from(cfg.kubernetes.enabled)),
-    ] {
-        if n > 0 {
-            warnings.push(format!(
-                "{what} are configured but this kfguard version cannot back them up yet; they are not in this snapshot"
-            ));
-        }
-    }
-    if files.is_empty() {
-        warnings.push("no source produced any file: the snapshot holds only its manifest".into());
     }
     let mut paths = std::collections::BTreeMap::new();
     for f in &files {
@@ -45,10 +33,47 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             );
         }
     }
+    for (component, what, configured) in [
+        (Component::Buckets, "buckets", !cfg.buckets.is_empty()),
+        (Component::Kubernetes, "kubernetes", cfg.kubernetes.enabled),
+    ] {
+        if configured && wanted(component) {
+            warnings.push(format!(
+                "{what} are configured but this kfguard version cannot back them up yet; they are not in this snapshot"
+            ));
+        }
+    }
+    if args.only.contains(&Component::Databases) && cfg.databases.is_empty() {
+        return Err(super::UsageError(
+            "--only databases, but no [[databases]] source is configured".into(),
+        )
+        .into());
+    }
+
+    let (repo, location) = ctx.open()?;
+    // Databases are dumped at their consistent point now; their data streams into the archive.
+    let mut dbs = if wanted(Component::Databases) && !cfg.databases.is_empty() {
+        Some(databases::start(
+            ctx.rt.handle(),
+            &cfg.databases,
+            usize::from(args.jobs),
+            started,
+        )?)
+    } else {
+        None
+    };
+    let mut streams = Vec::new();
+    if let Some(d) = &mut dbs {
+        files.append(&mut d.files);
+        streams.append(&mut d.streams);
+        warnings.append(&mut d.warnings);
+    }
+    if files.is_empty() && streams.is_empty() {
+        warnings.push("no source produced any file: the snapshot holds only its manifest".into());
+    }
 
     let mut manifest = Manifest::new(&cfg.cluster, started.to_string());
     manifest.warnings = warnings.clone();
-    let (repo, location) = ctx.open()?;
     let written = writer::write(
         repo,
         &location.display,
@@ -56,10 +81,10 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             cluster: cfg.cluster.clone(),
             tags: args.tags.clone(),
             files,
+            streams,
             manifest,
             finalize: Box::new(move |ledger, m| {
-                // The ledger knows the size of every stream that was read; files reused from
-                // the parent snapshot were not read and keep their recorded size.
+                // Files reused from the parent were not read and keep their known size.
                 m.files = paths
                     .into_iter()
                     .map(|(path, size)| FileEntry {
@@ -67,6 +92,9 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                         path,
                     })
                     .collect();
+                if let Some(d) = &dbs {
+                    m.databases = d.manifest_entries();
+                }
             }),
             dry_run: args.dry_run,
         },
@@ -76,7 +104,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
     emit(ctx.global.output, &written, |w| {
         let mut s = match &w.id {
-            Some(id) => format!("snapshot {id} saved"),
+            Some(id) => format!("snapshot {} saved", &id[..8.min(id.len())]),
             None => "dry run: no snapshot saved".to_string(),
         };
         s.push_str(&format!(
@@ -86,8 +114,17 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             human_bytes(w.bytes_added),
             human_bytes(w.bytes_added_packed)
         ));
+        for db in &w.manifest.databases {
+            let rows: u64 = db.tables.iter().map(|t| t.rows).sum();
+            s.push_str(&format!(
+                "\n  database {}/{}: {} tables, {rows} rows",
+                db.source,
+                db.database,
+                db.tables.len()
+            ));
+        }
         if let Some(p) = &w.parent {
-            s.push_str(&format!("\n  parent: {p}"));
+            s.push_str(&format!("\n  parent: {}", &p[..8.min(p.len())]));
         }
         for warning in &w.manifest.warnings {
             s.push_str(&format!("\n  warning: {warning}"));

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod forget;
 mod init;
+mod restore;
 mod show;
 mod snapshots;
 
@@ -68,6 +69,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Init => init::run(&ctx),
         Command::Backup(args) => backup::run(&ctx, &args),
+        Command::Restore(args) => restore::run(&ctx, &args),
         Command::Snapshots(args) => snapshots::run(&ctx, &args),
         Command::Show(args) => show::run(&ctx, &args),
         Command::Dump(args) => show::dump(&ctx, &args),

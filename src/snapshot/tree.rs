@@ -95,22 +95,67 @@ impl std::fmt::Debug for VirtualFile {
     }
 }
 
+/// Files produced while the backup runs, all below one folder, in path order: e.g. the
+/// data parts of one database. An `Err` is a source failure; the stream may go on after it.
+pub type FileStream = Box<dyn Iterator<Item = Result<VirtualFile, String>> + Send>;
+
+enum Item {
+    File(VirtualFile),
+    /// Sorted by its folder; its files are yielded in place.
+    Stream {
+        dir: String,
+        files: FileStream,
+    },
+}
+
+impl Item {
+    fn key(&self) -> PathBuf {
+        match self {
+            Item::File(f) => PathBuf::from(&f.path),
+            Item::Stream { dir, .. } => PathBuf::from(dir),
+        }
+    }
+}
+
 /// A set of virtual files, handed to `Repository::archive`.
-#[derive(Debug)]
 pub struct VirtualTree {
     // `entries()` takes `&self` but the openers are `FnOnce`: move them out exactly once.
-    files: Mutex<Vec<VirtualFile>>,
+    items: Mutex<Vec<Item>>,
     size: u64,
     ledger: Ledger,
 }
 
+impl std::fmt::Debug for VirtualTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualTree")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl VirtualTree {
-    pub fn new(mut files: Vec<VirtualFile>, ledger: Ledger) -> Self {
-        // The archiver needs entries in path order, component by component.
-        files.sort_by(|a, b| PathBuf::from(&a.path).cmp(&PathBuf::from(&b.path)));
+    pub fn new(files: Vec<VirtualFile>, ledger: Ledger) -> Self {
+        Self::with_streams(files, Vec::new(), ledger)
+    }
+
+    /// Files known up front plus streams of files, each stream below its own folder `dir`
+    /// (no fixed file may live inside a stream's folder).
+    pub fn with_streams(
+        files: Vec<VirtualFile>,
+        streams: Vec<(String, FileStream)>,
+        ledger: Ledger,
+    ) -> Self {
         let size = files.iter().filter_map(|f| f.size).sum();
+        let mut items: Vec<Item> = files.into_iter().map(Item::File).collect();
+        items.extend(
+            streams
+                .into_iter()
+                .map(|(dir, files)| Item::Stream { dir, files }),
+        );
+        // The archiver needs entries in path order, component by component.
+        items.sort_by_key(Item::key);
         Self {
-            files: Mutex::new(files),
+            items: Mutex::new(items),
             size,
             ledger,
         }
@@ -126,17 +171,20 @@ impl ReadSource for VirtualTree {
     }
 
     fn entries(&self) -> Entries {
-        let files = std::mem::take(&mut *self.files.lock().expect("files lock"));
+        let items = std::mem::take(&mut *self.items.lock().expect("items lock"));
         Entries {
-            files: files.into_iter(),
+            items: items.into_iter(),
+            current: None,
             ledger: self.ledger.clone(),
         }
     }
 }
 
-/// Yields entries lazily, so that a file is spooled only when the archiver reaches it.
+/// Yields entries lazily, so that a file is spooled, or received from a stream, only when the
+/// archiver reaches it.
 pub struct Entries {
-    files: std::vec::IntoIter<VirtualFile>,
+    items: std::vec::IntoIter<Item>,
+    current: Option<FileStream>,
     ledger: Ledger,
 }
 
@@ -144,8 +192,26 @@ impl Iterator for Entries {
     type Item = RusticResult<ReadSourceEntry<LazyOpen>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let f = self.files.next()?;
-        Some(self.entry(f))
+        loop {
+            if let Some(stream) = &mut self.current {
+                match stream.next() {
+                    Some(Ok(f)) => return Some(self.entry(f)),
+                    Some(Err(message)) => {
+                        self.ledger.record(message.clone());
+                        return Some(Err(RusticError::new(
+                            ErrorKind::InputOutput,
+                            "source failed: {message}",
+                        )
+                        .attach_context("message", message)));
+                    }
+                    None => self.current = None,
+                }
+            }
+            match self.items.next()? {
+                Item::File(f) => return Some(self.entry(f)),
+                Item::Stream { files, .. } => self.current = Some(files),
+            }
+        }
     }
 }
 

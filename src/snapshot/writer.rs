@@ -15,7 +15,7 @@ use rustic_core::repofile::SnapshotId;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions};
 
 use super::manifest::{Manifest, MANIFEST_PATH};
-use super::tree::{Ledger, VirtualFile, VirtualTree};
+use super::tree::{FileStream, Ledger, VirtualFile, VirtualTree};
 use super::{select, INCOMPLETE_TAG, KFGUARD_TAG};
 use crate::repo::{Repo, RepoError};
 
@@ -36,6 +36,8 @@ pub struct Request {
     pub cluster: String,
     pub tags: Vec<String>,
     pub files: Vec<VirtualFile>,
+    /// Files produced while the backup runs, each stream below its own folder.
+    pub streams: Vec<(String, FileStream)>,
     pub manifest: Manifest,
     pub finalize: Finalize,
     pub dry_run: bool,
@@ -92,7 +94,7 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
     let opts = BackupOptions::default()
         .parent_opts(parent_opts)
         .dry_run(req.dry_run);
-    let tree = VirtualTree::new(req.files, ledger.clone());
+    let tree = VirtualTree::with_streams(req.files, req.streams, ledger.clone());
     let result = repo.archive(&opts, &tree, template.clone(), &[PathBuf::from("/")]);
     let failures = ledger.failures();
     let data = match result {

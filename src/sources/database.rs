@@ -53,7 +53,10 @@ impl Connection {
 
     /// `host:port` for messages.
     pub fn address(&self) -> String {
-        let rest = self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r);
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
         let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
         rest.split(['/', '?']).next().unwrap_or(rest).to_string()
     }
@@ -284,7 +287,16 @@ mod tests {
 
     #[test]
     fn stems_round_trip_and_stay_readable() {
-        for name in ["pipelines", "run_details", "My Table", "a/b", "ü", "%", ".hidden", "x.y"] {
+        for name in [
+            "pipelines",
+            "run_details",
+            "My Table",
+            "a/b",
+            "ü",
+            "%",
+            ".hidden",
+            "x.y",
+        ] {
             let stem = file_stem(name);
             assert!(!stem.contains('/') && !stem.starts_with('.'), "{stem}");
             assert_eq!(table_from_stem(&stem).as_deref(), Some(name));

@@ -1,0 +1,3 @@
+//! Backup: gather the configured sources into one snapshot request.
+
+pub mod databases;

@@ -1,0 +1,3 @@
+//! Restore: bring parts of a snapshot back, in dependency order, with a plan shown first on `--dry-run`.
+
+pub mod databases;
