@@ -7,6 +7,8 @@ use std::process::Output;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
+pub mod db;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// One scratch workspace: a temp dir holding a password file and, usually, a local repository.
