@@ -85,8 +85,8 @@ pub fn start(
                     f.bytes,
                 ));
             }
-            out.streams
-                .push((format!("{dir}/data"), parts_stream(dir, db.tables, started)));
+            let stream = parts_stream(dir.clone(), db.database.clone(), db.tables, session.results.clone(), started);
+            out.streams.push((format!("{dir}/data"), stream));
             names.push(db.database);
         }
         out.sessions.push(SessionInfo {
@@ -101,18 +101,47 @@ pub fn start(
     Ok(out)
 }
 
+type Results = Arc<Mutex<BTreeMap<String, BTreeMap<String, TableEntry>>>>;
+
 /// The parts of every table of one database, in order. Runs on an archiver thread, outside
 /// the tokio runtime, so it may block on the dump workers.
-fn parts_stream(dir: String, tables: Vec<TableStream>, started: Timestamp) -> FileStream {
+fn parts_stream(
+    dir: String,
+    database: String,
+    tables: Vec<TableStream>,
+    results: Results,
+    started: Timestamp,
+) -> FileStream {
     Box::new(tables.into_iter().flat_map(move |mut table| {
-        let dir = dir.clone();
-        std::iter::from_fn(move || table.parts.blocking_recv()).map(move |part| match part {
-            Ok(f) => Ok(VirtualFile::bytes(
-                format!("{dir}/{}", f.path),
-                stream_meta(started),
-                f.bytes,
-            )),
-            Err(e) => Err(format!("{dir}: {e}")),
+        let (dir, database, results) = (dir.clone(), database.clone(), results.clone());
+        let (mut failed, mut closed) = (false, false);
+        std::iter::from_fn(move || {
+            if closed {
+                return None;
+            }
+            match table.parts.blocking_recv() {
+                Some(Ok(f)) => Some(Ok(VirtualFile::bytes(
+                    format!("{dir}/{}", f.path),
+                    stream_meta(started),
+                    f.bytes,
+                ))),
+                Some(Err(e)) => {
+                    failed = true;
+                    Some(Err(format!("{dir}: {e}")))
+                }
+                None => {
+                    closed = true;
+                    // A table whose channel closed without its result did not finish.
+                    let finished = results
+                        .lock()
+                        .expect("results lock")
+                        .get(&database)
+                        .is_some_and(|t| t.contains_key(&table.name));
+                    (!finished && !failed).then(|| {
+                        Err(format!("{dir}: table `{}` ended before its last row", table.name))
+                    })
+                }
+            }
         })
     }))
 }

@@ -100,7 +100,7 @@ impl std::fmt::Debug for VirtualFile {
 pub type FileStream = Box<dyn Iterator<Item = Result<VirtualFile, String>> + Send>;
 
 enum Item {
-    File(VirtualFile),
+    File(Box<VirtualFile>),
     /// Sorted by its folder; its files are yielded in place.
     Stream {
         dir: String,
@@ -146,7 +146,7 @@ impl VirtualTree {
         ledger: Ledger,
     ) -> Self {
         let size = files.iter().filter_map(|f| f.size).sum();
-        let mut items: Vec<Item> = files.into_iter().map(Item::File).collect();
+        let mut items: Vec<Item> = files.into_iter().map(|f| Item::File(Box::new(f))).collect();
         items.extend(
             streams
                 .into_iter()
@@ -208,7 +208,7 @@ impl Iterator for Entries {
                 }
             }
             match self.items.next()? {
-                Item::File(f) => return Some(self.entry(f)),
+                Item::File(f) => return Some(self.entry(*f)),
                 Item::Stream { files, .. } => self.current = Some(files),
             }
         }

@@ -48,6 +48,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// its snapshot before its first table: keep the server from timing the session out.
 const SESSION_TIMEOUT_SECS: u32 = 86_400;
 const SYSTEM_DATABASES: [&str; 4] = ["information_schema", "mysql", "performance_schema", "sys"];
+/// The longest a dump waits for FLUSH TABLES WITH READ LOCK before falling back.
+const FTWRL_WAIT_SECS: u32 = 30;
 /// Parts start this small and grow, so small tables do not each pin `part_bytes` of memory.
 const INITIAL_PART_CAPACITY: usize = 256 * 1024;
 /// Verification hashes in chunks of this size.
@@ -639,7 +641,18 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
 
     let mut consistency = BTreeMap::new();
     let mut warnings = Vec::new();
-    match conns[0].query_drop("FLUSH TABLES WITH READ LOCK").await {
+    // On MySQL a pending FTWRL waits for running statements and meanwhile blocks every writer:
+    // bound the wait, and fall back rather than stall the server.
+    conns[0]
+        .query_drop(format!("SET SESSION lock_wait_timeout = {FTWRL_WAIT_SECS}"))
+        .await
+        .map_err(q("session setup"))?;
+    let ftwrl = conns[0].query_drop("FLUSH TABLES WITH READ LOCK").await;
+    conns[0]
+        .query_drop("SET SESSION lock_wait_timeout = @@GLOBAL.lock_wait_timeout")
+        .await
+        .map_err(q("session setup"))?;
+    match ftwrl {
         Ok(()) => {
             for c in conns.iter_mut() {
                 start_snapshot(c).await.map_err(q("START TRANSACTION"))?;
@@ -651,7 +664,7 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
                 .map_err(q("UNLOCK TABLES"))?;
             consistency.insert("mode".into(), "ftwrl".into());
         }
-        Err(e) if matches!(server_code(&e), Some(1044 | 1045 | 1142 | 1227)) => {
+        Err(e) if matches!(server_code(&e), Some(1044 | 1045 | 1142 | 1205 | 1227)) => {
             for c in conns.drain(1..) {
                 let _ = c.disconnect().await;
             }
@@ -663,11 +676,18 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
                 record_snapshot_binlog(&mut conns[0], &mut consistency).await;
             }
             consistency.insert("mode".into(), "single-connection".into());
+            let why = if server_code(&e) == Some(1205) {
+                format!(
+                    "timed out after {FTWRL_WAIT_SECS} s behind a long-running statement; \
+                     retry when the server is quieter for the parallel mode"
+                )
+            } else {
+                "grant RELOAD for the parallel mode".to_string()
+            };
             warnings.push(format!(
-                "FLUSH TABLES WITH READ LOCK is not permitted ({}): dumped over one \
-                 consistent-snapshot connection instead of {jobs}; non-transactional tables are \
-                 not covered and the binlog position may be missing (grant RELOAD for the \
-                 parallel mode)",
+                "FLUSH TABLES WITH READ LOCK failed ({}): dumped over one consistent-snapshot \
+                 connection instead of {jobs}; non-transactional tables are not covered and the \
+                 binlog position may be missing; {why}",
                 one_line(&e.to_string())
             ));
         }
