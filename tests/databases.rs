@@ -22,8 +22,14 @@ fn all_bytes_hex() -> String {
 
 /// A KFP-like `mlpipeline` + MLMD subset on MariaDB.
 fn seed_mysql(db: &str) {
-    mysql_exec(None, &[&format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4")]);
-    let manifest = format!("REPEAT('{{\"kind\":\"Workflow\",\"spec\":\"\\\\t\"}}\\n', {})", 70_000);
+    mysql_exec(
+        None,
+        &[&format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4")],
+    );
+    let manifest = format!(
+        "REPEAT('{{\"kind\":\"Workflow\",\"spec\":\"\\\\t\"}}\\n', {})",
+        70_000
+    );
     mysql_exec(
         Some(db),
         &[
@@ -54,7 +60,10 @@ fn assert_mysql_equal(a: &str, b: &str) {
     for (table, order) in MYSQL_TABLES {
         let sql = format!("SELECT * FROM `{table}` ORDER BY {order}");
         let (x, y) = (mysql_rows(a, &sql), mysql_rows(b, &sql));
-        assert!(!x.is_empty() || table == "no_pk_log", "{table} is empty in the source");
+        assert!(
+            !x.is_empty() || table == "no_pk_log",
+            "{table} is empty in the source"
+        );
         assert_eq!(x, y, "table {table} differs between {a} and {b}");
         let sum = |d: &str| mysql_rows(d, &format!("CHECKSUM TABLE `{table}`"))[0][1].clone();
         assert_eq!(sum(a), sum(b), "CHECKSUM TABLE {table}");
@@ -86,25 +95,69 @@ fn mysql_round_trip_into_a_new_name() {
     assert_eq!(tables.len(), 6, "{entry}");
     let runs = tables.iter().find(|t| t["name"] == "run_details").unwrap();
     assert_eq!(runs["rows"], 2);
-    assert!(backup["manifest"]["warnings"].to_string().contains("no_pk_log"));
+    assert!(backup["manifest"]["warnings"]
+        .to_string()
+        .contains("no_pk_log"));
 
-    let plan = kf.json(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into, "--dry-run"]);
-    assert!(!plan["databases"][0]["plan"].as_array().unwrap().is_empty(), "{plan}");
-    assert!(mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(), "dry run created nothing");
+    let plan = kf.json(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+        "--dry-run",
+    ]);
+    assert!(
+        !plan["databases"][0]["plan"].as_array().unwrap().is_empty(),
+        "{plan}"
+    );
+    assert!(
+        mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(),
+        "dry run created nothing"
+    );
 
-    let restored = kf.json(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into]);
+    let restored = kf.json(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+    ]);
     assert_eq!(restored["databases"][0]["target"], into.as_str());
     assert_mysql_equal(&db, &into);
     // The auto-increment counter survives: the next artifact gets id 3.
     mysql_exec(Some(&into), &["INSERT INTO Artifact (type_id) VALUES (9)"]);
-    assert_eq!(mysql_rows(&into, "SELECT MAX(id) FROM Artifact")[0][0].as_deref(), Some(&b"3"[..]));
+    assert_eq!(
+        mysql_rows(&into, "SELECT MAX(id) FROM Artifact")[0][0].as_deref(),
+        Some(&b"3"[..])
+    );
 
     // Restoring again into the now non-empty database is refused without --force.
-    let out = kf.run(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into]);
+    let out = kf.run(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+    ]);
     assert_eq!(code(&out), 1);
     let line = error_line(&out);
-    assert!(line.contains("already has") && line.contains("--force"), "{line}");
-    kf.ok(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into, "--force"]);
+    assert!(
+        line.contains("already has") && line.contains("--force"),
+        "{line}"
+    );
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+        "--force",
+    ]);
     assert_mysql_equal(&db, &into);
     drop_mysql(&[&db, &into]);
 }
@@ -121,13 +174,26 @@ fn mysql_second_night_restores_the_changed_rows() {
     // Same sizes, different content: the parent snapshot must not be reused.
     mysql_exec(
         Some(&db),
-        &["UPDATE pipelines SET Name = 'TRAIN' WHERE UUID = 'p1'", "INSERT INTO Artifact (type_id, name) VALUES (3, 'new')"],
+        &[
+            "UPDATE pipelines SET Name = 'TRAIN' WHERE UUID = 'p1'",
+            "INSERT INTO Artifact (type_id, name) VALUES (3, 'new')",
+        ],
     );
     let out = kf.run(&["backup", "--only", "databases"]);
     assert_eq!(code(&out), 3, "{}", common::stderr(&out));
-    kf.ok(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into]);
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+    ]);
     assert_mysql_equal(&db, &into);
-    assert_eq!(mysql_rows(&into, "SELECT Name FROM pipelines WHERE UUID = 'p1'")[0][0].as_deref(), Some(&b"TRAIN"[..]));
+    assert_eq!(
+        mysql_rows(&into, "SELECT Name FROM pipelines WHERE UUID = 'p1'")[0][0].as_deref(),
+        Some(&b"TRAIN"[..])
+    );
     drop_mysql(&[&db, &into]);
 }
 
@@ -140,14 +206,23 @@ fn mysql_schema_in_the_snapshot_is_valid_ddl_for_the_stock_client() {
     mysql_config(&kf, &db, &db::mysql_url());
     kf.ok(&["init"]);
     kf.run(&["backup", "--only", "databases"]);
-    let schema = kf.cmd().args(["dump", "latest", &format!("databases/kfp/{db}/schema.sql")]).output().unwrap();
+    let schema = kf
+        .cmd()
+        .args(["dump", "latest", &format!("databases/kfp/{db}/schema.sql")])
+        .output()
+        .unwrap();
     assert!(schema.status.success());
     let text = String::from_utf8(schema.stdout).unwrap();
     assert!(text.contains("CREATE TABLE"), "{text}");
     mysql_exec(None, &[&format!("CREATE DATABASE `{scratch}`")]);
     let client = ["mariadb", "mysql"]
         .into_iter()
-        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok())
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
         .expect("the mariadb client is needed (scripts/services.sh installs it)");
     let mut child = std::process::Command::new(client)
         .args(["-h", "127.0.0.1", "-u", "root", &scratch])
@@ -155,8 +230,16 @@ fn mysql_schema_in_the_snapshot_is_valid_ddl_for_the_stock_client() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success(), "the stock client rejects schema.sql");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "the stock client rejects schema.sql"
+    );
     assert_eq!(mysql_rows(&scratch, "SHOW TABLES").len(), 6);
     drop_mysql(&[&db, &scratch]);
 }
@@ -182,7 +265,12 @@ fn mysql_backup_is_consistent_under_concurrent_writers() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && i < 20_000 {
                 let sqls: Vec<String> = (0..50)
                     .map(|k| i + k)
-                    .flat_map(|n| [format!("INSERT INTO runs VALUES ({n}, REPEAT('x', 150))"), format!("INSERT INTO tasks VALUES ({n}, {n})")])
+                    .flat_map(|n| {
+                        [
+                            format!("INSERT INTO runs VALUES ({n}, REPEAT('x', 150))"),
+                            format!("INSERT INTO tasks VALUES ({n}, {n})"),
+                        ]
+                    })
                     .collect();
                 let mut all = vec!["START TRANSACTION".to_string()];
                 all.extend(sqls);
@@ -200,22 +288,49 @@ fn mysql_backup_is_consistent_under_concurrent_writers() {
     kf.ok(&["backup", "--only", "databases", "--jobs", "2"]);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
-    kf.ok(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into]);
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+    ]);
     let runs = mysql_rows(&into, "SELECT id FROM runs ORDER BY id");
     let tasks = mysql_rows(&into, "SELECT id FROM tasks ORDER BY id");
-    assert!(!runs.is_empty(), "the writer had written rows before the backup");
-    assert_eq!(runs, tasks, "runs and tasks come from different points in time");
+    assert!(
+        !runs.is_empty(),
+        "the writer had written rows before the backup"
+    );
+    assert_eq!(
+        runs, tasks,
+        "runs and tasks come from different points in time"
+    );
     drop_mysql(&[&db, &into]);
 }
 
 #[test]
 fn mysql_bad_inputs_leave_no_snapshot() {
     let db = unique_db("my_bad");
-    mysql_exec(None, &[&format!("CREATE DATABASE `{db}`"), &format!("CREATE TABLE `{db}`.t (id int primary key)")]);
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{db}`"),
+            &format!("CREATE TABLE `{db}`.t (id int primary key)"),
+        ],
+    );
     let cases = [
         ("mysql://root@127.0.0.1:1", db.clone(), "cannot connect"),
-        ("mysql://kfguard_no_such_user@127.0.0.1:3306", db.clone(), "refused the credentials"),
-        ("mysql://root@127.0.0.1:3306", format!("{db}_missing"), "does not exist"),
+        (
+            "mysql://kfguard_no_such_user@127.0.0.1:3306",
+            db.clone(),
+            "refused the credentials",
+        ),
+        (
+            "mysql://root@127.0.0.1:3306",
+            format!("{db}_missing"),
+            "does not exist",
+        ),
     ];
     for (url, database, expect) in cases {
         let kf = Kf::local();
@@ -223,11 +338,18 @@ fn mysql_bad_inputs_leave_no_snapshot() {
         kf.ok(&["init"]);
         let started = std::time::Instant::now();
         let out = kf.run(&["backup", "--only", "databases"]);
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{url} took too long");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{url} took too long"
+        );
         assert_eq!(code(&out), 1, "{url}: {}", common::stderr(&out));
         let line = error_line(&out);
         assert!(line.contains(expect), "{url}: {line}");
-        assert_eq!(kf.json(&["snapshots", "--all"]), serde_json::json!([]), "{url} left a snapshot");
+        assert_eq!(
+            kf.json(&["snapshots", "--all"]),
+            serde_json::json!([]),
+            "{url} left a snapshot"
+        );
     }
     drop_mysql(&[&db]);
 }
@@ -257,7 +379,11 @@ fn pg_config(kf: &Kf, db: &str) {
 }
 
 fn assert_pg_equal(a: &str, b: &str) {
-    for (table, order) in [("pipelines", "uuid"), ("run_details", "uuid"), ("artifact", "id")] {
+    for (table, order) in [
+        ("pipelines", "uuid"),
+        ("run_details", "uuid"),
+        ("artifact", "id"),
+    ] {
         let sql = format!("SELECT t::text FROM \"{table}\" t ORDER BY {order}");
         let (x, y) = (pg_text_rows(a, &sql), pg_text_rows(b, &sql));
         assert!(!x.is_empty(), "{table} is empty in the source");
@@ -267,7 +393,10 @@ fn assert_pg_equal(a: &str, b: &str) {
 
 fn drop_pg(dbs: &[&str]) {
     for d in dbs {
-        pg_exec("postgres", &[&format!("DROP DATABASE IF EXISTS \"{d}\" WITH (FORCE)")]);
+        pg_exec(
+            "postgres",
+            &[&format!("DROP DATABASE IF EXISTS \"{d}\" WITH (FORCE)")],
+        );
     }
 }
 
@@ -280,18 +409,47 @@ fn postgres_round_trip_and_second_night() {
     pg_config(&kf, &db);
     kf.ok(&["init"]);
     kf.ok(&["backup", "--only", "databases"]);
-    kf.ok(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into]);
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into,
+    ]);
     assert_pg_equal(&db, &into);
-    let idx = pg_text_rows(&into, "SELECT indexname::text FROM pg_indexes WHERE tablename = 'artifact' ORDER BY 1");
+    let idx = pg_text_rows(
+        &into,
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'artifact' ORDER BY 1",
+    );
     assert!(idx.contains(&Some("artifact_uri".into())), "{idx:?}");
     // The sequence survives: the next artifact gets id 257.
     pg_exec(&into, &["INSERT INTO artifact (uri) VALUES ('next')"]);
-    assert_eq!(pg_text_rows(&into, "SELECT max(id)::text FROM artifact"), vec![Some("257".into())]);
+    assert_eq!(
+        pg_text_rows(&into, "SELECT max(id)::text FROM artifact"),
+        vec![Some("257".into())]
+    );
 
-    pg_exec(&db, &["UPDATE pipelines SET name = 'TRAIN 🚀' WHERE uuid = 'p1'", "DELETE FROM artifact WHERE id = 7"]);
+    pg_exec(
+        &db,
+        &[
+            "UPDATE pipelines SET name = 'TRAIN 🚀' WHERE uuid = 'p1'",
+            "DELETE FROM artifact WHERE id = 7",
+        ],
+    );
     kf.ok(&["backup", "--only", "databases"]);
-    kf.ok(&["restore", "latest", "--database", &format!("kfp/{db}"), "--into", &into2]);
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &into2,
+    ]);
     assert_pg_equal(&db, &into2);
-    assert_eq!(pg_text_rows(&into2, "SELECT name FROM pipelines WHERE uuid = 'p1'"), vec![Some("TRAIN 🚀".into())]);
+    assert_eq!(
+        pg_text_rows(&into2, "SELECT name FROM pipelines WHERE uuid = 'p1'"),
+        vec![Some("TRAIN 🚀".into())]
+    );
     drop_pg(&[&db, &into, &into2]);
 }

@@ -85,7 +85,13 @@ pub fn start(
                     f.bytes,
                 ));
             }
-            let stream = parts_stream(dir.clone(), db.database.clone(), db.tables, session.results.clone(), started);
+            let stream = parts_stream(
+                dir.clone(),
+                db.database.clone(),
+                db.tables,
+                session.results.clone(),
+                started,
+            );
             out.streams.push((format!("{dir}/data"), stream));
             names.push(db.database);
         }
@@ -138,7 +144,10 @@ fn parts_stream(
                         .get(&database)
                         .is_some_and(|t| t.contains_key(&table.name));
                     (!finished && !failed).then(|| {
-                        Err(format!("{dir}: table `{}` ended before its last row", table.name))
+                        Err(format!(
+                            "{dir}: table `{}` ended before its last row",
+                            table.name
+                        ))
                     })
                 }
             }
