@@ -75,8 +75,12 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
         }
         Err(_) => None,
     };
+    // The listing is the truth; rustic's merged summary counts differently.
+    let mut summary = SnapshotSummary::of(&snap);
+    summary.files = files.len() as u64;
+    summary.bytes = files.iter().map(|f| f.bytes).sum();
     let shown = Shown {
-        snapshot: SnapshotSummary::of(&snap),
+        snapshot: summary,
         manifest,
         files,
     };
@@ -98,6 +102,17 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
                     "  kfguard:  {} (format {})\n  taken:    {} .. {}\n",
                     m.kfguard_version, m.format_version, m.started_at, m.finished_at
                 ));
+                for db in &m.databases {
+                    let rows: u64 = db.tables.iter().map(|t| t.rows).sum();
+                    out.push_str(&format!(
+                        "  database: {}/{} ({} {}): {} tables, {rows} rows\n",
+                        db.source,
+                        db.database,
+                        db.engine,
+                        db.server_version,
+                        db.tables.len()
+                    ));
+                }
                 for w in &m.warnings {
                     out.push_str(&format!("  warning:  {w}\n"));
                 }

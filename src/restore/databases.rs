@@ -126,7 +126,7 @@ pub fn restore(
             force: sel.force,
             dry_run: sel.dry_run,
         };
-        tracing::info!(source = %entry.source, database = %entry.database, target = %req.target, dry_run = sel.dry_run, "restoring database");
+        tracing::info!(source = %entry.source, database = %entry.database, into = %req.target, dry_run = sel.dry_run, "restoring database");
         let report = rt.block_on(async {
             match src.engine {
                 Engine::Mysql => mysql::restore(&conn, req).await,
