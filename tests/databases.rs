@@ -198,7 +198,7 @@ fn mysql_second_night_restores_the_changed_rows() {
 }
 
 #[test]
-fn mysql_schema_in_the_snapshot_is_valid_ddl_for_the_stock_client() {
+fn mysql_schema_read_by_stock_restic_is_valid_ddl_for_the_stock_client() {
     let db = unique_db("my_ddl");
     let scratch = format!("{db}_ddl");
     seed_mysql(&db);
@@ -206,12 +206,23 @@ fn mysql_schema_in_the_snapshot_is_valid_ddl_for_the_stock_client() {
     mysql_config(&kf, &db, &db::mysql_url());
     kf.ok(&["init"]);
     kf.run(&["backup", "--only", "databases"]);
-    let schema = kf
-        .cmd()
-        .args(["dump", "latest", &format!("databases/kfp/{db}/schema.sql")])
+    // Read it with the stock restic, as a recovery without kfguard would.
+    let schema = std::process::Command::new(common::restic())
+        .args([
+            "dump",
+            "--no-cache",
+            "latest",
+            &format!("/databases/kfp/{db}/schema.sql"),
+        ])
+        .env("RESTIC_REPOSITORY", &kf.repo)
+        .env("RESTIC_PASSWORD", common::PASSWORD)
         .output()
         .unwrap();
-    assert!(schema.status.success());
+    assert!(
+        schema.status.success(),
+        "{}",
+        String::from_utf8_lossy(&schema.stderr)
+    );
     let text = String::from_utf8(schema.stdout).unwrap();
     assert!(text.contains("CREATE TABLE"), "{text}");
     mysql_exec(None, &[&format!("CREATE DATABASE `{scratch}`")]);
