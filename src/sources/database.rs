@@ -210,7 +210,7 @@ pub enum DbError {
     },
     #[error("database `{database}` already has {tables} table(s); restore into another with --into NAME, or replace them with --force")]
     NotEmpty { database: String, tables: usize },
-    #[error("the MySQL server refuses LOAD DATA LOCAL INFILE: set `local_infile = 1` (SET GLOBAL local_infile = 1) on the server, or pass --insert to restore with INSERTs")]
+    #[error("the MySQL server refuses LOAD DATA LOCAL INFILE: set `local_infile = 1` (SET GLOBAL local_infile = 1) on the server, then run the restore again")]
     LocalInfileDisabled,
     #[error("restored table `{database}`.`{table}` does not match the snapshot: expected {expected_rows} rows with checksum {expected}, found {rows} rows with checksum {found}")]
     Verify {
