@@ -133,3 +133,29 @@ fn invalid_s3_url_is_a_usage_error() {
     assert_eq!(code(&out), 2);
     assert!(error_line(&out).contains("s3://"), "{}", error_line(&out));
 }
+
+#[test]
+fn credentials_from_files_and_a_missing_file_is_named() {
+    let bucket = unique_bucket("credfile");
+    create_bucket(&bucket);
+    let kf = Kf::s3(&bucket, "r");
+    kf.write("ak", "test\n");
+    kf.write("sk", "test\n");
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[repository.s3]\nendpoint = \"{}\"\naccess_key_id_file = \"ak\"\nsecret_access_key_file = \"sk\"\n",
+            common::s3_endpoint()
+        ),
+    );
+    kf.ok(&["init"]);
+    kf.ok(&["snapshots"]);
+    std::fs::remove_file(kf.path().join("sk")).unwrap();
+    let out = kf.run(&["snapshots"]);
+    assert_eq!(code(&out), 2);
+    let line = error_line(&out);
+    assert!(
+        line.contains("repository.s3.secret_access_key") && line.contains("sk"),
+        "{line}"
+    );
+}
