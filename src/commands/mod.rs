@@ -12,6 +12,8 @@ mod snapshots;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Config;
 use crate::repo::{self, Location, Repo, RepoError};
+use crate::snapshot::read::IndexedRepo;
+use crate::snapshot::select;
 use crate::Outcome;
 
 /// A command line that parses but makes no sense, e.g. a missing retention policy.
@@ -30,6 +32,20 @@ impl Context {
     /// Resolves the repository location (probing S3) without opening it.
     pub fn location(&self) -> Result<Location, RepoError> {
         Location::resolve(&self.config.repository, self.rt.handle())
+    }
+
+    /// Opens the repository with its full index, to read file contents, and selects one
+    /// complete snapshot (`latest`, an id or a unique prefix).
+    pub fn open_snapshot(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<(IndexedRepo, rustic_core::repofile::SnapshotFile, Location)> {
+        let (repo, location) = self.open()?;
+        let snap = select::one(&repo, &location.display, id)?;
+        let repo = repo
+            .to_indexed()
+            .map_err(|e| RepoError::rustic("reading the index", &location.display, &e))?;
+        Ok((repo, snap, location))
     }
 
     /// Opens the configured repository.

@@ -7,10 +7,8 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::{Component, RestoreArgs};
 use crate::output::emit;
-use crate::repo::RepoError;
 use crate::restore::databases::{self, Selection};
-use crate::snapshot::manifest::{Manifest, MANIFEST_PATH};
-use crate::snapshot::{full_id, select};
+use crate::snapshot::{full_id, read};
 use crate::sources::database::RestoreReport;
 use crate::Outcome;
 
@@ -24,27 +22,14 @@ struct Restored {
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let wanted = |c: Component| args.only.is_empty() || args.only.contains(&c);
-    let (repo, location) = ctx.open()?;
-    let loc = location.display.as_str();
-    let snap = select::one(&repo, loc, &args.snapshot)?;
-    let repo = Arc::new(
-        repo.to_indexed()
-            .map_err(|e| RepoError::rustic("reading the index", loc, &e))?,
-    );
-    let manifest: Manifest = {
-        let node = repo
-            .node_from_snapshot_and_path(&snap, MANIFEST_PATH)
-            .map_err(|_| {
-                super::UsageError(format!(
-                    "snapshot {} has no kfguard.json: it was not written by kfguard",
-                    full_id(&snap.id)
-                ))
-            })?;
-        let mut buf = Vec::new();
-        repo.dump(&node, &mut buf)
-            .map_err(|e| RepoError::rustic("reading the manifest", loc, &e))?;
-        serde_json::from_slice(&buf)?
-    };
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    let repo = Arc::new(repo);
+    let manifest = read::manifest(&repo, &snap, &location.display)?.ok_or_else(|| {
+        super::UsageError(format!(
+            "snapshot {} has no kfguard.json: it was not written by kfguard",
+            full_id(&snap.id)
+        ))
+    })?;
 
     let mut warnings = Vec::new();
     let mut result = Restored {

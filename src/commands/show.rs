@@ -10,8 +10,8 @@ use super::Context;
 use crate::cli::{DumpArgs, ShowArgs};
 use crate::output::{emit, human_bytes};
 use crate::repo::RepoError;
-use crate::snapshot::manifest::{Manifest, MANIFEST_PATH};
-use crate::snapshot::select;
+use crate::snapshot::manifest::Manifest;
+use crate::snapshot::read;
 use crate::Outcome;
 
 #[derive(Serialize)]
@@ -27,23 +27,9 @@ struct ShownFile {
     bytes: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ShowError {
-    #[error(
-        "`{path}` is not in snapshot {snapshot}; list its files with `kfguard show {snapshot}`"
-    )]
-    NoSuchPath { path: String, snapshot: String },
-    #[error("`{path}` in snapshot {snapshot} is a folder, not a file")]
-    IsDir { path: String, snapshot: String },
-}
-
 pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
-    let (repo, location) = ctx.open()?;
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
     let loc = location.display.as_str();
-    let snap = select::one(&repo, loc, &args.snapshot)?;
-    let repo = repo
-        .to_indexed()
-        .map_err(|e| RepoError::rustic("reading the index", loc, &e))?;
     let root = repo
         .node_from_snapshot_and_path(&snap, "")
         .map_err(|e| RepoError::rustic("reading the snapshot tree", loc, &e))?;
@@ -60,20 +46,12 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
             });
         }
     }
-    let manifest = match repo.node_from_snapshot_and_path(&snap, MANIFEST_PATH) {
-        Ok(node) => {
-            let mut buf = Vec::new();
-            repo.dump(&node, &mut buf)
-                .map_err(|e| RepoError::rustic("reading the manifest", loc, &e))?;
-            match serde_json::from_slice(&buf) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the snapshot's kfguard.json cannot be parsed");
-                    None
-                }
-            }
+    let manifest = match read::manifest(&repo, &snap, loc) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "the snapshot's manifest cannot be read");
+            None
         }
-        Err(_) => None,
     };
     // The listing is the truth; rustic's merged summary counts differently.
     let mut summary = SnapshotSummary::of(&snap);
@@ -129,30 +107,10 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn dump(ctx: &Context, args: &DumpArgs) -> anyhow::Result<Outcome> {
-    let (repo, location) = ctx.open()?;
-    let loc = location.display.as_str();
-    let snap = select::one(&repo, loc, &args.snapshot)?;
-    let repo = repo
-        .to_indexed()
-        .map_err(|e| RepoError::rustic("reading the index", loc, &e))?;
-    let path = args.path.trim_start_matches('/');
-    let node =
-        repo.node_from_snapshot_and_path(&snap, path)
-            .map_err(|_| ShowError::NoSuchPath {
-                path: args.path.clone(),
-                snapshot: crate::snapshot::full_id(&snap.id),
-            })?;
-    if node.is_dir() {
-        return Err(ShowError::IsDir {
-            path: args.path.clone(),
-            snapshot: crate::snapshot::full_id(&snap.id),
-        }
-        .into());
-    }
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    repo.dump(&node, &mut out)
-        .map_err(|e| RepoError::rustic("reading the file", loc, &e))?;
+    read::read_into(&repo, &snap, &args.path, &location.display, &mut out)?;
     out.flush()?;
     Ok(Outcome::Ok)
 }

@@ -4,18 +4,17 @@
 use std::sync::Arc;
 
 use rustic_core::repofile::SnapshotFile;
-use rustic_core::{IndexedFullStatus, LsOptions, Repository};
+use rustic_core::LsOptions;
 
 use crate::backup::databases::ROOT;
 use crate::config::{Config, Engine};
 use crate::snapshot::manifest::{DatabaseEntry, Manifest};
+use crate::snapshot::read::{self, IndexedRepo};
 use crate::sources::database::{
     file_stem, table_from_stem, Connection, DbError, Fetch, RestoreReport, RestoreRequest,
     RestoreTable,
 };
 use crate::sources::{mysql, postgres};
-
-pub type IndexedRepo = Repository<IndexedFullStatus>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -142,18 +141,12 @@ pub fn restore(
 fn fetcher(repo: Arc<IndexedRepo>, snap: SnapshotFile, dir: String) -> Fetch {
     Arc::new(move |rel: &str| {
         let path = format!("{dir}/{rel}");
-        let node = repo
-            .node_from_snapshot_and_path(&snap, &path)
-            .map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{path} is not in the snapshot"),
-                )
-            })?;
-        let mut buf = Vec::with_capacity(usize::try_from(node.meta.size).unwrap_or(0));
-        repo.dump(&node, &mut buf)
-            .map_err(|e| std::io::Error::other(e.display_log()))?;
-        Ok(buf)
+        read::read(&repo, &snap, &path, "the repository").map_err(|e| match e {
+            read::ReadError::NoSuchPath { .. } => {
+                std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())
+            }
+            other => std::io::Error::other(other.to_string()),
+        })
     })
 }
 

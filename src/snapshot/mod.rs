@@ -1,6 +1,7 @@
 //! Snapshots: writing a virtual tree into the repository, and finding and reading snapshots back.
 
 pub mod manifest;
+pub mod read;
 pub mod select;
 pub mod tree;
 pub mod writer;

@@ -1,0 +1,81 @@
+//! Reading files back out of a snapshot.
+
+use rustic_core::repofile::SnapshotFile;
+use rustic_core::{IndexedFullStatus, Repository};
+
+use super::manifest::{Manifest, MANIFEST_PATH};
+use crate::repo::RepoError;
+
+/// A repository with its full index loaded, so that file contents can be read.
+pub type IndexedRepo = Repository<IndexedFullStatus>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(
+        "`{path}` is not in snapshot {snapshot}; list its files with `kfguard show {snapshot}`"
+    )]
+    NoSuchPath { path: String, snapshot: String },
+    #[error("`{path}` in snapshot {snapshot} is a folder, not a file")]
+    IsDir { path: String, snapshot: String },
+    #[error("snapshot {snapshot} has a kfguard.json that cannot be read: {detail}")]
+    BadManifest { snapshot: String, detail: String },
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}
+
+/// Writes one file of the snapshot to `out`.
+pub fn read_into(
+    repo: &IndexedRepo,
+    snap: &SnapshotFile,
+    path: &str,
+    location: &str,
+    out: &mut impl std::io::Write,
+) -> Result<(), ReadError> {
+    let path = path.trim_start_matches('/');
+    let snapshot = super::full_id(&snap.id);
+    let node = repo
+        .node_from_snapshot_and_path(snap, path)
+        .map_err(|_| ReadError::NoSuchPath {
+            path: path.into(),
+            snapshot: snapshot.clone(),
+        })?;
+    if node.is_dir() {
+        return Err(ReadError::IsDir {
+            path: path.into(),
+            snapshot,
+        });
+    }
+    repo.dump(&node, out)
+        .map_err(|e| RepoError::rustic("reading a file", location, &e))?;
+    Ok(())
+}
+
+/// One file of the snapshot, in memory.
+pub fn read(
+    repo: &IndexedRepo,
+    snap: &SnapshotFile,
+    path: &str,
+    location: &str,
+) -> Result<Vec<u8>, ReadError> {
+    let mut buf = Vec::new();
+    read_into(repo, snap, path, location, &mut buf)?;
+    Ok(buf)
+}
+
+/// The snapshot's manifest; `None` for a snapshot not written by kfguard.
+pub fn manifest(
+    repo: &IndexedRepo,
+    snap: &SnapshotFile,
+    location: &str,
+) -> Result<Option<Manifest>, ReadError> {
+    match read(repo, snap, MANIFEST_PATH, location) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ReadError::BadManifest {
+                snapshot: super::full_id(&snap.id),
+                detail: e.to_string(),
+            }),
+        Err(ReadError::NoSuchPath { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
