@@ -8,8 +8,11 @@
 //! `SET TRANSACTION SNAPSHOT` before [`dump`] returns, so every table of a database is read at
 //! the same point. Each table is streamed as `COPY (SELECT … ORDER BY <primary key>) TO STDOUT`
 //! in text format, cut at row boundaries into parts of at most `part_bytes`, and checksummed
-//! with [`RowChecksum`]. The coordinator stays open (holding the locks) until the last table of
-//! its database is done.
+//! with [`RowChecksum`]. A table with a one-column integer primary key larger than a few parts
+//! is read in key ranges by several workers at once (as many as are free when it starts); the
+//! ranges are concatenated in key order, so its bytes, parts and checksum are those of the
+//! single stream (see [`dispatch`] for why this cannot deadlock). The coordinator stays open
+//! (holding the locks) until the last table of its database is done.
 //!
 //! Files per database: `schema.sql` (schemas, extensions, enum/domain/composite types,
 //! functions, sequences, tables, views, comments) runs before the data; `post.sql` (primary,
@@ -63,6 +66,10 @@ const LOCK_TIMEOUT: &str = "30s";
 /// Parts waiting in a table's channel. With the part being filled and the part the consumer
 /// holds, memory stays near `jobs × 3 × part_bytes`.
 const TABLE_CHANNEL_CAPACITY: usize = 1;
+/// A table with an integer key larger than this many parts is read in key ranges.
+const SPLIT_PARTS: usize = 4;
+/// Chunks waiting between a key range's reader and its table's forwarder.
+const RANGE_CHANNEL_CAPACITY: usize = 1;
 /// Alias of the table in the dump query, for the whole-row ordering of tables without a key.
 const ROW_ALIAS: &str = "kfguard_row";
 
@@ -169,7 +176,9 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
                 .map_err(|e| query_err("lock tables", db, None, &e))?;
         }
 
-        let n_workers = jobs.min(capture.tables.len());
+        let ranges = max_ranges(&coordinator, db, &capture.tables, jobs, part_bytes).await?;
+        // Enough workers for every table to run at once, each large one in all its ranges.
+        let n_workers = jobs.min(ranges.iter().sum());
         let start = format!(
             "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
              SET TRANSACTION SNAPSHOT {}",
@@ -187,13 +196,13 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
 
         let mut streams = Vec::new();
         let mut tables = Vec::new();
-        for plan in capture.tables {
+        for (plan, max_ranges) in capture.tables.into_iter().zip(ranges) {
             let (tx, rx) = mpsc::channel(TABLE_CHANNEL_CAPACITY);
             streams.push(TableStream {
                 name: plan.name.clone(),
                 parts: rx,
             });
-            tables.push((plan, tx));
+            tables.push((plan, tx, max_ranges));
         }
         session.databases.push(DatabaseDump {
             database: db.clone(),
@@ -218,6 +227,48 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
     }
     tokio::spawn(dispatch(work, jobs, part_bytes, results));
     Ok(session)
+}
+
+/// How many key ranges each table may be read in, at most: 1, or for a table with an integer
+/// key larger than [`SPLIT_PARTS`] parts, one range per `SPLIT_PARTS / 2` parts, up to `jobs`.
+/// Sizes (with TOAST) come from `pg_table_size`; the tables are locked already.
+async fn max_ranges(
+    coordinator: &Client,
+    db: &str,
+    tables: &[TablePlan],
+    jobs: usize,
+    part_bytes: usize,
+) -> Result<Vec<usize>, DbError> {
+    let keyed: Vec<String> = tables
+        .iter()
+        .filter(|t| t.int_key)
+        .map(|t| t.qname.clone())
+        .collect();
+    let mut sizes = HashMap::new();
+    if jobs > 1 && !keyed.is_empty() {
+        let rows = coordinator
+            .query(
+                "SELECT t, pg_catalog.pg_table_size(t::pg_catalog.regclass) \
+                 FROM pg_catalog.unnest($1::text[]) AS t",
+                &[&keyed],
+            )
+            .await
+            .map_err(|e| query_err("read table sizes", db, None, &e))?;
+        for r in rows {
+            let size: i64 = r.get(1);
+            sizes.insert(r.get::<_, String>(0), usize::try_from(size).unwrap_or(0));
+        }
+    }
+    let per_range = (SPLIT_PARTS / 2).saturating_mul(part_bytes).max(1);
+    Ok(tables
+        .iter()
+        .map(|t| match sizes.get(&t.qname) {
+            Some(&size) if size > SPLIT_PARTS.saturating_mul(part_bytes) => {
+                (size / per_range).clamp(1, jobs)
+            }
+            _ => 1,
+        })
+        .collect())
 }
 
 /// The databases to dump, checked against `pg_database`.
@@ -264,14 +315,28 @@ struct DbWork {
     /// Holds the exported snapshot and the table locks until the last table is done.
     coordinator: Arc<Client>,
     workers: Vec<Client>,
-    /// In consumption order.
-    tables: Vec<(TablePlan, PartSender)>,
+    /// In consumption order, with the most key ranges each may be read in.
+    tables: Vec<(TablePlan, PartSender, usize)>,
 }
 
 /// Starts tables strictly in consumption order, each with one of `jobs` permits and one worker
 /// connection of its database. A permit is released only once the consumer has taken the
 /// table's last part, so the earliest unfinished table always holds one (no deadlock) and at
 /// most `jobs` tables buffer parts (bounded memory).
+///
+/// A large table with an integer key also takes, without waiting (`try_*`), as many more
+/// permit-and-worker pairs as are free right now (up to its range count), and is read in that
+/// many key ranges at once ([`run_split_table`]). This cannot deadlock: the dispatcher only
+/// ever *waits* for the first permit and worker of the next table, exactly as before, and
+/// everything that holds a permit or a worker belongs to a table started earlier, which already
+/// has all it needs to finish once the consumer reaches it — a range reader that runs ahead
+/// only waits on its own bounded channel, which its table's forwarder drains in range order as
+/// the consumer takes that table's parts. A later table or range never holds anything an
+/// earlier one still needs, because the earlier one got all its resources when it started.
+/// An extra worker is returned before its permit, so "a worker in use implies a permit held"
+/// still holds and, with `min(jobs, Σ ranges)` workers, a table holding a permit always finds
+/// a worker. Memory stays bounded: every range reader holds a permit until its last chunk is
+/// taken, so at most `jobs` readers buffer at once.
 async fn dispatch(work: Vec<DbWork>, jobs: usize, part_bytes: usize, results: Results) {
     let permits = Arc::new(Semaphore::new(jobs));
     for db in work {
@@ -286,7 +351,7 @@ async fn dispatch(work: Vec<DbWork>, jobs: usize, part_bytes: usize, results: Re
             // Capacity equals the number of workers: cannot fail.
             let _ = pool_tx.try_send(w);
         }
-        for (plan, tx) in tables {
+        for (plan, tx, max_ranges) in tables {
             let permit = permits.clone().acquire_owned().await;
             // A free worker exists: at most `jobs` tables run, this database has
             // min(jobs, tables) workers, and a lease always returns its worker.
@@ -306,16 +371,46 @@ async fn dispatch(work: Vec<DbWork>, jobs: usize, part_bytes: usize, results: Re
                 client: Some(client),
                 pool: pool_tx.clone(),
             };
-            tokio::spawn(run_table(
-                database.clone(),
-                plan,
-                lease,
-                tx,
-                permit,
-                coordinator.clone(),
-                part_bytes,
-                results.clone(),
-            ));
+            // Extra readers for a large table: only what is free now, never waiting for more.
+            let mut extra = Vec::new();
+            while extra.len() + 1 < max_ranges {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                let Ok(client) = pool_rx.try_recv() else {
+                    break;
+                };
+                let lease = Lease {
+                    client: Some(client),
+                    pool: pool_tx.clone(),
+                };
+                extra.push((lease, permit));
+            }
+            let coordinator = coordinator.clone();
+            if extra.is_empty() {
+                tokio::spawn(run_table(
+                    database.clone(),
+                    plan,
+                    lease,
+                    tx,
+                    permit,
+                    coordinator,
+                    part_bytes,
+                    results.clone(),
+                ));
+            } else {
+                tokio::spawn(run_split_table(
+                    database.clone(),
+                    plan,
+                    lease,
+                    extra,
+                    tx,
+                    permit,
+                    coordinator,
+                    part_bytes,
+                    results.clone(),
+                ));
+            }
         }
     }
 }
@@ -362,6 +457,20 @@ async fn run_table(
     .await;
     // The connection is free for the next table of this database.
     drop(lease);
+    finish_table(database, &plan, outcome, &tx, &results).await;
+    drop(permit);
+    drop(coordinator);
+}
+
+/// Records a finished table and sends its last part, then waits until the consumer has taken
+/// it; or sends the table's error.
+async fn finish_table(
+    database: String,
+    plan: &TablePlan,
+    outcome: Result<(DumpFile, TableEntry), DbError>,
+    tx: &PartSender,
+    results: &Results,
+) {
     match outcome {
         Ok((last, entry)) => {
             // Recorded before the channel closes, so a consumer that saw the end finds it.
@@ -380,8 +489,201 @@ async fn run_table(
             let _ = tx.send(Err(e)).await;
         }
     }
+}
+
+/// What a key range's reader hands its table's forwarder.
+enum RangeMsg {
+    /// `COPY` bytes in order (the range's output ends at a row boundary).
+    Chunk(Vec<u8>),
+    /// The range is complete; the permit (of an extra reader) is freed once this is taken.
+    Done(Option<tokio::sync::OwnedSemaphorePermit>),
+    Failed(DbError),
+}
+
+/// Reads a large table in key ranges, one per worker: the first on `lease`, one more on each
+/// of `extra`. Each range streams into its own bounded channel; the forwarder (this task)
+/// takes the ranges in key order, so the bytes, parts and checksum are those of
+/// [`run_table`]'s single stream. A range whose reader fails or vanishes fails the table.
+#[allow(clippy::too_many_arguments)]
+async fn run_split_table(
+    database: String,
+    plan: TablePlan,
+    lease: Lease,
+    mut extra: Vec<(Lease, tokio::sync::OwnedSemaphorePermit)>,
+    tx: PartSender,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    coordinator: Arc<Client>,
+    part_bytes: usize,
+    results: Results,
+) {
+    let outcome = async {
+        let bounds = key_bounds(lease.client(), &database, &plan, extra.len() + 1).await?;
+        // Readers not needed (a small key span) go back at once.
+        extra.truncate(bounds.len());
+        let mut readers = Vec::new();
+        let mut lo = None;
+        let mut leases =
+            std::iter::once((lease, None)).chain(extra.into_iter().map(|(l, p)| (l, Some(p))));
+        for i in 0..=bounds.len() {
+            let hi = bounds.get(i).copied();
+            let Some((lease, permit)) = leases.next() else {
+                break;
+            };
+            let (rtx, rrx) = mpsc::channel(RANGE_CHANNEL_CAPACITY);
+            let sql = plan.copy_out_range_sql(lo, hi);
+            tokio::spawn(read_range(
+                database.clone(),
+                plan.name.clone(),
+                sql,
+                lease,
+                permit,
+                part_bytes,
+                rtx,
+            ));
+            readers.push(rrx);
+            lo = hi;
+        }
+        let stopped = |detail: &str| DbError::Query {
+            what: "COPY TO".into(),
+            database: database.clone(),
+            table: Some(plan.name.clone()),
+            detail: detail.into(),
+        };
+        let mut cutter = PartCutter::new(&plan.name, part_bytes);
+        let mut full = Vec::new();
+        for mut rrx in readers {
+            loop {
+                match rrx.recv().await {
+                    Some(RangeMsg::Chunk(chunk)) => {
+                        cutter.push(&chunk, &mut full);
+                        for part in full.drain(..) {
+                            if tx.send(Ok(part)).await.is_err() {
+                                return Err(stopped("the snapshot writer stopped reading"));
+                            }
+                        }
+                    }
+                    Some(RangeMsg::Done(permit)) => {
+                        drop(permit);
+                        break;
+                    }
+                    Some(RangeMsg::Failed(e)) => return Err(e),
+                    None => return Err(stopped("a key range reader stopped")),
+                }
+            }
+        }
+        cutter.finish().map_err(|detail| stopped(&detail))
+    }
+    .await;
+    finish_table(database, &plan, outcome, &tx, &results).await;
     drop(permit);
     drop(coordinator);
+}
+
+/// Up to `ranges - 1` strictly increasing key values inside the table's key span `(min, max]`
+/// (read in the snapshot). The first range is open below and the last open above, so the
+/// ranges cover every row whatever the boundaries are; these only balance the work. They are
+/// taken from the key's histogram in `pg_stats` when `ANALYZE` left one (equal row counts
+/// even for sparse keys), else they cut `[min, max]` evenly (fine for dense serial ids).
+async fn key_bounds(
+    client: &Client,
+    db: &str,
+    plan: &TablePlan,
+    ranges: usize,
+) -> Result<Vec<i64>, DbError> {
+    let key = plan.pk.first().map_or("", String::as_str);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT min({key})::int8, max({key})::int8 FROM ONLY {}",
+                plan.qname
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("read key range", db, Some(&plan.name), &e))?;
+    let (Some(min), Some(max)) = (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1))
+    else {
+        return Ok(Vec::new());
+    };
+    // Statistics only steer the balance: ignore them if they cannot be read.
+    let histogram: Vec<i64> = client
+        .query_opt(
+            "SELECT s.histogram_bounds::text::int8[] FROM pg_catalog.pg_stats s \
+             WHERE pg_catalog.quote_ident(s.schemaname) || '.' || \
+                   pg_catalog.quote_ident(s.tablename) = $1 \
+               AND pg_catalog.quote_ident(s.attname) = $2 AND NOT s.inherited",
+            &[&plan.qname, &key],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<_, Option<Vec<i64>>>(0))
+        .unwrap_or_default();
+    let n = ranges.max(1);
+    let candidates: Vec<i128> = if histogram.len() > n {
+        (1..n)
+            .map(|i| i128::from(histogram[i * (histogram.len() - 1) / n]))
+            .collect()
+    } else {
+        let span = i128::from(max) - i128::from(min);
+        let n = i128::try_from(n).unwrap_or(1);
+        (1..n).map(|i| i128::from(min) + span * i / n).collect()
+    };
+    let mut bounds: Vec<i64> = Vec::new();
+    for b in candidates {
+        if let Ok(b) = i64::try_from(b) {
+            if b > min && b <= max && bounds.last().is_none_or(|&l| b > l) {
+                bounds.push(b);
+            }
+        }
+    }
+    Ok(bounds)
+}
+
+/// Streams one key range into `out` as chunks of up to `part_bytes`, then `Done`
+/// (carrying `permit`, so it is held until the forwarder has taken everything) or `Failed`.
+async fn read_range(
+    database: String,
+    table: String,
+    sql: String,
+    lease: Lease,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    part_bytes: usize,
+    out: mpsc::Sender<RangeMsg>,
+) {
+    let err = |e: &tokio_postgres::Error| query_err("COPY TO", &database, Some(&table), e);
+    let read = async {
+        let stream = lease.client().copy_out(&sql).await.map_err(|e| err(&e))?;
+        futures::pin_mut!(stream);
+        let mut chunk = Vec::new();
+        while let Some(data) = stream.next().await {
+            let data = data.map_err(|e| err(&e))?;
+            if !chunk.is_empty() && chunk.len() + data.len() > part_bytes {
+                let full = std::mem::take(&mut chunk);
+                if out.send(RangeMsg::Chunk(full)).await.is_err() {
+                    // The forwarder is gone (the table failed or was abandoned).
+                    return Ok(false);
+                }
+            }
+            if chunk.capacity() == 0 {
+                // At most `part_bytes` unless one message is larger: no reallocation.
+                chunk.reserve_exact(part_bytes.max(data.len()));
+            }
+            chunk.extend_from_slice(&data);
+        }
+        if !chunk.is_empty() && out.send(RangeMsg::Chunk(chunk)).await.is_err() {
+            return Ok(false);
+        }
+        Ok::<_, DbError>(true)
+    }
+    .await;
+    // The connection is free for the next table of this database; the permit is not yet.
+    drop(lease);
+    let _ = match read {
+        Ok(true) => out.send(RangeMsg::Done(permit)).await,
+        Ok(false) => Ok(()),
+        Err(e) => out.send(RangeMsg::Failed(e)).await,
+    };
 }
 
 /// How one table is read: shared by the dump and the restore's verification, so both produce
@@ -396,11 +698,33 @@ struct TablePlan {
     columns: Vec<String>,
     /// Quoted primary-key columns, in key order; empty without a primary key.
     pk: Vec<String>,
+    /// The primary key is one `int2`/`int4`/`int8` column: the table can be read in key ranges.
+    int_key: bool,
 }
 
 impl TablePlan {
     fn copy_out_sql(&self) -> String {
+        self.copy_out_range_sql(None, None)
+    }
+
+    /// `COPY` of the rows with `lo <= key < hi` (a missing bound is open) of a table with an
+    /// integer key: the same column list and order as [`Self::copy_out_sql`], so the ranges'
+    /// outputs, concatenated in order, are the bytes of the whole table.
+    fn copy_out_range_sql(&self, lo: Option<i64>, hi: Option<i64>) -> String {
         let cols = self.columns.join(", ");
+        let key = self.pk.first().map_or("", String::as_str);
+        let mut filter = Vec::new();
+        if let Some(lo) = lo {
+            filter.push(format!("{key} >= {lo}"));
+        }
+        if let Some(hi) = hi {
+            filter.push(format!("{key} < {hi}"));
+        }
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filter.join(" AND "))
+        };
         let order = if self.pk.is_empty() {
             // No key: the row's text in the "C" collation is a total, locale-free order.
             format!("(ROW({ROW_ALIAS}.*)::text) COLLATE \"C\"")
@@ -408,7 +732,7 @@ impl TablePlan {
             self.pk.join(", ")
         };
         format!(
-            "COPY (SELECT {cols} FROM ONLY {} AS {ROW_ALIAS} ORDER BY {order}) TO STDOUT",
+            "COPY (SELECT {cols} FROM ONLY {} AS {ROW_ALIAS}{filter} ORDER BY {order}) TO STDOUT",
             self.qname
         )
     }
@@ -446,7 +770,11 @@ async fn table_plans(c: &Client, db: &str) -> Result<BTreeMap<u32, TablePlan>, D
            ARRAY(SELECT quote_ident(a.attname) FROM pg_constraint co \
                  CROSS JOIN LATERAL unnest(co.conkey) WITH ORDINALITY AS k(attnum, ord) \
                  JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.attnum \
-                 WHERE co.conrelid = c.oid AND co.contype = 'p' ORDER BY k.ord) \
+                 WHERE co.conrelid = c.oid AND co.contype = 'p' ORDER BY k.ord), \
+           coalesce((SELECT count(*) = 1 AND bool_and(a.atttypid IN (20, 21, 23)) \
+                 FROM pg_constraint co CROSS JOIN LATERAL unnest(co.conkey) AS k(attnum) \
+                 JOIN pg_attribute a ON a.attrelid = co.conrelid AND a.attnum = k.attnum \
+                 WHERE co.conrelid = c.oid AND co.contype = 'p'), false) \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'r' AND {USER_NS} AND {}",
         not_extension("pg_class", "c.oid")
@@ -467,6 +795,7 @@ async fn table_plans(c: &Client, db: &str) -> Result<BTreeMap<u32, TablePlan>, D
                     qname: r.get(3),
                     columns: r.get(4),
                     pk: r.get(5),
+                    int_key: r.get(6),
                 },
             )
         })
