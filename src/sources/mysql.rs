@@ -234,6 +234,10 @@ struct TableInfo {
     /// The columns dumped and loaded, in ordinal order; generated columns are left out.
     columns: Vec<ColumnInfo>,
     order: RowOrder,
+    /// The primary key when it is one integer column: large tables split into ranges of it.
+    split_key: Option<String>,
+    /// The server's estimate of the data size (`DATA_LENGTH`), for deciding to split.
+    data_length: u64,
 }
 
 impl TableInfo {
@@ -268,7 +272,7 @@ fn is_generated(extra: &str) -> bool {
 async fn table_infos(c: &mut Conn, db: &str) -> Result<Vec<TableInfo>, mysql_async::Error> {
     let tables: Vec<Row> = c
         .exec(
-            "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES \
+            "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, DATA_LENGTH FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = ?",
             (db,),
         )
@@ -291,11 +295,15 @@ async fn table_infos(c: &mut Conn, db: &str) -> Result<Vec<TableInfo>, mysql_asy
 
     let mut cols: HashMap<String, Vec<ColumnInfo>> = HashMap::new();
     let mut all_cols: HashMap<String, Vec<String>> = HashMap::new();
+    let mut integer_cols: HashSet<(String, String)> = HashSet::new();
     for r in &columns {
         let table = cell_or_empty(r, 0);
         let name = cell_or_empty(r, 1);
         let data_type = cell_or_empty(r, 2).to_ascii_lowercase();
         let extra = cell_or_empty(r, 3);
+        if ["tinyint", "smallint", "mediumint", "int", "bigint"].contains(&data_type.as_str()) {
+            integer_cols.insert((table.clone(), name.clone()));
+        }
         all_cols
             .entry(table.clone())
             .or_default()
@@ -334,6 +342,7 @@ async fn table_infos(c: &mut Conn, db: &str) -> Result<Vec<TableInfo>, mysql_asy
         let name = cell_or_empty(r, 0);
         let kind = cell_or_empty(r, 1);
         let engine = cell(r, 2);
+        let data_length = cell(r, 3).and_then(|v| v.parse().ok()).unwrap_or(0);
         let idx = indexes.remove(&name).unwrap_or_default();
         let order = if let Some(pk) = idx.get("PRIMARY").filter(|i| !i.columns.is_empty()) {
             RowOrder::PrimaryKey(pk.columns.clone())
@@ -346,8 +355,16 @@ async fn table_infos(c: &mut Conn, db: &str) -> Result<Vec<TableInfo>, mysql_asy
         } else {
             RowOrder::AllColumns
         };
+        let split_key = match &order {
+            RowOrder::PrimaryKey(k) if k.len() == 1 => {
+                Some(k[0].clone()).filter(|k| integer_cols.contains(&(name.clone(), k.clone())))
+            }
+            _ => None,
+        };
         out.push(TableInfo {
             columns: cols.remove(&name).unwrap_or_default(),
+            split_key,
+            data_length,
             name,
             kind,
             engine,
@@ -1098,69 +1115,435 @@ struct TableJob {
 
 type Results = Arc<Mutex<BTreeMap<String, BTreeMap<String, TableEntry>>>>;
 
+/// The snapshot connections not in use, handed out one at a time in consumption order.
+struct Pool {
+    /// Connections that exist: free, or in use and to be given back.
+    alive: usize,
+    back_tx: mpsc::UnboundedSender<Option<Conn>>,
+    back_rx: mpsc::UnboundedReceiver<Option<Conn>>,
+}
+
+impl Pool {
+    /// The next free connection, waiting for one to be given back; `None` once none is left.
+    async fn acquire(&mut self) -> Option<Conn> {
+        while self.alive > 0 {
+            match self.back_rx.recv().await {
+                Some(Some(c)) => return Some(c),
+                Some(None) => self.alive -= 1,
+                None => self.alive = 0,
+            }
+        }
+        None
+    }
+}
+
+/// A connection in use by a range reader. It goes back to the pool as soon as the range is
+/// read (before its last rows are forwarded), or as lost when the reader fails or panics.
+struct Lease {
+    back: mpsc::UnboundedSender<Option<Conn>>,
+    returned: bool,
+}
+
+impl Lease {
+    fn give_back(&mut self, c: Option<Conn>) {
+        if !self.returned {
+            self.returned = true;
+            let _ = self.back.send(c);
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.give_back(None);
+    }
+}
+
+fn no_connection_left(job: &TableJob) -> DbError {
+    DbError::Query {
+        what: "dump".into(),
+        database: job.db.clone(),
+        table: Some(job.info.name.clone()),
+        detail: "no snapshot connection left after an earlier table failed".into(),
+    }
+}
+
 /// Starts tables in consumption order, each on the next free snapshot connection, so the
 /// earliest unfinished table always has one. A connection that failed is not reused (its
 /// snapshot or stream is gone); when none is left, the remaining tables get an error.
+///
+/// A large table with an integer primary key is split into key ranges (see [`plan_ranges`]),
+/// each read on its own connection into a bounded channel, and forwarded in order as one
+/// stream. Why this cannot deadlock: connections are handed out strictly in consumption order
+/// (table by table, and range by range within a table), and a connection is only ever waited
+/// for by the scheduler, on behalf of the next item in that order. So every connection in use
+/// belongs to an item before the one the scheduler waits for. The earliest unfinished item
+/// (the consumer's table, and within it the range its forwarder is reading) therefore holds a
+/// connection, or is the item being served when every earlier item has given its connection
+/// back. Each blocked reader waits only on its own bounded channel, which its forwarder
+/// drains once the earlier ranges are done, and the forwarder waits only on the consumer,
+/// which is on that table: the earliest item always progresses, finishes, and frees its
+/// connection. Later ranges may run ahead but only as far as their bounded channels allow.
 async fn schedule(conns: Vec<Conn>, jobs: Vec<TableJob>, part_bytes: usize, results: Results) {
-    let mut alive = conns.len();
-    let (back_tx, mut back_rx) = mpsc::unbounded_channel::<Option<Conn>>();
+    let (back_tx, back_rx) = mpsc::unbounded_channel::<Option<Conn>>();
+    let mut pool = Pool {
+        alive: conns.len(),
+        back_tx,
+        back_rx,
+    };
     for c in conns {
-        let _ = back_tx.send(Some(c));
+        let _ = pool.back_tx.send(Some(c));
     }
     for job in jobs {
         if job.tx.is_closed() {
             continue;
         }
-        let mut conn = None;
-        while alive > 0 && conn.is_none() {
-            match back_rx.recv().await {
-                Some(Some(c)) => conn = Some(c),
-                Some(None) => alive -= 1,
-                None => alive = 0,
-            }
-        }
-        let Some(conn) = conn else {
-            let e = DbError::Query {
-                what: "dump".into(),
-                database: job.db.clone(),
-                table: Some(job.info.name.clone()),
-                detail: "no snapshot connection left after an earlier table failed".into(),
-            };
+        let Some(mut conn) = pool.acquire().await else {
+            let e = no_connection_left(&job);
             let _ = job.tx.send(Err(e)).await;
             continue;
         };
-        let back = back_tx.clone();
-        let results = results.clone();
-        // A panicking worker must not look like a finished (short) table: this guard keeps the
-        // channel open until it has reported the failure.
-        let guard = job.tx.clone();
-        let (db, name) = (job.db.clone(), job.info.name.clone());
-        let worker = tokio::spawn(dump_table(conn, job, part_bytes, results));
-        tokio::spawn(async move {
-            let conn = match worker.await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    let e = DbError::Query {
-                        what: "dump".into(),
-                        database: db,
-                        table: Some(name),
-                        detail: one_line(&format!("worker failed: {e}")),
-                    };
-                    let _ = guard.send(Err(e)).await;
-                    None
-                }
-            };
-            drop(guard);
-            let _ = back.send(conn);
-        });
+        let bounds = match plan_ranges(&mut conn, &job, part_bytes, pool.alive).await {
+            Ok(bounds) => bounds,
+            Err(e) => {
+                let e = query_err("planning key ranges", &job.db, Some(&job.info.name), &e);
+                let _ = job.tx.send(Err(e)).await;
+                pool.alive -= 1;
+                continue;
+            }
+        };
+        if bounds.is_empty() {
+            spawn_table(conn, job, part_bytes, results.clone(), pool.back_tx.clone());
+        } else {
+            split_table(conn, &mut pool, job, &bounds, part_bytes, results.clone()).await;
+        }
     }
     // Close the snapshots once every table is done.
+    let Pool {
+        back_tx,
+        mut back_rx,
+        ..
+    } = pool;
     drop(back_tx);
     while let Some(conn) = back_rx.recv().await {
         if let Some(c) = conn {
             let _ = c.disconnect().await;
         }
     }
+}
+
+/// Dumps one table as one stream on `conn`, which goes back to the pool when it is done.
+fn spawn_table(
+    conn: Conn,
+    job: TableJob,
+    part_bytes: usize,
+    results: Results,
+    back: mpsc::UnboundedSender<Option<Conn>>,
+) {
+    // A panicking worker must not look like a finished (short) table: this guard keeps the
+    // channel open until it has reported the failure.
+    let guard = job.tx.clone();
+    let (db, name) = (job.db.clone(), job.info.name.clone());
+    let worker = tokio::spawn(dump_table(conn, job, part_bytes, results));
+    tokio::spawn(async move {
+        let conn = match worker.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = guard.send(Err(worker_failed(&db, &name, &e))).await;
+                None
+            }
+        };
+        drop(guard);
+        let _ = back.send(conn);
+    });
+}
+
+fn worker_failed(db: &str, table: &str, e: &tokio::task::JoinError) -> DbError {
+    DbError::Query {
+        what: "dump".into(),
+        database: db.to_string(),
+        table: Some(table.to_string()),
+        detail: one_line(&format!("worker failed: {e}")),
+    }
+}
+
+/// A table is split once it is estimated at this many parts or more.
+const SPLIT_MIN_PARTS: u64 = 4;
+/// Range readers hand rows to their table's forwarder in chunks of about this size.
+const RANGE_CHUNK: usize = 1024 * 1024;
+
+/// The inner boundaries of the key ranges of a table, in increasing order, or none to read it
+/// as one stream. A table splits when it has an integer primary key, more than one connection
+/// exists, and its estimated size is at least [`SPLIT_MIN_PARTS`] parts: into one range per
+/// that many parts, at most one per connection. The boundaries divide `MIN..=MAX` of the key,
+/// read inside the snapshot, evenly; the first range has no lower and the last no upper
+/// bound, so the ranges cover every row whatever the key's distribution.
+async fn plan_ranges(
+    c: &mut Conn,
+    job: &TableJob,
+    part_bytes: usize,
+    connections: usize,
+) -> Result<Vec<i128>, mysql_async::Error> {
+    let Some(key) = &job.info.split_key else {
+        return Ok(Vec::new());
+    };
+    let threshold = (part_bytes as u64).saturating_mul(SPLIT_MIN_PARTS).max(1);
+    let wanted = usize::try_from(job.info.data_length / threshold).unwrap_or(usize::MAX);
+    let k = wanted.min(connections);
+    if k < 2 {
+        return Ok(Vec::new());
+    }
+    let row: Option<Row> = c
+        .query_first(format!(
+            "SELECT MIN({k}), MAX({k}) FROM {}.{}",
+            qi(&job.db),
+            qi(&job.info.name),
+            k = qi(key)
+        ))
+        .await?;
+    let bound = |i: usize| {
+        row.as_ref()
+            .and_then(|r| cell(r, i))
+            .and_then(|v| v.parse::<i128>().ok())
+    };
+    let (Some(lo), Some(hi)) = (bound(0), bound(1)) else {
+        return Ok(Vec::new());
+    };
+    let span = hi - lo + 1;
+    let k = (k as i128).min(span);
+    let mut bounds: Vec<i128> = (1..k).map(|i| lo + span * i / k).collect();
+    bounds.dedup();
+    tracing::debug!(database = %job.db, table = %job.info.name, ranges = bounds.len() + 1, "table split into key ranges");
+    Ok(bounds)
+}
+
+/// What a range reader sends its forwarder.
+enum RangeMsg {
+    /// Whole encoded rows, and the length of each.
+    Rows(Vec<u8>, Vec<usize>),
+    /// The range is complete.
+    Done,
+    Failed(mysql_async::Error),
+}
+
+/// Dumps a table as key ranges: the first on `conn`, the others on connections taken from the
+/// pool in order. Each range is read into its own bounded channel; one forwarder concatenates
+/// them in key order into the table's parts.
+async fn split_table(
+    conn: Conn,
+    pool: &mut Pool,
+    job: TableJob,
+    bounds: &[i128],
+    part_bytes: usize,
+    results: Results,
+) {
+    let key = qi(job.info.split_key.as_deref().unwrap_or_default());
+    let cols: Vec<String> = job.info.columns.iter().map(|c| qi(&c.name)).collect();
+    let base = format!(
+        "SELECT {} FROM {}.{}",
+        cols.join(", "),
+        qi(&job.db),
+        qi(&job.info.name)
+    );
+    let mut sqls = Vec::with_capacity(bounds.len() + 1);
+    for i in 0..=bounds.len() {
+        let mut cond = Vec::new();
+        if i > 0 {
+            cond.push(format!("{key} >= {}", bounds[i - 1]));
+        }
+        if let Some(hi) = bounds.get(i) {
+            cond.push(format!("{key} < {hi}"));
+        }
+        sqls.push(format!(
+            "{base} WHERE {} ORDER BY {key}",
+            cond.join(" AND ")
+        ));
+    }
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in &sqls {
+        let (tx, rx) = mpsc::channel(1);
+        senders.push(tx);
+        receivers.push(rx);
+    }
+
+    let guard = job.tx.clone();
+    let (db, name) = (job.db.clone(), job.info.name.clone());
+    let forwarder = tokio::spawn(forward_ranges(job, receivers, part_bytes, results));
+    tokio::spawn(async move {
+        if let Err(e) = forwarder.await {
+            let _ = guard.send(Err(worker_failed(&db, &name, &e))).await;
+        }
+    });
+
+    let mut first = Some(conn);
+    for (sql, tx) in sqls.into_iter().zip(senders) {
+        let conn = match first.take() {
+            Some(c) => Some(c),
+            // The forwarder has stopped (failure or consumer gone): read no further ranges.
+            None if tx.is_closed() => None,
+            None => pool.acquire().await,
+        };
+        let Some(conn) = conn else {
+            let e = mysql_async::Error::Other("no snapshot connection left".into());
+            let _ = tx.try_send(RangeMsg::Failed(e));
+            continue;
+        };
+        let lease = Lease {
+            back: pool.back_tx.clone(),
+            returned: false,
+        };
+        tokio::spawn(read_range(conn, sql, tx, lease));
+    }
+}
+
+/// Reads one key range into its channel, in chunks of whole rows.
+async fn read_range(mut c: Conn, sql: String, tx: mpsc::Sender<RangeMsg>, mut lease: Lease) {
+    let mut last = (Vec::new(), Vec::new());
+    match read_range_rows(&mut c, &sql, &tx, &mut last).await {
+        Ok(()) => {
+            // The range is read: the connection is free before its last rows are forwarded.
+            lease.give_back(Some(c));
+            let (bytes, lens) = last;
+            if !lens.is_empty() && tx.send(RangeMsg::Rows(bytes, lens)).await.is_err() {
+                return;
+            }
+            let _ = tx.send(RangeMsg::Done).await;
+        }
+        // The forwarder stopped; the result set is half read, so the connection is not reused.
+        Err(ReadError::Closed) => lease.give_back(None),
+        Err(ReadError::Sql(e)) => {
+            lease.give_back(None);
+            let _ = tx.send(RangeMsg::Failed(e)).await;
+        }
+    }
+}
+
+async fn read_range_rows(
+    c: &mut Conn,
+    sql: &str,
+    tx: &mpsc::Sender<RangeMsg>,
+    last: &mut (Vec<u8>, Vec<usize>),
+) -> Result<(), ReadError> {
+    let mut result = c.exec_iter(sql, ()).await.map_err(ReadError::Sql)?;
+    let mut bytes = Vec::with_capacity(RANGE_CHUNK);
+    let mut lens = Vec::new();
+    while let Some(row) = result.next().await.map_err(ReadError::Sql)? {
+        let before = bytes.len();
+        encode_row(&mut bytes, row);
+        lens.push(bytes.len() - before);
+        if bytes.len() >= RANGE_CHUNK {
+            let full = std::mem::replace(&mut bytes, Vec::with_capacity(RANGE_CHUNK));
+            tx.send(RangeMsg::Rows(full, std::mem::take(&mut lens)))
+                .await
+                .map_err(|_| ReadError::Closed)?;
+        }
+    }
+    drop(result);
+    *last = (bytes, lens);
+    Ok(())
+}
+
+/// Concatenates a table's ranges in order and cuts the rows into parts exactly as
+/// [`read_table`] does, so the files, row count and checksum are those of one stream.
+async fn forward_ranges(
+    job: TableJob,
+    ranges: Vec<mpsc::Receiver<RangeMsg>>,
+    part_bytes: usize,
+    results: Results,
+) {
+    let fail = |detail: String| DbError::Query {
+        what: "dump".into(),
+        database: job.db.clone(),
+        table: Some(job.info.name.clone()),
+        detail,
+    };
+    match forward_rows(&job, ranges, part_bytes).await {
+        Ok(entry) => {
+            tracing::debug!(database = %job.db, table = %job.info.name, rows = entry.rows, "table dumped");
+            // Recorded before the channel closes, so the consumer finds it when it does.
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(job.db.clone())
+                .or_default()
+                .insert(job.info.name.clone(), entry);
+        }
+        Err(None) => {}
+        Err(Some(Ok(e))) => {
+            let _ = job
+                .tx
+                .send(Err(query_err("dump", &job.db, Some(&job.info.name), &e)))
+                .await;
+        }
+        Err(Some(Err(detail))) => {
+            let _ = job.tx.send(Err(fail(detail))).await;
+        }
+    }
+}
+
+/// `Err(None)`: the consumer went away; `Err(Some(..))`: a range failed, with the server's
+/// error or a description.
+async fn forward_rows(
+    job: &TableJob,
+    ranges: Vec<mpsc::Receiver<RangeMsg>>,
+    part_bytes: usize,
+) -> Result<TableEntry, Option<Result<mysql_async::Error, String>>> {
+    let part_bytes = part_bytes.max(1);
+    let closed = |_| None;
+    let mut sink = PartSink {
+        table: &job.info.name,
+        tx: Some(&job.tx),
+        sum: RowChecksum::default(),
+        parts: 0,
+    };
+    let mut next_capacity = part_bytes.min(INITIAL_PART_CAPACITY);
+    let mut part: Vec<u8> = Vec::with_capacity(next_capacity);
+    for (n, mut rx) in ranges.into_iter().enumerate() {
+        loop {
+            let (bytes, lens) = match rx.recv().await {
+                Some(RangeMsg::Rows(bytes, lens)) => (bytes, lens),
+                Some(RangeMsg::Done) => break,
+                Some(RangeMsg::Failed(e)) => return Err(Some(Ok(e))),
+                None => {
+                    return Err(Some(Err(format!(
+                        "key range {} of the table ended without completing",
+                        n + 1
+                    ))))
+                }
+            };
+            let mut start = 0;
+            for len in lens {
+                let row = &bytes[start..start + len];
+                start += len;
+                sink.sum.add_rows(1);
+                if !part.is_empty() && part.len() + row.len() > part_bytes {
+                    next_capacity = part_bytes;
+                    let full = std::mem::replace(&mut part, Vec::with_capacity(next_capacity));
+                    sink.emit(full).await.map_err(closed)?;
+                }
+                if part.is_empty() && row.len() >= part_bytes {
+                    sink.emit(row.to_vec()).await.map_err(closed)?;
+                    continue;
+                }
+                let need = part.len() + row.len();
+                if need > part.capacity() {
+                    let target = (part.capacity() * 2).clamp(need, part_bytes.max(need));
+                    part.reserve_exact(target - part.len());
+                }
+                part.extend_from_slice(row);
+            }
+        }
+    }
+    if !part.is_empty() || sink.parts == 0 {
+        sink.emit(part).await.map_err(closed)?;
+    }
+    let rows = sink.sum.rows;
+    Ok(TableEntry {
+        name: job.info.name.clone(),
+        rows,
+        checksum: sink.sum.finish(),
+    })
 }
 
 /// Dumps one table; returns the connection if it is still usable.
