@@ -76,7 +76,7 @@ pub enum Command {
 
     /// Restore parts of a snapshot, in dependency order
     #[command(
-        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored"
+        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored\n  kfguard restore latest --only buckets --bucket kfp/mlpipeline --into mlpipeline-restored --existing skip"
     )]
     Restore(RestoreArgs),
 
@@ -113,6 +113,18 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
+/// `restore --existing`: what to do with an object already in the target bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Existing {
+    /// Keep the object in the bucket, do not upload
+    Skip,
+    /// Replace it with the snapshot's
+    Overwrite,
+    /// Stop before uploading anything
+    Fail,
+}
+
 /// The parts of a Kubeflow cluster that a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Component {
@@ -130,6 +142,11 @@ pub struct BackupArgs {
     /// Parallel connections per database source
     #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+
+    /// Bucket requests at once per source (HEADs of new and changed objects; downloads run at
+    /// the archiver's own parallelism in this version)
+    #[arg(long, env = "KFGUARD_TRANSFERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: u16,
 
     /// Tag the snapshot (repeatable)
     #[arg(long = "tag", value_name = "TAG")]
@@ -161,9 +178,22 @@ pub struct RestoreArgs {
     #[arg(long = "database", value_name = "SRC/DB")]
     pub databases: Vec<String>,
 
-    /// Restore the database under another name (needs exactly one database selected)
+    /// Restore the database under another name (needs exactly one database selected); with
+    /// `--only buckets`, the bucket to upload into (needs exactly one bucket selected)
     #[arg(long, value_name = "NAME")]
     pub into: Option<String>,
+
+    /// Restore only this bucket: SOURCE/BUCKET, or SOURCE (repeatable)
+    #[arg(long = "bucket", value_name = "SRC/BUCKET")]
+    pub buckets: Vec<String>,
+
+    /// Restore only objects whose key starts with this prefix
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+
+    /// What to do with an object that already exists in the target bucket
+    #[arg(long, value_enum, default_value_t = Existing::Fail)]
+    pub existing: Existing,
 
     /// Parallel connections per database
     #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

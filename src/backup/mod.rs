@@ -1,3 +1,4 @@
 //! Backup: gather the configured sources into one snapshot request.
 
+pub mod buckets;
 pub mod databases;

@@ -3,7 +3,7 @@
 use rustic_core::jiff::Timestamp;
 
 use super::Context;
-use crate::backup::databases;
+use crate::backup::{buckets, databases};
 use crate::cli::{BackupArgs, Component};
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
@@ -33,10 +33,9 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             );
         }
     }
-    for (component, what, configured) in [
-        (Component::Buckets, "buckets", !cfg.buckets.is_empty()),
-        (Component::Kubernetes, "kubernetes", cfg.kubernetes.enabled),
-    ] {
+    for (component, what, configured) in
+        [(Component::Kubernetes, "kubernetes", cfg.kubernetes.enabled)]
+    {
         if configured && wanted(component) {
             warnings.push(format!(
                 "{what} are configured but this kfguard version cannot back them up yet; they are not in this snapshot"
@@ -50,7 +49,29 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         .into());
     }
 
-    let (repo, location) = ctx.open()?;
+    if args.only.contains(&Component::Buckets) && cfg.buckets.is_empty() {
+        return Err(super::UsageError(
+            "--only buckets, but no [[buckets]] source is configured".into(),
+        )
+        .into());
+    }
+
+    let (mut repo, location) = ctx.open()?;
+    // Buckets are listed first: a missing bucket or bad credentials fail before any dump starts.
+    let mut bkts = if wanted(Component::Buckets) && !cfg.buckets.is_empty() {
+        let parent;
+        (repo, parent) =
+            buckets::parent_index(repo, &location.display, &cfg.cluster, &cfg.buckets)?;
+        Some(buckets::start(
+            ctx.rt.handle(),
+            &cfg.buckets,
+            &parent,
+            usize::from(args.transfers),
+            started,
+        )?)
+    } else {
+        None
+    };
     // Databases are dumped at their consistent point now; their data streams into the archive.
     let mut dbs = if wanted(Component::Databases) && !cfg.databases.is_empty() {
         Some(databases::start(
@@ -67,6 +88,10 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         files.append(&mut d.files);
         streams.append(&mut d.streams);
         warnings.append(&mut d.warnings);
+    }
+    if let Some(b) = &mut bkts {
+        files.append(&mut b.files);
+        warnings.append(&mut b.warnings);
     }
     if files.is_empty() && streams.is_empty() {
         warnings.push("no source produced any file: the snapshot holds only its manifest".into());
@@ -95,10 +120,17 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                 if let Some(d) = &dbs {
                     m.databases = d.manifest_entries();
                 }
+                if let Some(b) = &bkts {
+                    let (entries, vanished) = b.manifest_entries(ledger);
+                    m.buckets = entries;
+                    m.warnings.extend(vanished);
+                }
             }),
             dry_run: args.dry_run,
         },
     )?;
+    // Objects that vanished while being read are only known once the archive is done.
+    let warnings = written.manifest.warnings.clone();
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -121,6 +153,16 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                 db.source,
                 db.database,
                 db.tables.len()
+            ));
+        }
+        for b in &w.manifest.buckets {
+            s.push_str(&format!(
+                "\n  bucket {}/{}: {} objects, {}, {} downloaded",
+                b.source,
+                b.bucket,
+                b.objects,
+                human_bytes(b.bytes),
+                b.fetched
             ));
         }
         if let Some(p) = &w.parent {

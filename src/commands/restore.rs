@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::{Component, RestoreArgs};
 use crate::output::emit;
+use crate::restore::buckets;
 use crate::restore::databases::{self, Selection};
 use crate::snapshot::{full_id, read};
 use crate::sources::database::RestoreReport;
@@ -17,6 +18,7 @@ struct Restored {
     snapshot: String,
     dry_run: bool,
     databases: Vec<RestoreReport>,
+    buckets: Vec<buckets::BucketReport>,
     warnings: Vec<String>,
 }
 
@@ -36,7 +38,17 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         snapshot: full_id(&snap.id),
         dry_run: args.dry_run,
         databases: Vec::new(),
+        buckets: Vec::new(),
         warnings: Vec::new(),
+    };
+    // `--into` names a bucket when buckets, and not databases, are restored.
+    let into_bucket = (args.only.contains(&Component::Buckets)
+        && !args.only.contains(&Component::Databases))
+        || (args.only.is_empty() && manifest.databases.is_empty() && !manifest.buckets.is_empty());
+    let db_into = if into_bucket {
+        None
+    } else {
+        args.into.as_deref()
     };
     // Dependency order: databases before the artifacts and objects that refer to them.
     if wanted(Component::Databases)
@@ -44,7 +56,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     {
         let sel = Selection {
             databases: &args.databases,
-            into: args.into.as_deref(),
+            into: db_into,
             jobs: usize::from(args.jobs),
             force: args.force,
             dry_run: args.dry_run,
@@ -59,16 +71,43 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             &entries,
             &sel,
         )?;
-    } else if !args.databases.is_empty() || args.into.is_some() {
+    } else if !args.databases.is_empty() || db_into.is_some() {
         return Err(super::UsageError(
             "--database and --into apply to databases, which this restore does not include".into(),
         )
         .into());
     }
-    for (component, what) in [
-        (Component::Buckets, "buckets"),
-        (Component::Kubernetes, "kubernetes"),
-    ] {
+    if wanted(Component::Buckets)
+        && (!manifest.buckets.is_empty() || args.only.contains(&Component::Buckets))
+    {
+        let sel = buckets::Selection {
+            buckets: &args.buckets,
+            into: if into_bucket {
+                args.into.as_deref()
+            } else {
+                None
+            },
+            prefix: args.prefix.as_deref(),
+            existing: args.existing,
+            dry_run: args.dry_run,
+        };
+        let entries =
+            buckets::select(&manifest, &sel).map_err(|e| super::UsageError(e.to_string()))?;
+        result.buckets = buckets::restore(
+            ctx.rt.handle(),
+            &ctx.config,
+            repo.clone(),
+            &snap,
+            &entries,
+            &sel,
+        )?;
+    } else if !args.buckets.is_empty() || args.prefix.is_some() {
+        return Err(super::UsageError(
+            "--bucket and --prefix apply to buckets, which this restore does not include".into(),
+        )
+        .into());
+    }
+    for (component, what) in [(Component::Kubernetes, "kubernetes")] {
         if args.only.contains(&component) {
             warnings.push(format!(
                 "restoring {what} is not supported by this kfguard version yet"
@@ -91,6 +130,19 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
                     db.database,
                     db.target,
                     db.tables.len()
+                ));
+            }
+        }
+        for b in &r.buckets {
+            if r.dry_run {
+                s.push_str(&format!(
+                    "plan for bucket {}/{} -> {}: upload {} objects ({} bytes, {} multipart), skip {}, overwrite {}\n",
+                    b.source, b.bucket, b.target, b.objects, b.bytes, b.multipart, b.skipped, b.overwritten
+                ));
+            } else {
+                s.push_str(&format!(
+                    "restored bucket {}/{} into {}: {} objects, {} bytes, verified; {} skipped, {} overwritten\n",
+                    b.source, b.bucket, b.target, b.objects, b.bytes, b.skipped, b.overwritten
                 ));
             }
         }

@@ -55,6 +55,14 @@ pub struct BucketEntry {
     pub bucket: String,
     pub objects: u64,
     pub bytes: u64,
+    /// Prefixes backed up; empty: the whole bucket.
+    pub prefixes: Vec<String>,
+    /// Objects downloaded by this backup; the others were reused from the parent snapshot.
+    pub fetched: u64,
+    /// HEAD requests sent; objects unchanged since the parent snapshot need none.
+    pub heads: u64,
+    /// Keys listed but deleted before they could be read: not in the snapshot.
+    pub vanished: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -33,7 +33,14 @@ pub struct Ledger(Arc<Mutex<LedgerInner>>);
 struct LedgerInner {
     failures: Vec<String>,
     finished: std::collections::BTreeMap<String, u64>,
+    vanished: Vec<String>,
 }
+
+/// An opener's error for a source entry that no longer exists (e.g. an object deleted between
+/// listing and reading): recorded as vanished, not as a failure, and the file is left out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} vanished before it could be read")]
+pub struct Vanished(pub String);
 
 impl Ledger {
     pub fn record(&self, message: String) {
@@ -49,6 +56,15 @@ impl Ledger {
             .expect("ledger lock")
             .finished
             .insert(path.to_string(), bytes);
+    }
+    /// Records an entry that vanished before it was read; this does not fail the backup.
+    pub fn vanished(&self, what: String) {
+        tracing::warn!(entry = %what, "source entry vanished before it was read");
+        self.0.lock().expect("ledger lock").vanished.push(what);
+    }
+    /// Entries that vanished before they were read, in the order seen.
+    pub fn vanished_entries(&self) -> Vec<String> {
+        self.0.lock().expect("ledger lock").vanished.clone()
     }
     /// Bytes read from a stream that ended cleanly.
     pub fn bytes_of(&self, path: &str) -> Option<u64> {
@@ -328,7 +344,10 @@ impl ReadSourceOpen for LazyOpen {
                 failed: false,
             }),
             Err(err) => {
-                self.ledger.record(format!("{}: {err}", self.path));
+                match err.get_ref().and_then(|e| e.downcast_ref::<Vanished>()) {
+                    Some(v) => self.ledger.vanished(v.0.clone()),
+                    None => self.ledger.record(format!("{}: {err}", self.path)),
+                }
                 Err(RusticError::with_source(
                     ErrorKind::InputOutput,
                     "cannot open source `{path}`",

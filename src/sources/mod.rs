@@ -1,5 +1,6 @@
 //! Backup sources: each turns one kind of state into files of the virtual snapshot tree.
 
+pub mod bucket;
 pub mod command;
 pub mod database;
 pub mod dir;

@@ -1,0 +1,379 @@
+//! Bucket sources in a backup: list every configured bucket, then turn each object into a
+//! snapshot file under `buckets/<source>/<bucket>/objects/<escaped key>` that is downloaded only
+//! when the archiver needs its content, plus `buckets/<source>/<bucket>/index.jsonl`.
+//!
+//! **Incremental.** Each object's node carries size = object size, mtime = last-modified and
+//! ctime = a value derived from the ETag ([`etag_time`]). The archiver reuses the parent
+//! snapshot's content when all three match, and then never opens the file: the object is not
+//! downloaded. A rewrite of the same size within the same second changes the ETag, so it is
+//! still read.
+//!
+//! Content-type and user metadata come from a HEAD per object (`--transfers` at a time), sent
+//! only for objects that are new or changed since the parent snapshot's `index.jsonl`.
+//!
+//! An object deleted between LIST and GET is recorded as vanished (see
+//! [`crate::snapshot::tree::Vanished`]): it is absent from the snapshot, listed in the manifest,
+//! and the backup completes with a warning.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use rustic_core::jiff::Timestamp;
+use rustic_core::repofile::Metadata;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, BucketSource};
+use crate::repo::s3::{self, S3Settings};
+use crate::repo::{Repo, RepoError};
+use crate::snapshot::manifest::BucketEntry;
+use crate::snapshot::tree::{stream_meta, Ledger, Opener, Vanished, VirtualFile};
+use crate::snapshot::{read, select};
+use crate::sources::bucket::{
+    escape_key, etag_time, unescape, BodyReader, Bucket, Listed, LEAF_SUFFIX,
+};
+
+/// Root of bucket copies inside a snapshot.
+pub const ROOT: &str = "buckets";
+/// Name of each bucket's index file.
+pub const INDEX: &str = "index.jsonl";
+
+/// One line of `index.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexLine {
+    /// The exact object key.
+    pub key: String,
+    /// The file below `objects/` that holds its content.
+    pub path: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The folder of one bucket inside the snapshot.
+pub fn bucket_dir(source: &str, bucket: &str) -> String {
+    format!("{ROOT}/{source}/{bucket}")
+}
+
+/// The objects of all bucket sources, ready to archive.
+pub struct BucketFiles {
+    pub files: Vec<VirtualFile>,
+    pub warnings: Vec<String>,
+    entries: Vec<Tracked>,
+}
+
+/// A bucket's manifest entry while the archiver runs.
+struct Tracked {
+    entry: BucketEntry,
+    /// GETs sent, i.e. objects not reused from the parent snapshot.
+    fetched: Arc<AtomicU64>,
+    /// Snapshot path -> object size, to account for objects that vanish.
+    sizes: BTreeMap<String, u64>,
+}
+
+/// Resolves a bucket source's connection settings.
+pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
+    let access_key_id = config::read_secret(
+        &format!("buckets.{}.access_key_id", src.name),
+        src.access_key_id_env.as_deref(),
+        src.access_key_id_file.as_deref(),
+    )?;
+    let secret_access_key = config::read_secret(
+        &format!("buckets.{}.secret_access_key", src.name),
+        src.secret_access_key_env.as_deref(),
+        src.secret_access_key_file.as_deref(),
+    )?;
+    Ok(S3Settings {
+        endpoint: src.endpoint.clone(),
+        region: src.region.clone(),
+        path_style: src.path_style.unwrap_or(src.endpoint.is_some()),
+        access_key_id,
+        secret_access_key,
+        ..S3Settings::default()
+    })
+}
+
+/// A client for a bucket source's bucket (or another bucket on the same endpoint).
+pub fn connect(
+    rt: &tokio::runtime::Handle,
+    src: &BucketSource,
+    bucket: &str,
+) -> anyhow::Result<Bucket> {
+    let settings = settings(src)?;
+    let client = rt.block_on(s3::client(&settings));
+    Ok(Bucket {
+        client,
+        bucket: bucket.to_string(),
+        endpoint: src.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+    })
+}
+
+/// Each bucket's `index.jsonl` from the previous snapshot, by key, keyed by bucket folder.
+pub type ParentIndex = BTreeMap<String, HashMap<String, IndexLine>>;
+
+/// Reads the bucket indexes of the snapshot that the writer will take as parent (the newest
+/// complete one of this cluster), so that unchanged objects need no HEAD. A parent without a
+/// bucket's index only means that its objects are all HEADed. Hands the repository back.
+pub fn parent_index(
+    repo: Repo,
+    location: &str,
+    cluster: &str,
+    sources: &[BucketSource],
+) -> Result<(Repo, ParentIndex), RepoError> {
+    let mut out = ParentIndex::new();
+    let parent = select::complete(&repo, location)?
+        .into_iter()
+        .filter(|s| s.hostname == cluster)
+        .max_by(|a, b| a.time.cmp(&b.time));
+    let Some(parent) = parent else {
+        return Ok((repo, out));
+    };
+    let repo = repo
+        .to_indexed()
+        .map_err(|e| RepoError::rustic("reading the index", location, &e))?;
+    for src in sources {
+        let dir = bucket_dir(&src.name, &src.bucket);
+        let Ok(raw) = read::read(&repo, &parent, &format!("{dir}/{INDEX}"), location) else {
+            continue;
+        };
+        let lines = raw
+            .split(|&b| b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<IndexLine>(l).ok())
+            .map(|l| (l.key.clone(), l))
+            .collect();
+        out.insert(dir, lines);
+    }
+    Ok((repo.drop_index(), out))
+}
+
+/// Lists every bucket source and prepares its files. Fails on the first bucket that cannot be
+/// listed (missing, denied, unreachable), before anything is written.
+pub fn start(
+    rt: &tokio::runtime::Handle,
+    sources: &[BucketSource],
+    parent: &ParentIndex,
+    transfers: usize,
+    started: Timestamp,
+) -> anyhow::Result<BucketFiles> {
+    let mut out = BucketFiles {
+        files: Vec::new(),
+        warnings: Vec::new(),
+        entries: Vec::new(),
+    };
+    for src in sources {
+        let bucket = Arc::new(connect(rt, src, &src.bucket)?);
+        let listed = rt
+            .block_on(bucket.list(&src.prefixes))
+            .map_err(|e| anyhow::anyhow!("bucket source `{}`: {e}", src.name))?;
+        let dir = bucket_dir(&src.name, &src.bucket);
+        tracing::info!(source = %src.name, bucket = %src.bucket, objects = listed.len(), "bucket listed");
+
+        // HEAD for content-type and user metadata, unless the parent's index has the object
+        // with the same size, ETag and last-modified time.
+        let known = parent.get(&dir);
+        let heads_sent = Arc::new(AtomicU64::new(0));
+        let heads: Vec<(Listed, Option<Result<Head, _>>)> = rt.block_on(
+            futures::stream::iter(listed.into_iter().map(|o| {
+                let bucket = bucket.clone();
+                let heads_sent = heads_sent.clone();
+                let reuse = known.and_then(|k| k.get(&o.key)).and_then(|p| {
+                    (p.size == o.size
+                        && p.etag == o.etag
+                        && p.last_modified == o.last_modified.to_string())
+                    .then(|| Head {
+                        content_type: p.content_type.clone(),
+                        metadata: p.metadata.clone(),
+                    })
+                });
+                async move {
+                    if let Some(h) = reuse {
+                        return (o, Some(Ok(h)));
+                    }
+                    heads_sent.fetch_add(1, Ordering::Relaxed);
+                    let head = head(&bucket, &o.key).await;
+                    (o, head)
+                }
+            }))
+            .buffered(transfers.max(1))
+            .collect::<Vec<_>>(),
+        );
+        let mut objects = Vec::new();
+        let mut vanished = Vec::new();
+        for (o, h) in heads {
+            match h {
+                Some(Ok(h)) => objects.push((o, h)),
+                Some(Err(e)) => {
+                    anyhow::bail!("bucket source `{}`: {e}", src.name)
+                }
+                None => vanished.push(o.key),
+            }
+        }
+
+        // Paths: escaped keys; an object whose path is also needed as a folder gets a suffix.
+        let paths: Vec<String> = objects.iter().map(|(o, _)| escape_key(&o.key)).collect();
+        let mut folders = BTreeSet::new();
+        for p in &paths {
+            let mut rest = p.as_str();
+            while let Some((parent, _)) = rest.rsplit_once('/') {
+                if !folders.insert(parent.to_string()) {
+                    break;
+                }
+                rest = parent;
+            }
+        }
+        let count = objects.len() as u64;
+        let fetched = Arc::new(AtomicU64::new(0));
+        let mut sizes = BTreeMap::new();
+        let mut index = Vec::new();
+        let mut bytes = 0u64;
+        for ((o, h), mut path) in objects.into_iter().zip(paths) {
+            if folders.contains(&path) {
+                path.push_str(LEAF_SUFFIX);
+            }
+            let line = IndexLine {
+                key: o.key.clone(),
+                path: path.clone(),
+                size: o.size,
+                etag: o.etag.clone(),
+                last_modified: o.last_modified.to_string(),
+                content_type: h.content_type,
+                metadata: h.metadata,
+            };
+            serde_json::to_writer(&mut index, &line).expect("index line serialises");
+            index.push(b'\n');
+            bytes += o.size;
+            let full = format!("{dir}/objects/{path}");
+            sizes.insert(full.clone(), o.size);
+            out.files.push(VirtualFile {
+                path: full.clone(),
+                meta: Metadata {
+                    mode: Some(0o644),
+                    mtime: Some(o.last_modified),
+                    ctime: Some(etag_time(&o.etag)),
+                    size: o.size,
+                    ..Metadata::default()
+                },
+                size: Some(o.size),
+                open: opener(rt.clone(), bucket.clone(), o, full, fetched.clone()),
+            });
+        }
+        out.files.push(VirtualFile::bytes(
+            format!("{dir}/{INDEX}"),
+            stream_meta(started),
+            index,
+        ));
+        for key in &vanished {
+            out.warnings.push(format!(
+                "{dir}: object `{key}` vanished before it could be read"
+            ));
+        }
+        out.entries.push(Tracked {
+            entry: BucketEntry {
+                source: src.name.clone(),
+                bucket: src.bucket.clone(),
+                objects: count,
+                bytes,
+                prefixes: src.prefixes.clone(),
+                fetched: 0,
+                heads: heads_sent.load(Ordering::Relaxed),
+                vanished,
+            },
+            fetched,
+            sizes,
+        });
+    }
+    Ok(out)
+}
+
+struct Head {
+    content_type: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+/// HEAD of one object; `None` when it no longer exists.
+async fn head(
+    bucket: &Bucket,
+    key: &str,
+) -> Option<Result<Head, crate::sources::bucket::BucketError>> {
+    match bucket
+        .client
+        .head_object()
+        .bucket(&bucket.bucket)
+        .key(key)
+        .send()
+        .await
+    {
+        Ok(h) => Some(Ok(Head {
+            content_type: h.content_type().map(str::to_string),
+            metadata: h
+                .metadata()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        })),
+        Err(aws_sdk_s3::error::SdkError::ServiceError(ctx))
+            if ctx.raw().status().as_u16() == 404 =>
+        {
+            None
+        }
+        Err(e) => Some(Err(bucket.error("head", key, &e))),
+    }
+}
+
+/// Opens the object with a streaming GET, counted in `fetched`. A missing object is
+/// [`Vanished`], which the tree records without failing the backup.
+fn opener(
+    rt: tokio::runtime::Handle,
+    bucket: Arc<Bucket>,
+    o: Listed,
+    path: String,
+    fetched: Arc<AtomicU64>,
+) -> Opener {
+    Box::new(move || {
+        fetched.fetch_add(1, Ordering::Relaxed);
+        match rt.block_on(bucket.get(&o.key)) {
+            Ok(Some((_, body))) => {
+                Ok(Box::new(BodyReader::new(rt.clone(), body, o.size, o.key))
+                    as Box<dyn Read + Send>)
+            }
+            Ok(None) => Err(io::Error::other(Vanished(path))),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    })
+}
+
+impl BucketFiles {
+    /// Manifest entries, once the archiver has read (or reused) every object.
+    pub fn manifest_entries(&self, ledger: &Ledger) -> (Vec<BucketEntry>, Vec<String>) {
+        let vanished = ledger.vanished_entries();
+        let mut warnings = Vec::new();
+        let entries = self
+            .entries
+            .iter()
+            .map(|t| {
+                let mut e = t.entry.clone();
+                e.fetched = t.fetched.load(Ordering::Relaxed);
+                let prefix = format!("{}/objects/", bucket_dir(&e.source, &e.bucket));
+                for p in &vanished {
+                    if let Some(rest) = p.strip_prefix(&prefix) {
+                        e.bytes = e.bytes.saturating_sub(t.sizes.get(p).copied().unwrap_or(0));
+                        let key = unescape(rest).unwrap_or_else(|| rest.to_string());
+                        warnings.push(format!(
+                            "{}: object `{key}` vanished before it could be read",
+                            bucket_dir(&e.source, &e.bucket)
+                        ));
+                        e.objects = e.objects.saturating_sub(1);
+                        e.vanished.push(key);
+                    }
+                }
+                e
+            })
+            .collect();
+        (entries, warnings)
+    }
+}

@@ -1,0 +1,532 @@
+//! Artifact buckets on the local S3 server: round trip with awkward keys, incremental backups
+//! that download only changed objects, and clear failures.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
+use kfguard::repo::s3::{client, S3Settings};
+
+struct S3 {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+struct Obj {
+    body: Vec<u8>,
+    content_type: Option<String>,
+    metadata: HashMap<String, String>,
+}
+
+impl S3 {
+    fn new() -> Self {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let client = rt.block_on(client(&S3Settings {
+            endpoint: Some(s3_endpoint()),
+            region: Some("us-east-1".into()),
+            path_style: true,
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            ..S3Settings::default()
+        }));
+        Self { rt, client }
+    }
+
+    fn put(&self, bucket: &str, key: &str, body: &[u8], ct: Option<&str>, meta: &[(&str, &str)]) {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()));
+        if let Some(ct) = ct {
+            req = req.content_type(ct);
+        }
+        for (k, v) in meta {
+            req = req.metadata(*k, *v);
+        }
+        self.rt
+            .block_on(req.send())
+            .unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
+    }
+
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            let mut keys = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .into_paginator()
+                .send();
+            while let Some(p) = pages.next().await {
+                for o in p.unwrap().contents() {
+                    keys.push(o.key().unwrap().to_string());
+                }
+            }
+            keys
+        })
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> Obj {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get {key:?}: {e:?}"));
+            let content_type = out.content_type().map(str::to_string);
+            let metadata = out.metadata().cloned().unwrap_or_default();
+            let body = out.body.collect().await.unwrap().into_bytes().to_vec();
+            Obj {
+                body,
+                content_type,
+                metadata,
+            }
+        })
+    }
+
+    fn all(&self, bucket: &str) -> BTreeMap<String, Obj> {
+        self.keys(bucket)
+            .into_iter()
+            .map(|k| {
+                let o = self.get(bucket, &k);
+                (k, o)
+            })
+            .collect()
+    }
+}
+
+fn bucket_config(kf: &Kf, bucket: &str) {
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[buckets]]\nname = \"kfp\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
+            s3_endpoint()
+        ),
+    );
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn weird_keys() -> Vec<String> {
+    vec![
+        "a//b".into(),
+        "../x".into(),
+        "./y".into(),
+        "dir/".into(),
+        "dir/inside.txt".into(),
+        "plain".into(),
+        "plain/child".into(),
+        format!("long/{}", "s".repeat(300)),
+        format!("long/{}/tail", "ü".repeat(200)),
+        "with space/and %20 percent%.txt".into(),
+        "ünïcødé/日本語.json".into(),
+        "a/./b/../c".into(),
+        "trailing dot./x".into(),
+    ]
+}
+
+fn bucket_manifest(v: &serde_json::Value) -> &serde_json::Value {
+    &v["manifest"]["buckets"][0]
+}
+
+#[test]
+fn round_trip_with_weird_keys_metadata_and_multipart() {
+    let s3 = S3::new();
+    let src = unique_bucket("brt");
+    let dst = unique_bucket("brt-dst");
+    create_bucket(&src);
+    create_bucket(&dst);
+    let mut expected: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (i, key) in weird_keys().into_iter().enumerate() {
+        let body = format!("weird {i} {key}").into_bytes();
+        s3.put(&src, &key, &body, None, &[]);
+        expected.insert(key, body);
+    }
+    for i in 0..900 {
+        let key = format!("v2/artifacts/pipe/run-{}/task/out-{i}.json", i % 17);
+        let body = format!("{{\"i\": {i}}}").into_bytes();
+        s3.put(
+            &src,
+            &key,
+            &body,
+            Some("application/json"),
+            &[("run", &format!("r{i}"))],
+        );
+        expected.insert(key, body);
+    }
+    for i in 0..5 {
+        let key = format!("empty/{i}");
+        s3.put(&src, &key, b"", None, &[]);
+        expected.insert(key, Vec::new());
+    }
+    let big = pseudo_random(20 * 1024 * 1024 + 123, 42);
+    s3.put(
+        &src,
+        "models/big.bin",
+        &big,
+        Some("application/octet-stream"),
+        &[("kind", "model"), ("owner", "kfp")],
+    );
+    expected.insert("models/big.bin".into(), big);
+    let listed = s3.keys(&src);
+    assert_eq!(
+        listed.len(),
+        expected.len(),
+        "the S3 server did not keep every key: {:?}",
+        expected
+            .keys()
+            .filter(|k| !listed.contains(k))
+            .collect::<Vec<_>>()
+    );
+
+    // Multipart from 8 MiB, so that the 20 MiB object is restored in three parts.
+    let kf = Kf::local().env(
+        "KFGUARD_MULTIPART_THRESHOLD",
+        &(8 * 1024 * 1024).to_string(),
+    );
+    bucket_config(&kf, &src);
+    kf.ok(&["init"]);
+    let first = kf.json(&["backup", "--only", "buckets"]);
+    let b = bucket_manifest(&first);
+    assert_eq!(b["objects"], expected.len() as u64, "{b}");
+    assert_eq!(b["fetched"], expected.len() as u64, "{b}");
+    assert_eq!(
+        b["bytes"],
+        expected.values().map(|v| v.len() as u64).sum::<u64>()
+    );
+    // The stock index is readable, one line per object.
+    let index = kf.ok(&["dump", "latest", &format!("buckets/kfp/{src}/index.jsonl")]);
+    assert_eq!(index.lines().count(), expected.len());
+
+    // A dry run changes nothing.
+    let plan = kf.json(&[
+        "restore",
+        "latest",
+        "--only",
+        "buckets",
+        "--into",
+        &dst,
+        "--dry-run",
+    ]);
+    assert_eq!(plan["buckets"][0]["objects"], expected.len() as u64);
+    assert_eq!(plan["buckets"][0]["multipart"], 1);
+    assert!(s3.keys(&dst).is_empty());
+
+    let report = kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
+    assert_eq!(report["buckets"][0]["multipart"], 1, "{report}");
+    let got = s3.all(&dst);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (k, body) in &expected {
+        assert!(got[k].body == *body, "content of {k:?} differs");
+    }
+    let json = &got["v2/artifacts/pipe/run-3/task/out-3.json"];
+    assert_eq!(json.content_type.as_deref(), Some("application/json"));
+    assert_eq!(json.metadata.get("run").map(String::as_str), Some("r3"));
+    let big = &got["models/big.bin"];
+    assert_eq!(
+        big.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(big.metadata.get("kind").map(String::as_str), Some("model"));
+    assert_eq!(big.metadata.get("owner").map(String::as_str), Some("kfp"));
+
+    // Restoring again: refused by default, skipped on request.
+    let out = kf.run(&["restore", "latest", "--only", "buckets", "--into", &dst]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        error_line(&out).contains("already exist"),
+        "{}",
+        error_line(&out)
+    );
+    let again = kf.json(&[
+        "restore",
+        "latest",
+        "--only",
+        "buckets",
+        "--into",
+        &dst,
+        "--existing",
+        "skip",
+        "--prefix",
+        "v2/",
+    ]);
+    assert_eq!(again["buckets"][0]["skipped"], 900);
+    assert_eq!(again["buckets"][0]["objects"], 0);
+}
+
+#[test]
+fn incremental_backup_downloads_only_changed_objects() {
+    let s3 = S3::new();
+    let src = unique_bucket("binc");
+    create_bucket(&src);
+    for i in 0..40 {
+        s3.put(
+            &src,
+            &format!("obj/{i:02}"),
+            format!("version one of {i:02}").as_bytes(),
+            None,
+            &[],
+        );
+    }
+    let kf = Kf::local();
+    bucket_config(&kf, &src);
+    kf.ok(&["init"]);
+    let first = kf.json(&["backup", "--only", "buckets"]);
+    assert_eq!(bucket_manifest(&first)["fetched"], 40);
+
+    // Two rewrites of another size, one of the same size, one new object.
+    s3.put(
+        &src,
+        "obj/03",
+        b"changed, and longer than before",
+        None,
+        &[],
+    );
+    s3.put(&src, "obj/07", b"short", None, &[]);
+    s3.put(&src, "obj/11", b"VERSION TWO OF 11", None, &[]);
+    let second = kf.json(&["backup", "--only", "buckets"]);
+    assert_eq!(second["parent"], first["id"]);
+    let b = bucket_manifest(&second);
+    assert_eq!(b["objects"], 40);
+    assert_eq!(b["fetched"], 3, "{b}");
+    assert_eq!(b["heads"], 3, "{b}");
+    let out = kf.ok(&[
+        "dump",
+        "latest",
+        &format!("buckets/kfp/{src}/objects/obj/11"),
+    ]);
+    assert_eq!(out, "VERSION TWO OF 11");
+    let out = kf.ok(&[
+        "dump",
+        "latest",
+        &format!("buckets/kfp/{src}/objects/obj/03"),
+    ]);
+    assert_eq!(out, "changed, and longer than before");
+
+    // Unchanged: nothing is downloaded, and the content is still there.
+    let third = kf.json(&["backup", "--only", "buckets"]);
+    assert_eq!(bucket_manifest(&third)["fetched"], 0);
+    assert_eq!(bucket_manifest(&third)["heads"], 0);
+    let out = kf.ok(&[
+        "dump",
+        "latest",
+        &format!("buckets/kfp/{src}/objects/obj/05"),
+    ]);
+    assert_eq!(out, "version one of 05");
+}
+
+#[test]
+fn same_size_rewrite_is_read_again() {
+    let s3 = S3::new();
+    let src = unique_bucket("bsame");
+    create_bucket(&src);
+    s3.put(&src, "model.bin", b"AAAAAAAAAAAAAAAA", None, &[]);
+    let kf = Kf::local();
+    bucket_config(&kf, &src);
+    kf.ok(&["init"]);
+    kf.json(&["backup", "--only", "buckets"]);
+    s3.put(&src, "model.bin", b"BBBBBBBBBBBBBBBB", None, &[]);
+    let second = kf.json(&["backup", "--only", "buckets"]);
+    assert_eq!(bucket_manifest(&second)["fetched"], 1);
+    let out = kf.ok(&[
+        "dump",
+        "latest",
+        &format!("buckets/kfp/{src}/objects/model.bin"),
+    ]);
+    assert_eq!(out, "BBBBBBBBBBBBBBBB");
+}
+
+#[test]
+fn missing_bucket_fails_without_a_snapshot() {
+    let kf = Kf::local();
+    bucket_config(&kf, &unique_bucket("bnone"));
+    kf.ok(&["init"]);
+    let out = kf.run(&["backup", "--only", "buckets"]);
+    assert_eq!(code(&out), 1);
+    let line = error_line(&out);
+    assert!(line.contains("does not exist"), "{line}");
+    assert!(line.contains("bucket source `kfp`"), "{line}");
+    assert_eq!(kf.json(&["snapshots", "--all"]), serde_json::json!([]));
+}
+
+#[test]
+fn only_buckets_without_a_source_is_a_usage_error() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let out = kf.run(&["backup", "--only", "buckets"]);
+    assert_eq!(code(&out), 2);
+}
+
+/// The bucket source of `bucket_config`, for library-driven backups (default credential chain).
+fn lib_source(bucket: &str) -> kfguard::config::BucketSource {
+    // The default credential chain: these are moto's test keys.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    kfguard::config::BucketSource {
+        name: "kfp".into(),
+        endpoint: Some(s3_endpoint()),
+        region: Some("us-east-1".into()),
+        path_style: Some(true),
+        bucket: bucket.into(),
+        prefixes: Vec::new(),
+        access_key_id_env: None,
+        secret_access_key_env: None,
+        access_key_id_file: None,
+        secret_access_key_file: None,
+    }
+}
+
+/// Writes a snapshot of prepared bucket files into the workspace's repository, as `backup` does.
+fn lib_write(
+    kf: &Kf,
+    s3: &S3,
+    started: rustic_core::jiff::Timestamp,
+    mut listed: kfguard::backup::buckets::BucketFiles,
+) -> kfguard::snapshot::writer::Written {
+    use kfguard::config::RepositoryConfig;
+    use kfguard::repo::Location;
+    use kfguard::snapshot::manifest::Manifest;
+    use kfguard::snapshot::writer::{self, Request};
+    let cfg = RepositoryConfig {
+        url: kf.repo.clone(),
+        ..RepositoryConfig::default()
+    };
+    let location = Location::resolve(&cfg, s3.rt.handle()).unwrap();
+    let repo = location.open(common::PASSWORD, true).unwrap();
+    let files = std::mem::take(&mut listed.files);
+    writer::write(
+        repo,
+        &location.display,
+        Request {
+            cluster: "kubeflow".into(),
+            tags: Vec::new(),
+            files,
+            streams: Vec::new(),
+            manifest: Manifest::new("kubeflow", started.to_string()),
+            finalize: Box::new(move |ledger, m| {
+                let (entries, warnings) = listed.manifest_entries(ledger);
+                m.buckets = entries;
+                m.warnings.extend(warnings);
+            }),
+            dry_run: false,
+        },
+    )
+    .unwrap()
+}
+
+/// A same-size rewrite within the same second as the backed-up version (same size and
+/// last-modified, another ETag) must still be read: the ETag-derived ctime tells them apart.
+#[test]
+fn same_size_rewrite_in_the_same_second_is_read_again() {
+    use kfguard::backup::buckets;
+    let s3 = S3::new();
+    let src = unique_bucket("bsec");
+    create_bucket(&src);
+    s3.put(&src, "m.bin", b"11111111", None, &[]);
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let source = [lib_source(&src)];
+    let none = Default::default();
+    let started = rustic_core::jiff::Timestamp::now();
+    let first = buckets::start(s3.rt.handle(), &source, &none, 4, started).unwrap();
+    let path = format!("buckets/kfp/{src}/objects/m.bin");
+    let mtime = first
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap()
+        .meta
+        .mtime;
+    lib_write(&kf, &s3, started, first);
+
+    s3.put(&src, "m.bin", b"22222222", None, &[]);
+    let mut second = buckets::start(s3.rt.handle(), &source, &none, 4, started).unwrap();
+    // As if the rewrite had happened within the same second as the first version.
+    second
+        .files
+        .iter_mut()
+        .find(|f| f.path == path)
+        .unwrap()
+        .meta
+        .mtime = mtime;
+    let written = lib_write(&kf, &s3, started, second);
+    assert_eq!(written.manifest.buckets[0].fetched, 1);
+    let out = kf.cmd().args(["dump", "latest", &path]).output().unwrap();
+    assert_eq!(out.stdout, b"22222222");
+}
+
+/// An object deleted between LIST and GET: a warning recorded in the manifest, and a complete
+/// snapshot without it. Driven through the library, to delete the object at the right moment.
+#[test]
+fn object_vanishing_between_list_and_get_is_a_warning() {
+    use kfguard::backup::buckets;
+
+    let s3 = S3::new();
+    let src = unique_bucket("bvan");
+    let dst = unique_bucket("bvan-dst");
+    create_bucket(&src);
+    create_bucket(&dst);
+    for key in ["keep/1", "gone", "keep/2"] {
+        s3.put(&src, key, key.as_bytes(), None, &[]);
+    }
+    let kf = Kf::local();
+    bucket_config(&kf, &src);
+    kf.ok(&["init"]);
+
+    let started = rustic_core::jiff::Timestamp::now();
+    let listed = buckets::start(
+        s3.rt.handle(),
+        &[lib_source(&src)],
+        &Default::default(),
+        4,
+        started,
+    )
+    .unwrap();
+    s3.rt
+        .block_on(s3.client.delete_object().bucket(&src).key("gone").send())
+        .unwrap();
+    let written = lib_write(&kf, &s3, started, listed);
+    assert!(written.id.is_some());
+    let b = &written.manifest.buckets[0];
+    assert_eq!(b.vanished, vec!["gone".to_string()]);
+    assert_eq!(b.objects, 2);
+    assert_eq!(b.bytes, 12);
+    assert!(
+        written
+            .manifest
+            .warnings
+            .iter()
+            .any(|w| w.contains("`gone` vanished")),
+        "{:?}",
+        written.manifest.warnings
+    );
+
+    // The snapshot is complete and restores without the vanished object.
+    kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
+    assert_eq!(
+        s3.keys(&dst),
+        vec!["keep/1".to_string(), "keep/2".to_string()]
+    );
+}
