@@ -149,7 +149,7 @@ pub struct BackupArgs {
     pub transfers: u16,
 
     /// Tag the snapshot (repeatable)
-    #[arg(long = "tag", value_name = "TAG")]
+    #[arg(long = "tag", value_name = "TAG", value_parser = parse_tag)]
     pub tags: Vec<String>,
 
     /// Read the sources and show what would be stored, without writing a snapshot
@@ -238,6 +238,18 @@ pub struct CheckArgs {
     /// Read and verify the N-th of M parts of the data packs (e.g. 1/7)
     #[arg(long, value_name = "N/M", value_parser = parse_subset)]
     pub read_data_subset: Option<(u32, u32)>,
+}
+
+fn parse_tag(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("a tag may not be empty".into());
+    }
+    if s.contains(',') {
+        return Err(format!(
+            "`{s}`: a tag may not contain commas; repeat --tag instead"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_subset(s: &str) -> Result<(u32, u32), String> {

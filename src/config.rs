@@ -418,21 +418,39 @@ fn redact(value: &mut serde_json::Value, key: Option<&str>) {
     }
 }
 
-/// `scheme://user:pass@host` becomes `scheme://user:***@host`.
+/// `scheme://user:pass@host/db?password=x` becomes `scheme://user:***@host/db?password=***`.
 pub fn redact_url(s: &str) -> String {
     let Some(scheme_end) = s.find("://") else {
         return s.to_string();
     };
     let rest = &s[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    match authority.rfind('@') {
+    let mut out = match authority.rfind('@') {
         Some(at) => match authority[..at].split_once(':') {
             Some((user, _)) => format!("{}{}:***{}", &s[..scheme_end + 3], user, &rest[at..]),
             None => s.to_string(),
         },
         None => s.to_string(),
+    };
+    // Connection strings also carry secrets as query parameters.
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", query.join("&"));
     }
+    out
+}
+
+fn is_secret_name(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    k.contains("password") || k.contains("secret") || k.contains("token") || k == "pass"
 }
 
 /// Reads a secret from a named environment variable or a file; `Ok(None)` when neither is set.
@@ -546,6 +564,14 @@ dir = "./runbooks"
             "mysql://root:***@db:3306/x"
         );
         assert_eq!(redact_url("mysql://root@db:3306"), "mysql://root@db:3306");
+        assert_eq!(
+            redact_url("postgres://u@h:5432/x?sslmode=require&password=hunter2"),
+            "postgres://u@h:5432/x?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("http://ak:sk@127.0.0.1:9000"),
+            "http://ak:***@127.0.0.1:9000"
+        );
         let mut v =
             serde_json::json!({"password": "p", "password_env": "E", "url": "postgres://u:p@h/db"});
         redact(&mut v, None);

@@ -47,6 +47,9 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause
                 .downcast_ref::<repo::RepoError>()
                 .is_some_and(repo::RepoError::is_usage)
+            // Selecting what is not in the snapshot, or not in the config, is a usage error.
+            || cause.downcast_ref::<restore::databases::SelectError>().is_some()
+            || cause.downcast_ref::<restore::buckets::SelectError>().is_some()
         {
             return exit::USAGE;
         }

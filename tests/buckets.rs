@@ -421,6 +421,7 @@ fn lib_write(
         &location.display,
         Request {
             cluster: "kubeflow".into(),
+            scope: "buckets".into(),
             tags: Vec::new(),
             files,
             streams: Vec::new(),

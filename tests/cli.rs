@@ -163,7 +163,7 @@ fn missing_password_is_a_usage_error() {
 fn password_file_that_does_not_exist_is_named() {
     let kf = Kf::local();
     let out = kf.run(&["--password-file", "missing-pw", "init"]);
-    assert_eq!(code(&out), 1);
+    assert_eq!(code(&out), 2);
     assert!(
         error_line(&out).contains("missing-pw"),
         "{}",
@@ -201,4 +201,39 @@ fn bad_from_command_is_a_usage_error() {
     let out = kf.run(&["backup", "--from-command", "../escape=echo hi"]);
     assert_eq!(code(&out), 2);
     assert!(error_line(&out).contains("`..`"), "{}", error_line(&out));
+}
+
+#[test]
+fn forget_that_keeps_nothing_is_refused() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    let out = kf.run(&["forget", "--keep-daily", "0"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        error_line(&out).contains("keeps no snapshot"),
+        "{}",
+        error_line(&out)
+    );
+    assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn empty_or_comma_tags_are_usage_errors() {
+    let kf = Kf::local();
+    for tag in ["", "a,b"] {
+        let out = kf.run(&["backup", "--tag", tag]);
+        assert_eq!(code(&out), 2, "{tag:?}");
+    }
+}
+
+#[test]
+fn config_show_redacts_query_passwords() {
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        "[[databases]]\nname = \"kfp\"\nengine = \"postgres\"\nurl = \"postgres://u@h:5432/x?password=hunter2\"\n",
+    );
+    let out = kf.ok(&["config", "show"]);
+    assert!(!out.contains("hunter2"), "{out}");
 }

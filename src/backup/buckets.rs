@@ -110,7 +110,11 @@ pub fn connect(
     Ok(Bucket {
         client,
         bucket: bucket.to_string(),
-        endpoint: src.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+        // Messages show the endpoint; never with credentials in it.
+        endpoint: src
+            .endpoint
+            .as_deref()
+            .map_or_else(|| "AWS".into(), crate::config::redact_url),
     })
 }
 
@@ -325,8 +329,9 @@ async fn head(
     }
 }
 
-/// Opens the object with a streaming GET, counted in `fetched`. A missing object is
-/// [`Vanished`], which the tree records without failing the backup.
+/// Opens the object with a streaming GET, counted in `fetched`. An object that is gone, or was
+/// rewritten since it was listed, is [`Vanished`]: recorded without failing the backup, and
+/// taken by the next one.
 fn opener(
     rt: tokio::runtime::Handle,
     bucket: Arc<Bucket>,
@@ -336,7 +341,8 @@ fn opener(
 ) -> Opener {
     Box::new(move || {
         fetched.fetch_add(1, Ordering::Relaxed);
-        match rt.block_on(bucket.get(&o.key)) {
+        // If-Match: bytes rewritten after LIST would not match the listed size and ETag.
+        match rt.block_on(bucket.get(&o.key, Some(&o.etag))) {
             Ok(Some((_, body))) => {
                 Ok(Box::new(BodyReader::new(rt.clone(), body, o.size, o.key))
                     as Box<dyn Read + Send>)

@@ -97,6 +97,22 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         warnings.push("no source produced any file: the snapshot holds only its manifest".into());
     }
 
+    let mut parts = Vec::new();
+    if bkts.is_some() {
+        parts.push("buckets");
+    }
+    if dbs.is_some() {
+        parts.push("databases");
+    }
+    if !args.from_dir.is_empty() || !args.from_command.is_empty() {
+        parts.push("files");
+    }
+    let scope = if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join("+")
+    };
+
     let mut manifest = Manifest::new(&cfg.cluster, started.to_string());
     manifest.warnings = warnings.clone();
     let written = writer::write(
@@ -104,6 +120,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         &location.display,
         Request {
             cluster: cfg.cluster.clone(),
+            scope,
             tags: args.tags.clone(),
             files,
             streams,

@@ -62,6 +62,16 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     };
+    // A policy that keeps nothing would delete every snapshot: refuse it, as restic does.
+    if [last, daily, weekly, monthly, yearly]
+        .iter()
+        .all(|v| v.unwrap_or(0) == 0)
+    {
+        return Err(super::UsageError(
+            "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value".into(),
+        )
+        .into());
+    }
     let to_i32 = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
     let keep = KeepOptions::default()
         .keep_last(to_i32(last))
@@ -81,17 +91,31 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
         .filter(|s| s.time.timestamp() < cutoff)
         .collect();
 
-    // Retention is per cluster: one repository may hold several.
-    let grouped = Grouped::from_items(complete, SnapshotGroupCriterion::new().hostname(true));
-    let groups = ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &Zoned::now())
-        .map_err(|e| RepoError::rustic("applying the retention policy", loc, &e))?;
+    // Retention is per cluster and per scope: hourly bucket-only snapshots must not push the
+    // nightly database dumps out of `--keep-daily`.
+    let mut by_scope: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+    for s in complete {
+        let scope = s
+            .tags
+            .iter()
+            .find(|t| t.starts_with(crate::snapshot::SCOPE_TAG_PREFIX))
+            .cloned()
+            .unwrap_or_default();
+        by_scope.entry(scope).or_default().push(s);
+    }
     let (mut kept, mut removed) = (Vec::new(), Vec::new());
-    for group in &groups.0 {
-        for item in &group.items {
-            if item.keep {
-                kept.push(item.snapshot.clone());
-            } else {
-                removed.push(item.snapshot.clone());
+    for snaps in by_scope.into_values() {
+        let grouped = Grouped::from_items(snaps, SnapshotGroupCriterion::new().hostname(true));
+        let groups =
+            ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &Zoned::now())
+                .map_err(|e| RepoError::rustic("applying the retention policy", loc, &e))?;
+        for group in &groups.0 {
+            for item in &group.items {
+                if item.keep {
+                    kept.push(item.snapshot.clone());
+                } else {
+                    removed.push(item.snapshot.clone());
+                }
             }
         }
     }

@@ -23,7 +23,18 @@ struct Restored {
 }
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
-    let wanted = |c: Component| args.only.is_empty() || args.only.contains(&c);
+    // Selecting a database or a bucket narrows the restore to that kind, so that
+    // `--database kfp/mlpipeline --into x` never touches a live bucket.
+    let mut only = args.only.clone();
+    if only.is_empty() {
+        if !args.databases.is_empty() {
+            only.push(Component::Databases);
+        }
+        if !args.buckets.is_empty() || args.prefix.is_some() {
+            only.push(Component::Buckets);
+        }
+    }
+    let wanted = |c: Component| only.is_empty() || only.contains(&c);
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
     let repo = Arc::new(repo);
     let manifest = read::manifest(&repo, &snap, &location.display)?.ok_or_else(|| {
@@ -42,9 +53,8 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         warnings: Vec::new(),
     };
     // `--into` names a bucket when buckets, and not databases, are restored.
-    let into_bucket = (args.only.contains(&Component::Buckets)
-        && !args.only.contains(&Component::Databases))
-        || (args.only.is_empty() && manifest.databases.is_empty() && !manifest.buckets.is_empty());
+    let into_bucket = (only.contains(&Component::Buckets) && !only.contains(&Component::Databases))
+        || (only.is_empty() && manifest.databases.is_empty() && !manifest.buckets.is_empty());
     let db_into = if into_bucket {
         None
     } else {
@@ -52,7 +62,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     };
     // Dependency order: databases before the artifacts and objects that refer to them.
     if wanted(Component::Databases)
-        && (!manifest.databases.is_empty() || args.only.contains(&Component::Databases))
+        && (!manifest.databases.is_empty() || only.contains(&Component::Databases))
     {
         let sel = Selection {
             databases: &args.databases,
@@ -78,7 +88,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     if wanted(Component::Buckets)
-        && (!manifest.buckets.is_empty() || args.only.contains(&Component::Buckets))
+        && (!manifest.buckets.is_empty() || only.contains(&Component::Buckets))
     {
         let sel = buckets::Selection {
             buckets: &args.buckets,
@@ -108,7 +118,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         .into());
     }
     for (component, what) in [(Component::Kubernetes, "kubernetes")] {
-        if args.only.contains(&component) {
+        if only.contains(&component) {
             warnings.push(format!(
                 "restoring {what} is not supported by this kfguard version yet"
             ));

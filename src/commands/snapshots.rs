@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::Context;
 use crate::cli::SnapshotsArgs;
 use crate::output::{emit, human_bytes};
-use crate::snapshot::{select, INCOMPLETE_TAG, KFGUARD_TAG};
+use crate::snapshot::{select, INCOMPLETE_TAG, KFGUARD_TAG, SCOPE_TAG_PREFIX};
 use crate::Outcome;
 
 #[derive(Debug, Serialize)]
@@ -16,6 +16,8 @@ pub struct SnapshotSummary {
     pub time: String,
     pub cluster: String,
     pub tags: Vec<String>,
+    /// What the snapshot covers, e.g. `buckets+databases`.
+    pub scope: String,
     pub complete: bool,
     pub files: u64,
     pub bytes: u64,
@@ -33,9 +35,17 @@ impl SnapshotSummary {
             tags: s
                 .tags
                 .iter()
-                .filter(|t| *t != KFGUARD_TAG && *t != INCOMPLETE_TAG)
+                .filter(|t| {
+                    *t != KFGUARD_TAG && *t != INCOMPLETE_TAG && !t.starts_with(SCOPE_TAG_PREFIX)
+                })
                 .cloned()
                 .collect(),
+            scope: s
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(SCOPE_TAG_PREFIX))
+                .unwrap_or_default()
+                .to_string(),
             complete: select::is_complete(s),
             files: summary.total_files_processed,
             bytes: summary.total_bytes_processed,

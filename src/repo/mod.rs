@@ -69,7 +69,11 @@ impl RepoError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Self::NoPassword | Self::Config(_) | Self::S3(s3::S3Error::InvalidUrl { .. })
+            Self::NoPassword
+                | Self::Password { .. }
+                | Self::EmptyPassword { .. }
+                | Self::Config(_)
+                | Self::S3(s3::S3Error::InvalidUrl { .. })
         )
     }
 }

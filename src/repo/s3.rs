@@ -190,7 +190,7 @@ fn non_zero_or(value: Duration, default: Duration) -> Duration {
 /// [`S3Error::InvalidUrl`] if `url` is not of the form `s3://BUCKET[/PREFIX]`.
 pub fn parse_url(url: &str) -> Result<(String, String), S3Error> {
     let invalid = || S3Error::InvalidUrl {
-        url: url.to_string(),
+        url: crate::config::redact_url(url),
     };
     let rest = url.strip_prefix("s3://").ok_or_else(invalid)?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));

@@ -377,7 +377,7 @@ fn verify(
     if let Some(want) = digest {
         let got: [u8; 32] = rt.block_on(async {
             let (_, mut body) = bucket
-                .get(&l.key)
+                .get(&l.key, None)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!(mismatch("it is gone after the upload".into())))?;
             let mut h = Sha256::new();

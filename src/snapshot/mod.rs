@@ -12,6 +12,13 @@ pub const INCOMPLETE_TAG: &str = "kfguard-incomplete";
 /// Tag on every snapshot kfguard writes, to tell them from others in a shared repository.
 pub const KFGUARD_TAG: &str = "kfguard";
 
+/// Prefix of the tag that records a snapshot's scope, e.g. `kfguard-scope=buckets+databases`.
+pub const SCOPE_TAG_PREFIX: &str = "kfguard-scope=";
+
+pub fn scope_tag(scope: &str) -> String {
+    format!("{SCOPE_TAG_PREFIX}{scope}")
+}
+
 /// The full hex id (rustic_core's `Display` prints only the first 8 characters).
 pub fn full_id(id: &rustic_core::Id) -> String {
     id.to_hex().to_string()

@@ -34,6 +34,9 @@ pub type Finalize = Box<dyn FnOnce(&Ledger, &mut Manifest) + Send>;
 
 pub struct Request {
     pub cluster: String,
+    /// What the snapshot covers, e.g. `buckets+databases`: parents and retention groups are
+    /// chosen among snapshots of the same scope.
+    pub scope: String,
     pub tags: Vec<String>,
     pub files: Vec<VirtualFile>,
     /// Files produced while the backup runs, each stream below its own folder.
@@ -66,12 +69,14 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
         }
     }
 
-    // Choose the parent ourselves: the newest complete kfguard snapshot of this cluster.
+    // Choose the parent ourselves: the newest complete kfguard snapshot of this cluster and
+    // scope (a databases-only snapshot holds no objects a bucket backup could reuse).
+    let scope_tag = super::scope_tag(&req.scope);
     let parent = select::complete(&repo, location)?
         .into_iter()
-        .filter(|s| s.hostname == req.cluster)
+        .filter(|s| s.hostname == req.cluster && s.tags.contains(&scope_tag))
         .max_by(|a, b| a.time.cmp(&b.time));
-    let mut tags = format!("{KFGUARD_TAG},{INCOMPLETE_TAG}");
+    let mut tags = format!("{KFGUARD_TAG},{INCOMPLETE_TAG},{scope_tag}");
     for t in &req.tags {
         tags.push(',');
         tags.push_str(t);

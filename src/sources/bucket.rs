@@ -253,22 +253,25 @@ impl Bucket {
         Ok(out.into_values().collect())
     }
 
-    /// Starts a GET of one object; `Ok(None)` when it no longer exists.
-    pub async fn get(&self, key: &str) -> Result<Option<(u64, ByteStream)>, BucketError> {
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+    /// Starts a GET of one object; `Ok(None)` when it no longer exists, or, with `if_match`,
+    /// when it was rewritten since it was listed (its listed size and ETag would be wrong).
+    pub async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<(u64, ByteStream)>, BucketError> {
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
+            req = req.if_match(etag);
+        }
+        match req.send().await {
             Ok(out) => Ok(Some((
                 out.content_length().unwrap_or(0).max(0) as u64,
                 out.body,
             ))),
             Err(SdkError::ServiceError(ctx))
-                if ctx.err().is_no_such_key() || ctx.raw().status().as_u16() == 404 =>
+                if ctx.err().is_no_such_key()
+                    || matches!(ctx.raw().status().as_u16(), 404 | 412) =>
             {
                 Ok(None)
             }
