@@ -1,4 +1,5 @@
 //! Backup: gather the configured sources into one snapshot request.
 
 pub mod buckets;
+pub mod crosscheck;
 pub mod databases;

@@ -3,7 +3,7 @@
 use rustic_core::jiff::Timestamp;
 
 use super::Context;
-use crate::backup::{buckets, databases};
+use crate::backup::{buckets, crosscheck, databases};
 use crate::cli::{BackupArgs, Component};
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
@@ -83,14 +83,28 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    // With both databases and buckets, the cross-check reads the dump and the bucket indexes
+    // as they are archived, and reports in the manifest.
+    let check = (dbs.is_some() && bkts.is_some()).then(|| crosscheck::Collector::new(&cfg.buckets));
     let mut streams = Vec::new();
     if let Some(d) = &mut dbs {
-        files.append(&mut d.files);
-        streams.append(&mut d.streams);
+        match &check {
+            Some(c) => {
+                files.extend(d.files.drain(..).map(|f| c.tap_file(f)));
+                streams.extend(d.streams.drain(..).map(|(dir, s)| (dir, c.tap_stream(s))));
+            }
+            None => {
+                files.append(&mut d.files);
+                streams.append(&mut d.streams);
+            }
+        }
         warnings.append(&mut d.warnings);
     }
     if let Some(b) = &mut bkts {
-        files.append(&mut b.files);
+        match &check {
+            Some(c) => files.extend(b.files.drain(..).map(|f| c.tap_file(f))),
+            None => files.append(&mut b.files),
+        }
         warnings.append(&mut b.warnings);
     }
     if files.is_empty() && streams.is_empty() {
@@ -142,6 +156,11 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                     m.buckets = entries;
                     m.warnings.extend(vanished);
                 }
+                if let Some(c) = &check {
+                    let report = c.report(&m.buckets);
+                    m.warnings.extend(report.warning());
+                    m.crosscheck = Some(report);
+                }
             }),
             dry_run: args.dry_run,
         },
@@ -181,6 +200,10 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                 human_bytes(b.bytes),
                 b.fetched
             ));
+        }
+        if let Some(c) = &w.manifest.crosscheck {
+            s.push('\n');
+            s.push_str(c.text("  ").trim_end());
         }
         if let Some(p) = &w.parent {
             s.push_str(&format!("\n  parent: {}", &p[..8.min(p.len())]));

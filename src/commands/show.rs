@@ -91,6 +91,18 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
                         db.tables.len()
                     ));
                 }
+                for b in &m.buckets {
+                    out.push_str(&format!(
+                        "  bucket:   {}/{}: {} objects, {}\n",
+                        b.source,
+                        b.bucket,
+                        b.objects,
+                        human_bytes(b.bytes)
+                    ));
+                }
+                if let Some(c) = &m.crosscheck {
+                    out.push_str(&c.text("  "));
+                }
                 for w in &m.warnings {
                     out.push_str(&format!("  warning:  {w}\n"));
                 }

@@ -26,6 +26,44 @@ pub struct Manifest {
     /// Ad-hoc files (folders and command streams) and their sizes.
     pub files: Vec<FileEntry>,
     pub warnings: Vec<String>,
+    /// Artifact references of the databases resolved against the buckets of this snapshot;
+    /// present when the snapshot holds both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crosscheck: Option<CrossCheck>,
+}
+
+/// The cross-check of database artifact references against bucket objects
+/// (see `backup::crosscheck`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrossCheck {
+    /// Tables scanned, `<source>/<db>/<table>`.
+    pub tables: Vec<String>,
+    /// References found in those tables.
+    pub references: u64,
+    /// References to an object (or a folder of objects) of the snapshot.
+    pub resolved: u64,
+    /// References into a backed-up bucket and prefix whose object is not in the snapshot.
+    pub dangling: u64,
+    /// References that cannot be checked: bucket not configured, other scheme, other prefix.
+    pub unresolvable: u64,
+    /// Objects in the snapshot's buckets.
+    pub objects: u64,
+    /// Objects that no reference names.
+    pub orphans: u64,
+    pub dangling_examples: Vec<Reference>,
+    pub unresolvable_examples: Vec<Reference>,
+    /// `<bucket>/<key>`.
+    pub orphan_examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Reference {
+    /// `<source>/<db>/<table>.<column>`.
+    pub column: String,
+    /// The URI or key as stored.
+    pub reference: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
