@@ -34,6 +34,69 @@ if [[ ! -f $DEMO_DIR/password ]]; then
 fi
 chmod 600 "$DEMO_DIR/password"
 
+# Small KFP-like demo data on the local services: an `mlpipeline` on MariaDB, an MLMD-like
+# `metadb` on PostgreSQL, and an `mlpipeline` bucket on the local S3 server. Idempotent.
+step "seeding demo data (MariaDB kfguard_demo_mlpipeline, PostgreSQL kfguard_demo_metadb, bucket kfguard-demo)"
+mariadb_cli=$(command -v mariadb || command -v mysql)
+"$mariadb_cli" -h127.0.0.1 -uroot <<'SQL'
+CREATE DATABASE IF NOT EXISTS kfguard_demo_mlpipeline CHARACTER SET utf8mb4;
+USE kfguard_demo_mlpipeline;
+CREATE TABLE IF NOT EXISTS pipelines (UUID varchar(64) PRIMARY KEY, Name varchar(128) NOT NULL, CreatedAtInSec bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS pipeline_versions (UUID varchar(64) PRIMARY KEY, PipelineId varchar(64) NOT NULL, PipelineSpecURI text NOT NULL);
+INSERT IGNORE INTO pipelines VALUES ('p1', 'train', 1700000000), ('p2', 'evaluate', 1700000100);
+INSERT IGNORE INTO pipeline_versions VALUES ('v1', 'p1', 'minio://kfguard-demo/pipelines/p1'), ('v2', 'p2', 'minio://kfguard-demo/pipelines/p2');
+SQL
+if ! psql -h 127.0.0.1 -U postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'kfguard_demo_metadb'" | grep -q 1; then
+  psql -h 127.0.0.1 -U postgres -qc 'CREATE DATABASE kfguard_demo_metadb'
+fi
+psql -h 127.0.0.1 -U postgres -d kfguard_demo_metadb -q <<'SQL'
+CREATE TABLE IF NOT EXISTS "Artifact" (id serial PRIMARY KEY, uri text, name text);
+INSERT INTO "Artifact" (uri, name) SELECT 'minio://kfguard-demo/v2/artifacts/run-1/model', 'model'
+  WHERE NOT EXISTS (SELECT 1 FROM "Artifact");
+SQL
+# Signed uploads with boto3, as a real client makes them. boto3 comes with moto in the
+# virtualenv services.sh owns; when another S3 server was reused, the demo gets its own.
+py=${KFGUARD_SERVICES_DIR:-$REPO/.services}/venv/bin/python
+if ! "$py" -c 'import boto3' 2>/dev/null; then
+  [[ -x $DEMO_DIR/venv/bin/python ]] || python3 -m venv "$DEMO_DIR/venv"
+  "$DEMO_DIR/venv/bin/python" -c 'import boto3' 2>/dev/null || "$DEMO_DIR/venv/bin/pip" install -q boto3
+  py=$DEMO_DIR/venv/bin/python
+fi
+"$py" - <<'PY'
+import os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["KFGUARD_TEST_S3_ENDPOINT"], region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+if "kfguard-demo" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+    s3.create_bucket(Bucket="kfguard-demo")
+for key in ["pipelines/p1", "pipelines/p2", "v2/artifacts/run-1/model"]:
+    s3.put_object(Bucket="kfguard-demo", Key=key, Body=f"demo object {key}\n".encode(), ContentType="text/plain")
+PY
+
+# The embedded defaults plus the local sources: what a nightly run on a real cluster does.
+cat >"$DEMO_DIR/kfguard.toml" <<TOML
+cluster = "demo"
+
+[[databases]]
+name = "kfp"
+engine = "mysql"
+url = "mysql://root@127.0.0.1:3306"
+databases = ["kfguard_demo_mlpipeline"]
+
+[[databases]]
+name = "mlmd"
+engine = "postgres"
+url = "postgres://postgres@127.0.0.1:5432"
+databases = ["kfguard_demo_metadb"]
+
+[[buckets]]
+name = "artifacts"
+endpoint = "$KFGUARD_TEST_S3_ENDPOINT"
+region = "us-east-1"
+bucket = "kfguard-demo"
+access_key_id_env = "AWS_ACCESS_KEY_ID"
+secret_access_key_env = "AWS_SECRET_ACCESS_KEY"
+TOML
+export KFGUARD_CONFIG=$DEMO_DIR/kfguard.toml
 export KFGUARD_REPO=$DEMO_DIR/repo
 export KFGUARD_PASSWORD_FILE=$DEMO_DIR/password
 
@@ -45,7 +108,7 @@ else
 fi
 
 step "kfguard backup --tag demo"
-# Exit code 3 means "done with warnings": expected while no source is configured.
+# Exit code 3 means "done with warnings" (e.g. a dangling artifact reference): shown, not fatal.
 rc=0
 "$KFGUARD" backup --tag demo || rc=$?
 if [[ $rc -ne 0 && $rc -ne 3 ]]; then
@@ -58,6 +121,9 @@ step "kfguard snapshots"
 
 step "kfguard show latest"
 "$KFGUARD" show latest
+
+step "kfguard restore latest --dry-run (the plan; nothing is changed)"
+"$KFGUARD" restore latest --dry-run --into kfguard_demo_restored --database kfp/kfguard_demo_mlpipeline
 
 step "kfguard check --read-data"
 "$KFGUARD" check --read-data
