@@ -96,33 +96,8 @@ pub fn select<'m>(
     if manifest.buckets.is_empty() {
         return Err(SelectError::NoBuckets);
     }
-    let mut chosen: Vec<&BucketEntry> = Vec::new();
-    if sel.buckets.is_empty() {
-        chosen.extend(&manifest.buckets);
-    }
-    for want in sel.buckets {
-        let matched: Vec<_> = manifest
-            .buckets
-            .iter()
-            .filter(|b| match want.split_once('/') {
-                Some((src, bucket)) => b.source == src && b.bucket == bucket,
-                None => b.source == *want,
-            })
-            .collect();
-        if matched.is_empty() {
-            let all: Vec<_> = manifest
-                .buckets
-                .iter()
-                .map(|b| format!("{}/{}", b.source, b.bucket))
-                .collect();
-            return Err(SelectError::NoMatch(want.clone(), all.join(", ")));
-        }
-        for m in matched {
-            if !chosen.iter().any(|c| std::ptr::eq(*c, m)) {
-                chosen.push(m);
-            }
-        }
-    }
+    let chosen = super::pick(&manifest.buckets, sel.buckets, |e| (&e.source, &e.bucket))
+        .map_err(|(want, all)| SelectError::NoMatch(want, all))?;
     if sel.into.is_some() && chosen.len() != 1 {
         return Err(SelectError::IntoNeedsOne(chosen.len()));
     }

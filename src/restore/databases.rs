@@ -45,33 +45,10 @@ pub fn select<'m>(
     if manifest.databases.is_empty() {
         return Err(SelectError::NoDatabases);
     }
-    let mut chosen: Vec<&DatabaseEntry> = Vec::new();
-    if sel.databases.is_empty() {
-        chosen.extend(&manifest.databases);
-    }
-    for want in sel.databases {
-        let matched: Vec<_> = manifest
-            .databases
-            .iter()
-            .filter(|d| match want.split_once('/') {
-                Some((src, db)) => d.source == src && d.database == db,
-                None => d.source == *want,
-            })
-            .collect();
-        if matched.is_empty() {
-            let all: Vec<_> = manifest
-                .databases
-                .iter()
-                .map(|d| format!("{}/{}", d.source, d.database))
-                .collect();
-            return Err(SelectError::NoMatch(want.clone(), all.join(", ")));
-        }
-        for m in matched {
-            if !chosen.iter().any(|c| std::ptr::eq(*c, m)) {
-                chosen.push(m);
-            }
-        }
-    }
+    let chosen = super::pick(&manifest.databases, sel.databases, |e| {
+        (&e.source, &e.database)
+    })
+    .map_err(|(want, all)| SelectError::NoMatch(want, all))?;
     if sel.into.is_some() && chosen.len() != 1 {
         return Err(SelectError::IntoNeedsOne(chosen.len()));
     }
