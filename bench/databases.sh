@@ -431,5 +431,6 @@ for op in backup restore; do
   done
 done
 printf '\npeer = mysqldump --single-transaction --quick | restic backup --stdin, restic dump | %s;\n' "$MYSQL"
-printf '       pg_dump | restic backup --stdin, restic dump | psql. A pipeline'"'"'s peak RSS is its largest process.\n'
+printf '       pg_dump | restic backup --stdin, restic dump | psql.\n'
+printf 'A pipeline'"'"'s peak RSS is that of its largest process.\n'
 printf 'kfguard restore includes its checksum verification; the peer restores are not verified.\n'
