@@ -16,6 +16,22 @@ const MYSQL_TABLES: [(&str, &str); 6] = [
     ("no_pk_log", "msg, at"),
 ];
 
+/// `restore latest --database kfp/DB --into INTO` plus extra flags.
+fn restore_into(db: &str, into: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        into,
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|e| e.to_string()));
+    args
+}
+
 fn all_bytes_hex() -> String {
     (0..=255u8).map(|b| format!("{b:02X}")).collect()
 }
@@ -99,15 +115,7 @@ fn mysql_round_trip_into_a_new_name() {
         .to_string()
         .contains("no_pk_log"));
 
-    let plan = kf.json(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-        "--dry-run",
-    ]);
+    let plan = kf.json(&restore_into(&db, &into, &["--dry-run"]));
     assert!(
         !plan["databases"][0]["plan"].as_array().unwrap().is_empty(),
         "{plan}"
@@ -117,14 +125,7 @@ fn mysql_round_trip_into_a_new_name() {
         "dry run created nothing"
     );
 
-    let restored = kf.json(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-    ]);
+    let restored = kf.json(&restore_into(&db, &into, &[]));
     assert_eq!(restored["databases"][0]["target"], into.as_str());
     assert_mysql_equal(&db, &into);
     // The auto-increment counter survives: the next artifact gets id 3.
@@ -135,29 +136,14 @@ fn mysql_round_trip_into_a_new_name() {
     );
 
     // Restoring again into the now non-empty database is refused without --force.
-    let out = kf.run(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-    ]);
+    let out = kf.run(&restore_into(&db, &into, &[]));
     assert_eq!(code(&out), 1);
     let line = error_line(&out);
     assert!(
         line.contains("already has") && line.contains("--force"),
         "{line}"
     );
-    kf.ok(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-        "--force",
-    ]);
+    kf.ok(&restore_into(&db, &into, &["--force"]));
     assert_mysql_equal(&db, &into);
     drop_mysql(&[&db, &into]);
 }
@@ -181,14 +167,7 @@ fn mysql_second_night_restores_the_changed_rows() {
     );
     let out = kf.run(&["backup", "--only", "databases"]);
     assert_eq!(code(&out), 3, "{}", common::stderr(&out));
-    kf.ok(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-    ]);
+    kf.ok(&restore_into(&db, &into, &[]));
     assert_mysql_equal(&db, &into);
     assert_eq!(
         mysql_rows(&into, "SELECT Name FROM pipelines WHERE UUID = 'p1'")[0][0].as_deref(),
@@ -299,14 +278,7 @@ fn mysql_backup_is_consistent_under_concurrent_writers() {
     kf.ok(&["backup", "--only", "databases", "--jobs", "2"]);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().unwrap();
-    kf.ok(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-    ]);
+    kf.ok(&restore_into(&db, &into, &[]));
     let runs = mysql_rows(&into, "SELECT id FROM runs ORDER BY id");
     let tasks = mysql_rows(&into, "SELECT id FROM tasks ORDER BY id");
     assert!(
@@ -420,14 +392,7 @@ fn postgres_round_trip_and_second_night() {
     pg_config(&kf, &db);
     kf.ok(&["init"]);
     kf.ok(&["backup", "--only", "databases"]);
-    kf.ok(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into,
-    ]);
+    kf.ok(&restore_into(&db, &into, &[]));
     assert_pg_equal(&db, &into);
     let idx = pg_text_rows(
         &into,
@@ -449,14 +414,7 @@ fn postgres_round_trip_and_second_night() {
         ],
     );
     kf.ok(&["backup", "--only", "databases"]);
-    kf.ok(&[
-        "restore",
-        "latest",
-        "--database",
-        &format!("kfp/{db}"),
-        "--into",
-        &into2,
-    ]);
+    kf.ok(&restore_into(&db, &into2, &[]));
     assert_pg_equal(&db, &into2);
     assert_eq!(
         pg_text_rows(&into2, "SELECT name FROM pipelines WHERE uuid = 'p1'"),

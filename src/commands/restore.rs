@@ -71,8 +71,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             force: args.force,
             dry_run: args.dry_run,
         };
-        let entries =
-            databases::select(&manifest, &sel).map_err(|e| super::UsageError(e.to_string()))?;
+        let entries = databases::select(&manifest, &sel)?;
         result.databases = databases::restore(
             ctx.rt.handle(),
             &ctx.config,
@@ -101,8 +100,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             existing: args.existing,
             dry_run: args.dry_run,
         };
-        let entries =
-            buckets::select(&manifest, &sel).map_err(|e| super::UsageError(e.to_string()))?;
+        let entries = buckets::select(&manifest, &sel)?;
         result.buckets = buckets::restore(
             ctx.rt.handle(),
             &ctx.config,

@@ -120,20 +120,7 @@ fn decode_segment(seg: &str) -> Option<String> {
     if seg.is_empty() || seg == "." || seg == ".." {
         return None;
     }
-    let bytes = seg.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = seg.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    super::percent_decode(seg)
 }
 
 /// One listed object.

@@ -241,20 +241,7 @@ pub fn file_stem(table: &str) -> String {
 
 /// Inverse of [`file_stem`].
 pub fn table_from_stem(stem: &str) -> Option<String> {
-    let bytes = stem.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = stem.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    super::percent_decode(stem)
 }
 
 /// Path of part `n` (from 1) of a table: `data/<stem>.<n:06>.<ext>`.

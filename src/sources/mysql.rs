@@ -1461,13 +1461,7 @@ async fn forward_ranges(
     match forward_rows(&job, ranges, part_bytes).await {
         Ok(entry) => {
             tracing::debug!(database = %job.db, table = %job.info.name, rows = entry.rows, "table dumped");
-            // Recorded before the channel closes, so the consumer finds it when it does.
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(job.db.clone())
-                .or_default()
-                .insert(job.info.name.clone(), entry);
+            record(&results, &job, entry);
         }
         Err(None) => {}
         Err(Some(Ok(e))) => {
@@ -1547,6 +1541,17 @@ async fn forward_rows(
 }
 
 /// Dumps one table; returns the connection if it is still usable.
+/// Records a finished table's rows and checksum. Called before the table's channel closes
+/// (the job holds its sender), so the consumer finds the result when the channel ends.
+fn record(results: &Results, job: &TableJob, entry: TableEntry) {
+    results
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(job.db.clone())
+        .or_default()
+        .insert(job.info.name.clone(), entry);
+}
+
 async fn dump_table(
     mut c: Conn,
     job: TableJob,
@@ -1556,13 +1561,7 @@ async fn dump_table(
     match read_table(&mut c, &job.db, &job.info, part_bytes, Some(&job.tx)).await {
         Ok(entry) => {
             tracing::debug!(database = %job.db, table = %job.info.name, rows = entry.rows, "table dumped");
-            // Recorded before the channel closes, so the consumer finds it when it does.
-            results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(job.db.clone())
-                .or_default()
-                .insert(job.info.name.clone(), entry);
+            record(&results, &job, entry);
             Some(c)
         }
         Err(ReadError::Closed) => None,

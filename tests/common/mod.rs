@@ -90,13 +90,17 @@ impl Kf {
     }
 
     /// Runs kfguard with args and returns the output, whatever the exit code.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run kfguard")
+    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        self.cmd()
+            .args(args.iter().map(AsRef::as_ref))
+            .output()
+            .expect("run kfguard")
     }
 
     /// Runs kfguard and insists on exit code 0.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+    pub fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+        let out = self.run(&args);
         assert!(
             out.status.success(),
             "kfguard {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
@@ -108,9 +112,9 @@ impl Kf {
     }
 
     /// Runs kfguard with `--output json` and parses stdout, which must be one JSON document.
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub fn json<S: AsRef<str>>(&self, args: &[S]) -> serde_json::Value {
         let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
+        all.extend(args.iter().map(AsRef::as_ref));
         let out = self.ok(&all);
         serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{out}"))
