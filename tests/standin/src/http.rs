@@ -1,0 +1,674 @@
+//! The HTTP front: routing Kubernetes API paths onto the store, discovery documents, Table
+//! output for kubectl, fault injection and the request log.
+
+use crate::errors::ApiError;
+use crate::rbac::{review, Identity};
+use crate::resources::{groups, Res, AUTHZ_GROUP};
+use crate::store::{Ctx, ListQuery, PatchKind, State};
+use crate::util::{human_age, now_secs, parse_query, parse_rfc3339};
+use crate::Request;
+use axum::body::Bytes;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shared by the server task and the `Server` handle.
+pub struct App {
+    pub state: Mutex<State>,
+    pub addr: SocketAddr,
+}
+
+impl App {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking handler must not take the whole stand-in down with it.
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.tick();
+        g
+    }
+}
+
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+        .with_state(app)
+}
+
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+    fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+}
+
+enum Reply {
+    Json(u16, Value),
+    Text(&'static str),
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    let mut r = (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+        v.to_string(),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.retry_after {
+        r.headers_mut().insert("retry-after", HeaderValue::from(s));
+    }
+    r
+}
+
+async fn handle(
+    AxState(app): AxState<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let latency = app.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let path = uri.path().to_string();
+    let raw_query = uri.query().unwrap_or("").to_string();
+    let query = Query(parse_query(&raw_query));
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header("content-type");
+    let dry_run = query.all("dryRun").any(|v| v == "All");
+    let field_manager = query.get("fieldManager").map(str::to_string);
+
+    let fault = {
+        let mut st = app.lock();
+        let m = method.as_str();
+        st.faults
+            .iter_mut()
+            .find(|f| {
+                f.times > 0
+                    && f.method
+                        .as_deref()
+                        .is_none_or(|fm| fm.eq_ignore_ascii_case(m))
+                    && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
+            })
+            .map(|f| {
+                f.times -= 1;
+                ApiError::for_status(f.status, f.retry_after_secs)
+            })
+    };
+    let response = match fault {
+        Some(e) => error_response(&e),
+        None => match route(&app, &method, &path, &query, &headers, &body) {
+            Ok(Reply::Json(code, v)) => json_response(code, &v),
+            Ok(Reply::Text(t)) => t.into_response(),
+            Err(e) => error_response(&e),
+        },
+    };
+    let status = response.status().as_u16();
+    let mut st = app.lock();
+    if st.log_stderr {
+        let q = if raw_query.is_empty() {
+            String::new()
+        } else {
+            format!("?{raw_query}")
+        };
+        eprintln!("{} {path}{q} -> {status}", method.as_str());
+    }
+    st.requests.push(Request {
+        method: method.as_str().to_string(),
+        path,
+        query: raw_query,
+        status,
+        dry_run,
+        field_manager,
+        content_type,
+    });
+    response
+}
+
+/// Where a resource path points.
+enum Target {
+    Collection {
+        res: Res,
+        ns: Option<String>,
+    },
+    Item {
+        res: Res,
+        ns: String,
+        name: String,
+        sub: Option<String>,
+    },
+}
+
+fn resolve_target(
+    st: &State,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Target, ApiError> {
+    let lookup = |plural: &str| {
+        st.resolve(group, version, plural)
+            .ok_or_else(ApiError::no_route)
+    };
+    // `namespaces/<ns>/<resource>…` addresses namespaced resources, unless <resource> is a
+    // subresource of the Namespace itself (namespaces/x/status).
+    if rest.len() >= 3 && rest[0] == "namespaces" {
+        if let Some(res) = st.resolve(group, version, rest[2]).filter(|r| r.namespaced) {
+            let ns = rest[1].to_string();
+            return match rest.len() {
+                3 => Ok(Target::Collection { res, ns: Some(ns) }),
+                4 | 5 => Ok(Target::Item {
+                    res,
+                    ns,
+                    name: rest[3].to_string(),
+                    sub: rest.get(4).map(|s| s.to_string()),
+                }),
+                _ => Err(ApiError::no_route()),
+            };
+        }
+    }
+    let res = lookup(rest[0])?;
+    match rest.len() {
+        1 => Ok(Target::Collection { res, ns: None }),
+        2 | 3 if !res.namespaced => Ok(Target::Item {
+            res,
+            ns: String::new(),
+            name: rest[1].to_string(),
+            sub: rest.get(2).map(|s| s.to_string()),
+        }),
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The caller, after impersonation (honoured for `system:masters` callers only).
+fn caller(headers: &HeaderMap) -> Identity {
+    let me = Identity::from_token(bearer(headers));
+    let Some(user) = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return me;
+    };
+    if !me.groups.iter().any(|g| g == "system:masters") {
+        return me;
+    }
+    let groups = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_string)
+        .collect();
+    Identity {
+        user: user.to_string(),
+        groups,
+    }
+}
+
+fn parse_body(headers: &HeaderMap, body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if yaml || ct.contains("yaml") {
+        let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        yaml_serde::from_str(text)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })
+    }
+}
+
+fn manager(query: &Query, headers: &HeaderMap) -> String {
+    if let Some(m) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    // The real server's default: the User-Agent's first word, up to the first '/'.
+    headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split_whitespace().next())
+        .map(|w| w.split('/').next().unwrap_or(w).to_string())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn route(
+    app: &App,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Reply, ApiError> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let get = method == Method::GET;
+    match segs.as_slice() {
+        ["healthz" | "readyz" | "livez", ..] if get => return Ok(Reply::Text("ok")),
+        ["version"] if get => return Ok(Reply::Json(200, version())),
+        [] if get => {
+            return Ok(Reply::Json(
+                200,
+                json!({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/readyz", "/version"]}),
+            ))
+        }
+        _ => {}
+    }
+    let st = app.lock();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        ["api"] if get => return Ok(Reply::Json(200, core_versions(app))),
+        ["apis"] if get => return Ok(Reply::Json(200, group_list(&st))),
+        ["apis", g] if get => return group_doc(&st, g).map(|v| Reply::Json(200, v)),
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    if rest.is_empty() {
+        return if get {
+            resource_list(&st, group, version).map(|v| Reply::Json(200, v))
+        } else {
+            Err(ApiError::method_not_allowed())
+        };
+    }
+    let target = resolve_target(&st, group, version, rest)?;
+    drop(st);
+    let mut dry = false;
+    for v in query.all("dryRun") {
+        if v != "All" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid dryRun value {v:?}: supported values: \"All\""
+            )));
+        }
+        dry = true;
+    }
+    let ctx = |sub: Option<String>| Ctx {
+        dry_run: dry,
+        manager: manager(query, headers),
+        subresource: sub,
+        seeding: false,
+    };
+    let verb_ok = |res: &Res, verb: &str| {
+        if res.verbs.contains(&verb) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed())
+        }
+    };
+    let as_table = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"));
+    let list_query = || {
+        ListQuery::parse(
+            query.get("labelSelector"),
+            query.get("fieldSelector"),
+            query.get("limit"),
+            query.get("continue"),
+        )
+    };
+    match target {
+        Target::Collection { res, ns } => {
+            if res.group == AUTHZ_GROUP {
+                if *method != Method::POST {
+                    return Err(ApiError::method_not_allowed());
+                }
+                return access_review(app, &res, headers, body).map(|v| Reply::Json(201, v));
+            }
+            match *method {
+                Method::GET => {
+                    if query.flag("watch") {
+                        return Err(ApiError::new(
+                            405,
+                            "MethodNotAllowed",
+                            "watch is not supported by the stand-in API server",
+                        ));
+                    }
+                    verb_ok(&res, "list")?;
+                    let q = list_query()?;
+                    let list = app.lock().list(&res, ns.as_deref(), &q);
+                    Ok(Reply::Json(
+                        200,
+                        if as_table {
+                            table(&res, &list, query)
+                        } else {
+                            list
+                        },
+                    ))
+                }
+                Method::POST => {
+                    verb_ok(&res, "create")?;
+                    let obj = parse_body(headers, body, false)?;
+                    let ns = ns.unwrap_or_default();
+                    if res.namespaced && ns.is_empty() {
+                        return Err(ApiError::no_route());
+                    }
+                    app.lock()
+                        .create(&res, &ns, obj, &ctx(None), "Update")
+                        .map(|v| Reply::Json(201, v))
+                }
+                Method::DELETE => {
+                    verb_ok(&res, "deletecollection")?;
+                    let q = list_query()?;
+                    app.lock()
+                        .delete_collection(&res, ns.as_deref(), &q, dry)
+                        .map(|v| Reply::Json(200, v))
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        Target::Item { res, ns, name, sub } => {
+            if let Some(s) = sub.as_deref() {
+                if s != "status" || !res.status {
+                    return Err(ApiError::no_route());
+                }
+                if !matches!(*method, Method::GET | Method::PUT | Method::PATCH) {
+                    return Err(ApiError::method_not_allowed());
+                }
+            }
+            match *method {
+                Method::GET => {
+                    verb_ok(&res, "get")?;
+                    let obj = app.lock().get(&res, &ns, &name)?;
+                    if as_table {
+                        let list = json!({"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "items": [obj]});
+                        return Ok(Reply::Json(200, table(&res, &list, query)));
+                    }
+                    Ok(Reply::Json(200, obj))
+                }
+                Method::PUT => {
+                    verb_ok(&res, "update")?;
+                    let obj = parse_body(headers, body, false)?;
+                    app.lock()
+                        .replace(&res, &ns, &name, obj, &ctx(sub))
+                        .map(|v| Reply::Json(200, v))
+                }
+                Method::PATCH => {
+                    verb_ok(&res, "patch")?;
+                    let ct = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let ct = ct.split(';').next().unwrap_or("").trim();
+                    let kind = match ct {
+                        "application/merge-patch+json"
+                        | "application/strategic-merge-patch+json" => PatchKind::Merge,
+                        "application/json-patch+json" => PatchKind::Json,
+                        "application/apply-patch+yaml" => {
+                            let Some(mgr) = query.get("fieldManager").filter(|m| !m.is_empty())
+                            else {
+                                return Err(ApiError::invalid(
+                                    "meta.k8s.io",
+                                    "PatchOptions",
+                                    "",
+                                    "fieldManager",
+                                    "FieldValueRequired",
+                                    "Required value: is required for apply patch",
+                                ));
+                            };
+                            let obj = parse_body(headers, body, true)?;
+                            let mut c = ctx(sub);
+                            c.manager = mgr.to_string();
+                            let force = query.flag("force");
+                            let mut st = app.lock();
+                            let existed = st.get(&res, &ns, &name).is_ok();
+                            let out = st.apply(&res, &ns, &name, obj, &c, force)?;
+                            return Ok(Reply::Json(if existed { 200 } else { 201 }, out));
+                        }
+                        other => {
+                            return Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})")));
+                        }
+                    };
+                    let patch = parse_body(headers, body, false)?;
+                    app.lock()
+                        .patch(&res, &ns, &name, kind, patch, &ctx(sub))
+                        .map(|v| Reply::Json(200, v))
+                }
+                Method::DELETE => {
+                    verb_ok(&res, "delete")?;
+                    app.lock()
+                        .delete(&res, &ns, &name, dry)
+                        .map(|v| Reply::Json(200, v))
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+    }
+}
+
+fn access_review(
+    app: &App,
+    res: &Res,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Value, ApiError> {
+    let mut obj = parse_body(headers, body, false)?;
+    if obj["kind"].as_str().is_some_and(|k| k != res.kind) {
+        return Err(ApiError::invalid(
+            &res.group,
+            &res.kind,
+            "",
+            "kind",
+            "FieldValueInvalid",
+            &format!("Invalid value: {}: must be {}", obj["kind"], res.kind),
+        ));
+    }
+    let spec = obj["spec"].clone();
+    if spec.get("resourceAttributes").is_none() && spec.get("nonResourceAttributes").is_none() {
+        return Err(ApiError::invalid(&res.group, &res.kind, "", "spec.resourceAttributes", "FieldValueRequired", "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified"));
+    }
+    let who = if res.plural == "selfsubjectaccessreviews" {
+        caller(headers)
+    } else {
+        let user = spec["user"].as_str().unwrap_or("").to_string();
+        let groups = spec["groups"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|g| g.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if user.is_empty() && spec["groups"].as_array().is_none_or(Vec::is_empty) {
+            return Err(ApiError::invalid(
+                &res.group,
+                &res.kind,
+                "",
+                "spec.user",
+                "FieldValueRequired",
+                "Required value: at least one of user or group must be specified",
+            ));
+        }
+        Identity { user, groups }
+    };
+    let (allowed, reason) = review(&app.lock(), &who, &spec);
+    obj["apiVersion"] = json!(res.api_version());
+    obj["kind"] = json!(res.kind);
+    if obj.get("metadata").is_none() {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"]["creationTimestamp"] = Value::Null;
+    let mut status = json!({ "allowed": allowed });
+    if !reason.is_empty() {
+        status["reason"] = json!(reason);
+    }
+    obj["status"] = status;
+    Ok(obj)
+}
+
+fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "32",
+        "gitVersion": "v1.32.0-standin",
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.23.0",
+        "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+fn core_versions(app: &App) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": app.addr.to_string()}]
+    })
+}
+
+fn group_json(name: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
+}
+
+fn group_list(st: &State) -> Value {
+    let gs: Vec<Value> = groups(&st.all_resources())
+        .iter()
+        .map(|(g, vs)| group_json(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
+}
+
+fn group_doc(st: &State, group: &str) -> Result<Value, ApiError> {
+    let gs = groups(&st.all_resources());
+    let (g, vs) = gs
+        .iter()
+        .find(|(g, _)| g == group)
+        .ok_or_else(ApiError::no_route)?;
+    let mut doc = group_json(g, vs);
+    doc["kind"] = json!("APIGroup");
+    doc["apiVersion"] = json!("v1");
+    Ok(doc)
+}
+
+fn resource_list(st: &State, group: &str, version: &str) -> Result<Value, ApiError> {
+    let rs: Vec<Res> = st
+        .all_resources()
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if rs.is_empty() {
+        return Err(ApiError::no_route());
+    }
+    let mut out = Vec::new();
+    for r in &rs {
+        let mut e = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": r.verbs,
+        });
+        if !r.short_names.is_empty() {
+            e["shortNames"] = json!(r.short_names);
+        }
+        out.push(e);
+        if r.status {
+            out.push(json!({
+                "name": format!("{}/status", r.plural),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+    }
+    let gv = rs[0].api_version();
+    Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+}
+
+/// A `meta.k8s.io/v1` Table of a list, the shape `kubectl get` asks for.
+fn table(res: &Res, list: &Value, query: &Query) -> Value {
+    let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0});
+    let mut cols = vec![col("Name", "string", "name")];
+    match (res.group.as_str(), res.plural.as_str()) {
+        ("", "pods") => cols.extend([
+            col("Ready", "string", ""),
+            col("Status", "string", ""),
+            col("Restarts", "string", ""),
+            col("Age", "string", ""),
+        ]),
+        ("", "namespaces") => cols.extend([col("Status", "string", ""), col("Age", "string", "")]),
+        ("apiextensions.k8s.io", _) => cols.push(col("Created At", "date", "")),
+        _ => cols.push(col("Age", "string", "")),
+    }
+    let now = now_secs();
+    let include = query.get("includeObject").unwrap_or("Metadata");
+    let rows: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            let md = &o["metadata"];
+            let created = md["creationTimestamp"].as_str().unwrap_or("");
+            let age = parse_rfc3339(created).map(|t| human_age(now - t)).unwrap_or_else(|| "<unknown>".into());
+            let mut cells = vec![md["name"].clone()];
+            match (res.group.as_str(), res.plural.as_str()) {
+                ("", "pods") => {
+                    let statuses = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+                    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
+                    let ready = statuses.iter().filter(|s| s["ready"] == true).count();
+                    let restarts: i64 = statuses.iter().filter_map(|s| s["restartCount"].as_i64()).sum();
+                    let phase = o["status"]["phase"].as_str().unwrap_or("Pending");
+                    cells.extend([json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string()), json!(age)]);
+                }
+                ("", "namespaces") => cells.extend([o["status"]["phase"].clone(), json!(age)]),
+                ("apiextensions.k8s.io", _) => cells.push(json!(created)),
+                _ => cells.push(json!(age)),
+            }
+            let mut row = json!({"cells": cells});
+            match include {
+                "None" => {}
+                "Object" => row["object"] = o.clone(),
+                _ => {
+                    row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": md})
+                }
+            }
+            row
+        })
+        .collect();
+    let mut meta = json!({"resourceVersion": list["metadata"]["resourceVersion"]});
+    if let Some(c) = list["metadata"].get("continue") {
+        meta["continue"] = c.clone();
+        meta["remainingItemCount"] = list["metadata"]["remainingItemCount"].clone();
+    }
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": cols, "rows": rows})
+}
