@@ -52,6 +52,14 @@ pub struct GlobalArgs {
     /// Output format of the command's result on stdout
     #[arg(long, global = true, env = "KFGUARD_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+
+    /// Kubeconfig of the cluster [default: [kubernetes] kubeconfig, KUBECONFIG, ~/.kube/config, in-cluster]
+    #[arg(long, global = true, env = "KFGUARD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use [default: the current one]
+    #[arg(long, global = true, env = "KFGUARD_KUBE_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +110,25 @@ pub enum Command {
     )]
     Forget(ForgetArgs),
 
+    /// Compare the live cluster with a snapshot: objects added, removed and changed
+    #[command(
+        after_help = "Examples:\n  kfguard diff latest\n  kfguard diff latest --output json"
+    )]
+    Diff(DiffArgs),
+
+    /// Custom resource definitions: compare the live ones with pinned manifests
+    #[command(
+        subcommand,
+        after_help = "Example:\n  kfguard crds diff --against crds.yaml"
+    )]
+    Crds(CrdsCommand),
+
+    /// Read a live KFP install and print a ready kfguard.toml
+    #[command(
+        after_help = "Examples:\n  kfguard discover > kfguard.toml\n  kfguard discover --namespace kubeflow"
+    )]
+    Discover(DiscoverArgs),
+
     /// Inspect the configuration
     #[command(subcommand, after_help = "Example:\n  kfguard config show")]
     Config(ConfigCommand),
@@ -113,15 +140,16 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-/// `restore --existing`: what to do with an object already in the target bucket.
+/// `restore --existing`: what to do with an object that already exists in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Existing {
-    /// Keep the object in the bucket, do not upload
+    /// Keep the live object, restore nothing over it
     Skip,
-    /// Replace it with the snapshot's
+    /// Replace it with the snapshot's (for Kubernetes objects: apply the snapshot's fields)
+    #[value(alias = "update")]
     Overwrite,
-    /// Stop before uploading anything
+    /// Stop before changing anything
     Fail,
 }
 
@@ -191,9 +219,24 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "P")]
     pub prefix: Option<String>,
 
-    /// What to do with an object that already exists in the target bucket
-    #[arg(long, value_enum, default_value_t = Existing::Fail)]
-    pub existing: Existing,
+    /// What to do with an object that already exists in the target [default: fail for bucket
+    /// objects, skip for Kubernetes objects]
+    #[arg(long, value_enum)]
+    pub existing: Option<Existing>,
+
+    /// Restore Kubernetes objects of namespace FROM into namespace TO (repeatable)
+    #[arg(long, value_name = "FROM:TO", value_parser = parse_namespace_map)]
+    pub namespace_map: Vec<(String, String)>,
+
+    /// Restore only these Kubernetes kinds: Kind or group/Kind, comma-separated (e.g.
+    /// ConfigMap,kubeflow.org/Profile)
+    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    pub include_kinds: Vec<String>,
+
+    /// Restore KFP ScheduledWorkflows and Argo CronWorkflows enabled; by default they come back
+    /// disabled, so that a restore does not start a storm of catch-up runs
+    #[arg(long)]
+    pub resume_schedules: bool,
 
     /// Parallel connections per database
     #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -238,6 +281,44 @@ pub struct CheckArgs {
     /// Read and verify the N-th of M parts of the data packs (e.g. 1/7)
     #[arg(long, value_name = "N/M", value_parser = parse_subset)]
     pub read_data_subset: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Snapshot id (or a unique prefix), or `latest`
+    pub snapshot: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrdsCommand {
+    /// Compare the live CRDs with pinned manifests: missing CRDs, served and storage versions,
+    /// schema changes
+    Diff(CrdsDiffArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CrdsDiffArgs {
+    /// YAML file with the pinned CustomResourceDefinitions (several documents)
+    #[arg(long, value_name = "FILE")]
+    pub against: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Namespace of the KFP install
+    #[arg(long, short = 'n', default_value = "kubeflow")]
+    pub namespace: String,
+}
+
+fn parse_namespace_map(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() && !b.contains(':') => {
+            Ok((a.to_string(), b.to_string()))
+        }
+        _ => Err(format!(
+            "`{s}` is not FROM:TO, e.g. kubeflow-user-alice:alice-restored"
+        )),
+    }
 }
 
 fn parse_tag(s: &str) -> Result<String, String> {

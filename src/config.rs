@@ -176,6 +176,9 @@ pub struct KubernetesConfig {
     pub exclude_namespaces: Vec<String>,
     pub crd_groups: Vec<String>,
     pub include_secrets: bool,
+    /// Finished Argo Workflows are skipped unless this is set: restored, they confuse KFP's
+    /// persistence agent.
+    pub include_finished_workflows: bool,
 }
 
 impl Default for KubernetesConfig {
@@ -193,6 +196,7 @@ impl Default for KubernetesConfig {
                 "serving.kserve.io".into(),
             ],
             include_secrets: false,
+            include_finished_workflows: false,
         }
     }
 }
@@ -259,6 +263,12 @@ impl Config {
         }
         if let Some(file) = &global.password_file {
             config.repository.password_file = Some(file.clone());
+        }
+        if let Some(file) = &global.kubeconfig {
+            config.kubernetes.kubeconfig = Some(file.clone());
+        }
+        if let Some(context) = &global.context {
+            config.kubernetes.context = Some(context.clone());
         }
         config.validate()?;
         Ok(config)

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drift;
 pub mod logging;
 pub mod output;
 pub mod progress;
@@ -50,6 +51,12 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             // Selecting what is not in the snapshot, or not in the config, is a usage error.
             || cause.downcast_ref::<restore::databases::SelectError>().is_some()
             || cause.downcast_ref::<restore::buckets::SelectError>().is_some()
+            || cause
+                .downcast_ref::<restore::kubernetes::RestoreError>()
+                .is_some_and(|e| matches!(e, restore::kubernetes::RestoreError::Nothing(_)))
+            || cause
+                .downcast_ref::<sources::kube::KubeError>()
+                .is_some_and(sources::kube::KubeError::is_usage)
         {
             return exit::USAGE;
         }

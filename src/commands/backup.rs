@@ -3,7 +3,7 @@
 use rustic_core::jiff::Timestamp;
 
 use super::Context;
-use crate::backup::{buckets, crosscheck, databases};
+use crate::backup::{buckets, crosscheck, databases, kubernetes};
 use crate::cli::{BackupArgs, Component};
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
@@ -33,15 +33,6 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             );
         }
     }
-    for (component, what, configured) in
-        [(Component::Kubernetes, "kubernetes", cfg.kubernetes.enabled)]
-    {
-        if configured && wanted(component) {
-            warnings.push(format!(
-                "{what} are configured but this kfguard version cannot back them up yet; they are not in this snapshot"
-            ));
-        }
-    }
     if args.only.contains(&Component::Databases) && cfg.databases.is_empty() {
         return Err(super::UsageError(
             "--only databases, but no [[databases]] source is configured".into(),
@@ -57,6 +48,23 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
 
     let (mut repo, location) = ctx.open()?;
+    // Kubernetes objects are captured first, into memory: they are small, and an unreachable
+    // API server fails the backup before any dump starts. `--only kubernetes` asks for them
+    // even when the config leaves them off.
+    let kube = if args.only.contains(&Component::Kubernetes)
+        || (cfg.kubernetes.enabled && wanted(Component::Kubernetes))
+    {
+        let k = kubernetes::capture(ctx.rt.handle(), &cfg.kubernetes, started)?;
+        tracing::info!(
+            "kubernetes: {} objects of {} kinds in {} namespaces",
+            k.files.len(),
+            k.counts.len(),
+            k.namespaces.len()
+        );
+        Some(k)
+    } else {
+        None
+    };
     // Buckets are listed first: a missing bucket or bad credentials fail before any dump starts.
     let mut bkts = if wanted(Component::Buckets) && !cfg.buckets.is_empty() {
         let parent;
@@ -107,6 +115,16 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         }
         warnings.append(&mut b.warnings);
     }
+    let mut kube_counts = Default::default();
+    let mut kube_skipped = Default::default();
+    let mut versions = Default::default();
+    let kube_captured = kube.is_some();
+    if let Some(k) = kube {
+        files.extend(k.files);
+        kube_counts = k.counts;
+        kube_skipped = k.skipped;
+        versions = k.versions;
+    }
     if files.is_empty() && streams.is_empty() {
         warnings.push("no source produced any file: the snapshot holds only its manifest".into());
     }
@@ -117,6 +135,9 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     }
     if dbs.is_some() {
         parts.push("databases");
+    }
+    if kube_captured {
+        parts.push("kubernetes");
     }
     if !args.from_dir.is_empty() || !args.from_command.is_empty() {
         parts.push("files");
@@ -129,6 +150,9 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
 
     let mut manifest = Manifest::new(&cfg.cluster, started.to_string());
     manifest.warnings = warnings.clone();
+    manifest.kubernetes = kube_counts;
+    manifest.kubernetes_skipped = kube_skipped;
+    manifest.versions = versions;
     let written = writer::write(
         repo,
         &location.display,
@@ -200,6 +224,16 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
                 human_bytes(b.bytes),
                 b.fetched
             ));
+        }
+        if !w.manifest.kubernetes.is_empty() {
+            let total: u64 = w.manifest.kubernetes.values().sum();
+            s.push_str(&format!(
+                "\n  kubernetes: {total} objects of {} kinds",
+                w.manifest.kubernetes.len()
+            ));
+            for (why, n) in &w.manifest.kubernetes_skipped {
+                s.push_str(&format!("\n  kubernetes: skipped {n} {why}"));
+            }
         }
         if let Some(c) = &w.manifest.crosscheck {
             s.push('\n');

@@ -3,6 +3,9 @@
 mod backup;
 mod check;
 mod config;
+mod crds;
+mod diff;
+mod discover;
 mod forget;
 mod init;
 mod restore;
@@ -91,6 +94,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Dump(args) => show::dump(&ctx, &args),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Forget(args) => forget::run(&ctx, &args),
+        Command::Diff(args) => diff::run(&ctx, &args),
+        Command::Crds(cmd) => crds::run(&ctx, &cmd),
+        Command::Discover(args) => discover::run(&ctx, &args),
         Command::Config(cmd) => config::run(&ctx, &cmd),
         Command::Completions(_) => unreachable!("handled above"),
     }

@@ -9,6 +9,7 @@ use crate::cli::{Component, RestoreArgs};
 use crate::output::emit;
 use crate::restore::buckets;
 use crate::restore::databases::{self, Selection};
+use crate::restore::kubernetes;
 use crate::snapshot::{full_id, read};
 use crate::sources::database::RestoreReport;
 use crate::Outcome;
@@ -19,6 +20,8 @@ struct Restored {
     dry_run: bool,
     databases: Vec<RestoreReport>,
     buckets: Vec<buckets::BucketReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes: Option<kubernetes::Report>,
     warnings: Vec<String>,
 }
 
@@ -50,6 +53,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
         databases: Vec::new(),
         buckets: Vec::new(),
+        kubernetes: None,
         warnings: Vec::new(),
     };
     // `--into` names a bucket when buckets, and not databases, are restored.
@@ -97,7 +101,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
                 None
             },
             prefix: args.prefix.as_deref(),
-            existing: args.existing,
+            existing: args.existing.unwrap_or(crate::cli::Existing::Fail),
             dry_run: args.dry_run,
         };
         let entries = buckets::select(&manifest, &sel)?;
@@ -115,12 +119,31 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    for (component, what) in [(Component::Kubernetes, "kubernetes")] {
-        if only.contains(&component) {
-            warnings.push(format!(
-                "restoring {what} is not supported by this kfguard version yet"
-            ));
-        }
+    // Kubernetes objects come last: KFP's controllers and schedules expect their databases and
+    // artifacts to be back first.
+    let kube_selected = !args.namespace_map.is_empty() || !args.include_kinds.is_empty();
+    if wanted(Component::Kubernetes)
+        && (!manifest.kubernetes.is_empty()
+            || only.contains(&Component::Kubernetes)
+            || kube_selected)
+    {
+        let objects = crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?;
+        let sel = kubernetes::Selection {
+            namespace_map: &args.namespace_map,
+            include_kinds: &args.include_kinds,
+            existing: args.existing.unwrap_or(crate::cli::Existing::Skip),
+            resume_schedules: args.resume_schedules,
+            dry_run: args.dry_run,
+            jobs: usize::from(args.jobs) * 4,
+        };
+        let report = kubernetes::restore(ctx.rt.handle(), &ctx.config.kubernetes, objects, &sel)?;
+        warnings.extend(report.warnings.iter().cloned());
+        result.kubernetes = Some(report);
+    } else if kube_selected {
+        return Err(super::UsageError(
+            "--namespace-map and --include-kinds apply to Kubernetes objects, which this restore does not include".into(),
+        )
+        .into());
     }
     result.warnings = warnings.clone();
     emit(ctx.global.output, &result, |r| {
@@ -154,6 +177,9 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
                 ));
             }
         }
+        if let Some(k) = &r.kubernetes {
+            s.push_str(&kube_text(k, r.dry_run));
+        }
         for w in &r.warnings {
             s.push_str(&format!("warning: {w}\n"));
         }
@@ -167,4 +193,37 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Warnings(warnings)
     })
+}
+
+/// The Kubernetes plan or result, one line per object, in restore order.
+fn kube_text(k: &kubernetes::Report, dry_run: bool) -> String {
+    let mut s = format!(
+        "{} Kubernetes objects on {}:\n",
+        if dry_run { "plan for" } else { "restored" },
+        k.server
+    );
+    let mut stage = 0;
+    for step in &k.steps {
+        if step.stage != stage {
+            stage = step.stage;
+            s.push_str(&format!("  {stage}. {}\n", step.stage_name));
+        }
+        let action = serde_json::to_value(step.action)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        s.push_str(&format!("    {action:<9} {}\n", step.object));
+        for c in &step.changes {
+            s.push_str(&format!("        {}\n", c.line()));
+        }
+        for n in &step.notes {
+            s.push_str(&format!("        note: {n}\n"));
+        }
+        if let Some(e) = &step.error {
+            s.push_str(&format!("        error: {e}\n"));
+        }
+    }
+    let counts: Vec<String> = k.counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
+    s.push_str(&format!("  total: {}\n", counts.join(", ")));
+    s
 }

@@ -2,6 +2,7 @@
 
 pub mod buckets;
 pub mod databases;
+pub mod kubernetes;
 
 /// The entries that `SRC/NAME` or `SRC` selectors pick, each once, in selector order; all of
 /// them when there is no selector. `Err((selector, available))` names one that matches nothing.

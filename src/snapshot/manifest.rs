@@ -21,8 +21,11 @@ pub struct Manifest {
     pub versions: BTreeMap<String, String>,
     pub databases: Vec<DatabaseEntry>,
     pub buckets: Vec<BucketEntry>,
-    /// Object count per Kubernetes kind.
+    /// Object count per Kubernetes kind, `<group>/<Kind>` (`core` for the core group).
     pub kubernetes: BTreeMap<String, u64>,
+    /// Kubernetes objects left out on purpose, per reason, e.g. finished Argo Workflows.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kubernetes_skipped: BTreeMap<String, u64>,
     /// Ad-hoc files (folders and command streams) and their sizes.
     pub files: Vec<FileEntry>,
     pub warnings: Vec<String>,

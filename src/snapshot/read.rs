@@ -19,6 +19,12 @@ pub enum ReadError {
     IsDir { path: String, snapshot: String },
     #[error("snapshot {snapshot} has a kfguard.json that cannot be read: {detail}")]
     BadManifest { snapshot: String, detail: String },
+    #[error("`{path}` in snapshot {snapshot} cannot be read: {detail}")]
+    BadFile {
+        path: String,
+        snapshot: String,
+        detail: String,
+    },
     #[error(transparent)]
     Repo(#[from] RepoError),
 }

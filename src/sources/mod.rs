@@ -4,6 +4,7 @@ pub mod bucket;
 pub mod command;
 pub mod database;
 pub mod dir;
+pub mod kube;
 pub mod mysql;
 pub mod postgres;
 

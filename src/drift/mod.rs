@@ -1,0 +1,3 @@
+//! Drift: how live Kubernetes objects differ from a snapshot or from pinned manifests.
+
+pub mod fields;

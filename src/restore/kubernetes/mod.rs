@@ -1,0 +1,580 @@
+//! Restoring Kubernetes objects from a snapshot: a plan in dependency order (see [`order`]),
+//! then server-side apply with field manager `kfguard`, stage by stage.
+//!
+//! - CRDs are waited for until Established, and the cluster is rediscovered, before any custom
+//!   resource; Profiles are waited for until their namespace exists.
+//! - ownerReferences are relinked to the UIDs the owners have on the target cluster (by kind,
+//!   namespace and name); a reference to an owner that is not there is dropped, because the
+//!   garbage collector would delete the object.
+//! - `--dry-run` sends every create and update with `dryRun=All`, so the server validates the
+//!   plan without storing anything; unchanged and skipped objects are not sent.
+//! - Objects are applied with bounded concurrency and retried on 429 and 5xx; one failed object
+//!   is reported and the others go on.
+
+pub mod order;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::runtime::Handle;
+
+use crate::cli::Existing;
+use crate::config::KubernetesConfig;
+use crate::drift::fields::{self, Change};
+use crate::sources::kube::catalog::{self, Kind, Served};
+use crate::sources::kube::object::{self, group_of, ObjectKey};
+use crate::sources::kube::{retry, Cluster, KubeError};
+
+/// Field manager of every apply.
+pub const FIELD_MANAGER: &str = "kfguard";
+
+/// What `kfguard restore --only kubernetes` was asked to do.
+pub struct Selection<'a> {
+    pub namespace_map: &'a [(String, String)],
+    pub include_kinds: &'a [String],
+    pub existing: Existing,
+    pub resume_schedules: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{count} object(s) already exist in the cluster, e.g. {examples}; choose --existing skip or --existing update")]
+    Exists { count: usize, examples: String },
+    #[error("the snapshot holds no Kubernetes objects{0}")]
+    Nothing(String),
+    #[error(transparent)]
+    Kube(#[from] KubeError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    Skip,
+    Failed,
+}
+
+/// One object of the plan and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub stage: u8,
+    pub stage_name: &'static str,
+    pub action: Action,
+    pub object: ObjectKey,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub server: String,
+    pub steps: Vec<Step>,
+    /// Objects per action.
+    pub counts: BTreeMap<String, u64>,
+    pub warnings: Vec<String>,
+}
+
+/// An object to apply, after the rewrites of the selection.
+struct Item {
+    key: ObjectKey,
+    obj: Value,
+    stage: u8,
+    notes: Vec<String>,
+}
+
+pub fn restore(
+    rt: &Handle,
+    cfg: &KubernetesConfig,
+    objects: BTreeMap<ObjectKey, Value>,
+    sel: &Selection,
+) -> Result<Report, RestoreError> {
+    let items = prepare(objects, sel)?;
+    rt.block_on(async {
+        let cluster = Cluster::connect(cfg).await?;
+        apply_all(&cluster, items, sel).await
+    })
+}
+
+/// Applies the selection's rewrites and sorts the objects into stages.
+fn prepare(
+    objects: BTreeMap<ObjectKey, Value>,
+    sel: &Selection,
+) -> Result<Vec<Item>, RestoreError> {
+    let total = objects.len();
+    let mut items: Vec<Item> = objects
+        .into_iter()
+        .filter(|(k, _)| order::kind_selected(sel.include_kinds, k))
+        .filter_map(|(_, mut obj)| {
+            let mut notes = Vec::new();
+            object::sanitize(&mut obj);
+            order::map_namespace(&mut obj, sel.namespace_map);
+            if !sel.resume_schedules && order::disable_schedule(&mut obj) {
+                notes.push(
+                    "schedule restored disabled (use --resume-schedules to keep it on)".into(),
+                );
+            }
+            let key = ObjectKey::of(&obj)?;
+            Some(Item {
+                stage: order::stage(&key.group, &key.kind),
+                key,
+                obj,
+                notes,
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return Err(RestoreError::Nothing(if total > 0 {
+            format!(" of the kinds {}", sel.include_kinds.join(","))
+        } else {
+            String::new()
+        }));
+    }
+    items.sort_by(|a, b| (a.stage, &a.key).cmp(&(b.stage, &b.key)));
+    Ok(items)
+}
+
+/// Identity of an object for UID lookups: group, kind, namespace, name.
+type UidKey = (String, String, Option<String>, String);
+
+fn uid_key(key: &ObjectKey) -> UidKey {
+    (
+        key.group.clone(),
+        key.kind.clone(),
+        key.namespace.clone(),
+        key.name.clone(),
+    )
+}
+
+/// Live objects of the kinds a stage touches, listed once per kind.
+async fn live_objects(
+    cluster: &Cluster,
+    kinds: &[Kind],
+) -> Result<HashMap<ObjectKey, Value>, KubeError> {
+    let lists: Vec<Result<Vec<Value>, KubeError>> = stream::iter(kinds.iter())
+        .map(|k| catalog::list_kind(cluster, k))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut out = HashMap::new();
+    for list in lists {
+        for o in list? {
+            if let Some(k) = ObjectKey::of(&o) {
+                out.insert(k, o);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn apply_all(
+    cluster: &Cluster,
+    items: Vec<Item>,
+    sel: &Selection<'_>,
+) -> Result<Report, RestoreError> {
+    let mut report = Report {
+        server: cluster.server.clone(),
+        ..Default::default()
+    };
+    let mut served = Served::discover(cluster).await?;
+    // Namespaces that exist, or that this restore creates: a namespaced object goes nowhere else.
+    let mut uids: HashMap<UidKey, String> = HashMap::new();
+    let planned_ns: BTreeSet<String> = items
+        .iter()
+        .filter(|i| i.key.group.is_empty() && i.key.kind == "Namespace")
+        .map(|i| i.key.name.clone())
+        .collect();
+    let planned_crds: BTreeSet<(String, String)> = items
+        .iter()
+        .filter(|i| i.stage == 1)
+        .filter_map(|i| {
+            let group = i.obj.pointer("/spec/group")?.as_str()?.to_string();
+            let kind = i.obj.pointer("/spec/names/kind")?.as_str()?.to_string();
+            Some((group, kind))
+        })
+        .collect();
+
+    if sel.existing == Existing::Fail {
+        let kinds = kinds_of(&served, items.iter());
+        let live = live_objects(cluster, &kinds).await?;
+        let existing: Vec<String> = items
+            .iter()
+            .filter(|i| live.contains_key(&i.key))
+            .map(|i| format!("`{}`", i.key))
+            .collect();
+        if !existing.is_empty() {
+            return Err(RestoreError::Exists {
+                count: existing.len(),
+                examples: existing
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+
+    let mut stages: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
+    for item in items {
+        stages.entry(item.stage).or_default().push(item);
+    }
+    for (stage, items) in stages {
+        if stage == 9 && !sel.dry_run {
+            // CRDs restored in stage 1 are served by now; learn their resources.
+            served = Served::discover(cluster).await?;
+        }
+        let kinds = kinds_of(&served, items.iter());
+        let live = live_objects(cluster, &kinds).await?;
+        for (k, o) in &live {
+            if let Some(uid) = o.pointer("/metadata/uid").and_then(Value::as_str) {
+                uids.insert(uid_key(k), uid.to_string());
+            }
+        }
+        let namespaces_live: BTreeSet<String> = if stage >= 2 {
+            let ns_kind = served.get("", "Namespace").cloned();
+            match ns_kind {
+                Some(k) => catalog::list_kind(cluster, &k)
+                    .await?
+                    .iter()
+                    .filter_map(|o| {
+                        o.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                    })
+                    .collect(),
+                None => BTreeSet::new(),
+            }
+        } else {
+            BTreeSet::new()
+        };
+        // Owners before dependents: objects whose owner is restored in this same stage go in a
+        // later wave, once the owner has its new UID.
+        let in_stage: BTreeSet<UidKey> = items.iter().map(|i| uid_key(&i.key)).collect();
+        let (first, second): (Vec<Item>, Vec<Item>) = items
+            .into_iter()
+            .partition(|i| owners(&i.obj, &i.key).iter().all(|o| !in_stage.contains(o)));
+        for wave in [first, second] {
+            let mut tasks = Vec::new();
+            for mut item in wave {
+                let kind = served.get(&item.key.group, &item.key.kind).cloned();
+                let mut step = Step {
+                    stage,
+                    stage_name: order::stage_name(stage),
+                    action: Action::Create,
+                    object: item.key.clone(),
+                    changes: Vec::new(),
+                    notes: std::mem::take(&mut item.notes),
+                    error: None,
+                };
+                let Some(kind) = kind else {
+                    if sel.dry_run
+                        && planned_crds.contains(&(item.key.group.clone(), item.key.kind.clone()))
+                    {
+                        step.notes.push(
+                            "its CRD is created by this restore; not validated by the server"
+                                .into(),
+                        );
+                    } else {
+                        step.action = Action::Failed;
+                        step.error = Some(format!(
+                            "the cluster does not serve {}; restore its CRD first (--include-kinds CustomResourceDefinition)",
+                            item.key.group_kind()
+                        ));
+                    }
+                    report.steps.push(step);
+                    continue;
+                };
+                if let Some(ns) = &item.key.namespace {
+                    if !namespaces_live.contains(ns) {
+                        if planned_ns.contains(ns) && sel.dry_run {
+                            step.notes.push(format!("namespace {ns} is created by this restore; not validated by the server"));
+                            report.steps.push(step);
+                            continue;
+                        }
+                        if !planned_ns.contains(ns) {
+                            step.action = Action::Failed;
+                            step.error = Some(format!(
+                                "namespace {ns} does not exist and is not in the snapshot; create it, or map it with --namespace-map {ns}:OTHER"
+                            ));
+                            report.steps.push(step);
+                            continue;
+                        }
+                    }
+                }
+                if let Some(live_obj) = live.get(&item.key) {
+                    let mut live_clean = live_obj.clone();
+                    object::sanitize(&mut live_clean);
+                    let mut desired = item.obj.clone();
+                    relink_owners(&mut desired, &item.key, &uids, &mut Vec::new());
+                    step.changes = fields::applied(&live_clean, &desired);
+                    step.action = if step.changes.is_empty() {
+                        Action::Unchanged
+                    } else if sel.existing == Existing::Skip {
+                        step.notes.push("exists and differs; kept as is (--existing update applies the snapshot)".into());
+                        Action::Skip
+                    } else {
+                        Action::Update
+                    };
+                    if matches!(step.action, Action::Unchanged | Action::Skip) {
+                        report.steps.push(step);
+                        continue;
+                    }
+                }
+                relink_owners(&mut item.obj, &item.key, &uids, &mut step.notes);
+                tasks.push((item, kind, step));
+            }
+            let results: Vec<(ObjectKey, Step, Option<String>)> = stream::iter(tasks)
+                .map(|(item, kind, mut step)| async move {
+                    match apply_one(cluster, &kind, &item, sel.dry_run).await {
+                        Ok(uid) => (item.key, step, uid),
+                        Err(e) => {
+                            step.action = Action::Failed;
+                            step.error = Some(e.to_string());
+                            (item.key, step, None)
+                        }
+                    }
+                })
+                .buffer_unordered(sel.jobs.max(1))
+                .collect()
+                .await;
+            for (key, step, uid) in results {
+                if let Some(uid) = uid {
+                    uids.insert(uid_key(&key), uid);
+                }
+                report.steps.push(step);
+            }
+        }
+        if !sel.dry_run {
+            let applied: Vec<&Step> = report
+                .steps
+                .iter()
+                .filter(|s| s.stage == stage && matches!(s.action, Action::Create | Action::Update))
+                .collect();
+            match stage {
+                1 => {
+                    for s in &applied {
+                        if let Err(e) = wait_established(cluster, &served, &s.object.name).await {
+                            report.warnings.push(e);
+                        }
+                    }
+                }
+                2 => {
+                    for s in applied.iter().filter(|s| s.object.kind == "Profile") {
+                        if let Err(e) = wait_namespace(cluster, &served, &s.object.name).await {
+                            report.warnings.push(e);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    report
+        .steps
+        .sort_by(|a, b| (a.stage, &a.object).cmp(&(b.stage, &b.object)));
+    for s in &report.steps {
+        let name = serde_json::to_value(s.action)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        *report.counts.entry(name).or_default() += 1;
+    }
+    let failed: Vec<&Step> = report
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Failed)
+        .collect();
+    if !failed.is_empty() {
+        let examples: Vec<String> = failed
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.object, s.error.as_deref().unwrap_or("")))
+            .collect();
+        report.warnings.push(format!(
+            "{} Kubernetes object(s) could not be restored, e.g. {}",
+            failed.len(),
+            examples.join("; ")
+        ));
+    }
+    Ok(report)
+}
+
+/// The served kinds of these items (kinds the cluster does not serve are left out).
+fn kinds_of<'a>(served: &Served, items: impl Iterator<Item = &'a Item>) -> Vec<Kind> {
+    let wanted: BTreeSet<(String, String)> = items
+        .map(|i| (i.key.group.clone(), i.key.kind.clone()))
+        .collect();
+    wanted
+        .iter()
+        .filter_map(|(g, k)| served.get(g, k).cloned())
+        .collect()
+}
+
+/// The owners an object names, as UID lookup keys (same namespace, or cluster-scoped).
+fn owners(obj: &Value, key: &ObjectKey) -> Vec<UidKey> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    Some((
+                        group_of(r.get("apiVersion")?.as_str()?).to_string(),
+                        r.get("kind")?.as_str()?.to_string(),
+                        key.namespace.clone(),
+                        r.get("name")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Points ownerReferences at the owners' UIDs on the target cluster; drops references to owners
+/// that are not there, which the garbage collector would otherwise act on.
+fn relink_owners(
+    obj: &mut Value,
+    key: &ObjectKey,
+    uids: &HashMap<UidKey, String>,
+    notes: &mut Vec<String>,
+) {
+    let Some(refs) = obj
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    refs.retain_mut(|r| {
+        let (Some(api_version), Some(kind), Some(name)) = (
+            r.get("apiVersion").and_then(Value::as_str),
+            r.get("kind").and_then(Value::as_str),
+            r.get("name").and_then(Value::as_str),
+        ) else {
+            return false;
+        };
+        let group = group_of(api_version).to_string();
+        let found = uids
+            .get(&(
+                group.clone(),
+                kind.to_string(),
+                key.namespace.clone(),
+                name.to_string(),
+            ))
+            .or_else(|| uids.get(&(group, kind.to_string(), None, name.to_string())));
+        match found {
+            Some(uid) => {
+                r["uid"] = uid.clone().into();
+                true
+            }
+            None => {
+                notes.push(format!(
+                    "owner {kind} {name} is not in the cluster; its reference is dropped"
+                ));
+                false
+            }
+        }
+    });
+    if refs.is_empty() {
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("ownerReferences");
+        }
+    }
+}
+
+/// Server-side apply of one object; its UID on the cluster (none on a dry run).
+async fn apply_one(
+    cluster: &Cluster,
+    kind: &Kind,
+    item: &Item,
+    dry_run: bool,
+) -> Result<Option<String>, KubeError> {
+    let api: Api<DynamicObject> = match &item.key.namespace {
+        Some(ns) if kind.namespaced => Api::namespaced_with(cluster.client.clone(), ns, &kind.ar),
+        _ => Api::all_with(cluster.client.clone(), &kind.ar),
+    };
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    if dry_run {
+        params = params.dry_run();
+    }
+    // Apply with the version the cluster serves: a snapshot from an older cluster may name
+    // another version of the same kind.
+    let mut obj = item.obj.clone();
+    obj["apiVersion"] = kind.ar.api_version.clone().into();
+    let patch = Patch::Apply(&obj);
+    let applied = retry(|| api.patch(&item.key.name, &params, &patch))
+        .await
+        .map_err(|e| cluster.err(format!("applying {}", item.key), &e))?;
+    Ok(if dry_run { None } else { applied.metadata.uid })
+}
+
+/// How long to wait for a CRD to become Established or a Profile's namespace to appear.
+fn wait_limit() -> Duration {
+    std::env::var("KFGUARD_KUBE_WAIT_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
+
+async fn wait_established(cluster: &Cluster, served: &Served, name: &str) -> Result<(), String> {
+    let Some(kind) = served.get("apiextensions.k8s.io", "CustomResourceDefinition") else {
+        return Ok(());
+    };
+    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
+    let deadline = Instant::now() + wait_limit();
+    loop {
+        if let Ok(crd) = api.get(name).await {
+            let established = crd
+                .data
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.get("type").and_then(Value::as_str) == Some("Established")
+                            && c.get("status").and_then(Value::as_str) == Some("True")
+                    })
+                });
+            if established {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "CRD {name} is not Established after {:?}; its custom resources may fail",
+                wait_limit()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until a Profile's namespace exists: the profile controller creates it.
+async fn wait_namespace(cluster: &Cluster, served: &Served, name: &str) -> Result<(), String> {
+    let Some(kind) = served.get("", "Namespace") else {
+        return Ok(());
+    };
+    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
+    let deadline = Instant::now() + wait_limit();
+    loop {
+        if api.get_opt(name).await.ok().flatten().is_some() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "namespace {name} of Profile {name} did not appear within {:?}; is the profile controller running?",
+                wait_limit()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
