@@ -52,11 +52,7 @@ impl ApiError {
 
     /// What the real server answers for a path it does not serve.
     pub fn no_route() -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        );
+        let mut e = Self::new(404, "NotFound", "the server could not find the requested resource");
         e.details = Some(json!({}));
         e
     }
@@ -75,14 +71,7 @@ impl ApiError {
     }
 
     /// 422 with one cause; `detail` is e.g. `Required value: name or generateName is required`.
-    pub fn invalid(
-        group: &str,
-        kind: &str,
-        name: &str,
-        field: &str,
-        cause_reason: &str,
-        detail: &str,
-    ) -> Self {
+    pub fn invalid(group: &str, kind: &str, name: &str, field: &str, cause_reason: &str, detail: &str) -> Self {
         let qk = if group.is_empty() {
             kind.to_string()
         } else {

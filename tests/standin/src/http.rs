@@ -44,10 +44,7 @@ impl Query {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
     fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().filter(move |(n, _)| n == k).map(|(_, v)| v.as_str())
     }
     fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
@@ -60,11 +57,7 @@ enum Reply {
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
-    let mut r = (
-        StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-        v.to_string(),
-    )
-        .into_response();
+    let mut r = (StatusCode::from_u16(code).unwrap_or(StatusCode::OK), v.to_string()).into_response();
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     r
@@ -92,14 +85,10 @@ async fn handle(
     let path = uri.path().to_string();
     let raw_query = uri.query().unwrap_or("").to_string();
     let query = Query(parse_query(&raw_query));
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let content_type = header("content-type");
-    let dry_run = query.all("dryRun").any(|v| v == "All");
+    let dry_run = query.all("dryRun").any(|v| v == "All")
+        || (method == Method::DELETE && body_dry_run(&body).iter().any(|v| v == "All"));
     let field_manager = query.get("fieldManager").map(str::to_string);
 
     let fault = {
@@ -109,9 +98,7 @@ async fn handle(
             .iter_mut()
             .find(|f| {
                 f.times > 0
-                    && f.method
-                        .as_deref()
-                        .is_none_or(|fm| fm.eq_ignore_ascii_case(m))
+                    && f.method.as_deref().is_none_or(|fm| fm.eq_ignore_ascii_case(m))
                     && f.path_contains.as_deref().is_none_or(|p| path.contains(p))
             })
             .map(|f| {
@@ -163,16 +150,8 @@ enum Target {
     },
 }
 
-fn resolve_target(
-    st: &State,
-    group: &str,
-    version: &str,
-    rest: &[&str],
-) -> Result<Target, ApiError> {
-    let lookup = |plural: &str| {
-        st.resolve(group, version, plural)
-            .ok_or_else(ApiError::no_route)
-    };
+fn resolve_target(st: &State, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+    let lookup = |plural: &str| st.resolve(group, version, plural).ok_or_else(ApiError::no_route);
     // `namespaces/<ns>/<resource>…` addresses namespaced resources, unless <resource> is a
     // subresource of the Namespace itself (namespaces/x/status).
     if rest.len() >= 3 && rest[0] == "namespaces" {
@@ -203,6 +182,15 @@ fn resolve_target(
     }
 }
 
+/// `dryRun` from a DeleteOptions body (kube and client-go send delete options there).
+fn body_dry_run(body: &Bytes) -> Vec<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["dryRun"].as_array().cloned())
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
@@ -214,10 +202,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// The caller, after impersonation (honoured for `system:masters` callers only).
 fn caller(headers: &HeaderMap) -> Identity {
     let me = Identity::from_token(bearer(headers));
-    let Some(user) = headers
-        .get("impersonate-user")
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(user) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
         return me;
     };
     if !me.groups.iter().any(|g| g == "system:masters") {
@@ -236,20 +221,13 @@ fn caller(headers: &HeaderMap) -> Identity {
 }
 
 fn parse_body(headers: &HeaderMap, body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
-    let ct = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     if yaml || ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        yaml_serde::from_str(text)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        yaml_serde::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
     } else {
-        serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
-            ))
-        })
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
     }
 }
 
@@ -307,7 +285,12 @@ fn route(
     let target = resolve_target(&st, group, version, rest)?;
     drop(st);
     let mut dry = false;
-    for v in query.all("dryRun") {
+    let from_body = if *method == Method::DELETE {
+        body_dry_run(body)
+    } else {
+        Vec::new()
+    };
+    for v in query.all("dryRun").chain(from_body.iter().map(String::as_str)) {
         if v != "All" {
             return Err(ApiError::bad_request(format!(
                 "Invalid dryRun value {v:?}: supported values: \"All\""
@@ -362,11 +345,7 @@ fn route(
                     let list = app.lock().list(&res, ns.as_deref(), &q);
                     Ok(Reply::Json(
                         200,
-                        if as_table {
-                            table(&res, &list, query)
-                        } else {
-                            list
-                        },
+                        if as_table { table(&res, &list, query) } else { list },
                     ))
                 }
                 Method::POST => {
@@ -418,18 +397,13 @@ fn route(
                 }
                 Method::PATCH => {
                     verb_ok(&res, "patch")?;
-                    let ct = headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
+                    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
                     let ct = ct.split(';').next().unwrap_or("").trim();
                     let kind = match ct {
-                        "application/merge-patch+json"
-                        | "application/strategic-merge-patch+json" => PatchKind::Merge,
+                        "application/merge-patch+json" | "application/strategic-merge-patch+json" => PatchKind::Merge,
                         "application/json-patch+json" => PatchKind::Json,
                         "application/apply-patch+yaml" => {
-                            let Some(mgr) = query.get("fieldManager").filter(|m| !m.is_empty())
-                            else {
+                            let Some(mgr) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
                                 return Err(ApiError::invalid(
                                     "meta.k8s.io",
                                     "PatchOptions",
@@ -459,9 +433,7 @@ fn route(
                 }
                 Method::DELETE => {
                     verb_ok(&res, "delete")?;
-                    app.lock()
-                        .delete(&res, &ns, &name, dry)
-                        .map(|v| Reply::Json(200, v))
+                    app.lock().delete(&res, &ns, &name, dry).map(|v| Reply::Json(200, v))
                 }
                 _ => Err(ApiError::method_not_allowed()),
             }
@@ -469,13 +441,14 @@ fn route(
     }
 }
 
-fn access_review(
-    app: &App,
-    res: &Res,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<Value, ApiError> {
-    let mut obj = parse_body(headers, body, false)?;
+fn access_review(app: &App, res: &Res, headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mut obj = if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        crate::proto::decode_access_review(body)
+            .ok_or_else(|| ApiError::bad_request("could not decode the protobuf access review"))?
+    } else {
+        parse_body(headers, body, false)?
+    };
     if obj["kind"].as_str().is_some_and(|k| k != res.kind) {
         return Err(ApiError::invalid(
             &res.group,
@@ -488,7 +461,14 @@ fn access_review(
     }
     let spec = obj["spec"].clone();
     if spec.get("resourceAttributes").is_none() && spec.get("nonResourceAttributes").is_none() {
-        return Err(ApiError::invalid(&res.group, &res.kind, "", "spec.resourceAttributes", "FieldValueRequired", "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified"));
+        return Err(ApiError::invalid(
+            &res.group,
+            &res.kind,
+            "",
+            "spec.resourceAttributes",
+            "FieldValueRequired",
+            "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+        ));
     }
     let who = if res.plural == "selfsubjectaccessreviews" {
         caller(headers)
@@ -496,11 +476,7 @@ fn access_review(
         let user = spec["user"].as_str().unwrap_or("").to_string();
         let groups = spec["groups"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|g| g.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|g| g.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
         if user.is_empty() && spec["groups"].as_array().is_none_or(Vec::is_empty) {
             return Err(ApiError::invalid(
@@ -569,10 +545,7 @@ fn group_list(st: &State) -> Value {
 
 fn group_doc(st: &State, group: &str) -> Result<Value, ApiError> {
     let gs = groups(&st.all_resources());
-    let (g, vs) = gs
-        .iter()
-        .find(|(g, _)| g == group)
-        .ok_or_else(ApiError::no_route)?;
+    let (g, vs) = gs.iter().find(|(g, _)| g == group).ok_or_else(ApiError::no_route)?;
     let mut doc = group_json(g, vs);
     doc["kind"] = json!("APIGroup");
     doc["apiVersion"] = json!("v1");
@@ -639,7 +612,9 @@ fn table(res: &Res, list: &Value, query: &Query) -> Value {
         .map(|o| {
             let md = &o["metadata"];
             let created = md["creationTimestamp"].as_str().unwrap_or("");
-            let age = parse_rfc3339(created).map(|t| human_age(now - t)).unwrap_or_else(|| "<unknown>".into());
+            let age = parse_rfc3339(created)
+                .map(|t| human_age(now - t))
+                .unwrap_or_else(|| "<unknown>".into());
             let mut cells = vec![md["name"].clone()];
             match (res.group.as_str(), res.plural.as_str()) {
                 ("", "pods") => {
@@ -648,7 +623,12 @@ fn table(res: &Res, list: &Value, query: &Query) -> Value {
                     let ready = statuses.iter().filter(|s| s["ready"] == true).count();
                     let restarts: i64 = statuses.iter().filter_map(|s| s["restartCount"].as_i64()).sum();
                     let phase = o["status"]["phase"].as_str().unwrap_or("Pending");
-                    cells.extend([json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string()), json!(age)]);
+                    cells.extend([
+                        json!(format!("{ready}/{total}")),
+                        json!(phase),
+                        json!(restarts.to_string()),
+                        json!(age),
+                    ]);
                 }
                 ("", "namespaces") => cells.extend([o["status"]["phase"].clone(), json!(age)]),
                 ("apiextensions.k8s.io", _) => cells.push(json!(created)),
@@ -659,7 +639,8 @@ fn table(res: &Res, list: &Value, query: &Query) -> Value {
                 "None" => {}
                 "Object" => row["object"] = o.clone(),
                 _ => {
-                    row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": md})
+                    row["object"] =
+                        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": md})
                 }
             }
             row

@@ -39,13 +39,14 @@
 //! Requests carry a bearer token. `admin` (what the generated kubeconfig uses) is user `admin` in
 //! group `system:masters`. `user:<name>[:<group>,<group>…]` is that user with those groups; the name
 //! may be a service account (`user:system:serviceaccount:<ns>:<sa>`) or another `system:<x>`
-//! user. No token is `system:anonymous`. Identity only matters to SelfSubjectAccessReview: every
+//! user. A request without a token is treated like the old insecure port: user `admin` in
+//! `system:masters` (kubectl never sends tokens to an `http://` server). Identity only matters to SelfSubjectAccessReview: every
 //! caller may read and write everything. `system:masters` callers may impersonate with
 //! `Impersonate-User` / `Impersonate-Group` (so `kubectl auth can-i --as …` works).
 //!
 //! # Approximations
 //!
-//! No watch (`?watch=true` is a 405), no schema validation or version conversion for custom
+//! No watch (`?watch=true` is a 405), protobuf request bodies only for access reviews, no schema validation or version conversion for custom
 //! resources, no admission, no garbage collection by owner references (deleting a namespace or a
 //! CRD removes its objects at once), `managedFields.fieldsV1` lists the keys a manager sent, and
 //! apply conflicts are reported only when another manager listed a field whose value changes.
@@ -53,6 +54,7 @@
 mod errors;
 mod http;
 mod patch;
+mod proto;
 mod rbac;
 mod resources;
 mod select;
@@ -135,25 +137,23 @@ impl Server {
         });
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = http::router(app.clone());
-        let thread = std::thread::Builder::new()
-            .name("kube-standin".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("build the stand-in's tokio runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("adopt the listener");
-                    let serve = std::future::IntoFuture::into_future(axum::serve(listener, router));
-                    tokio::select! {
-                        r = serve => if let Err(e) = r { eprintln!("kube-standin: server error: {e}") },
-                        _ = rx => {}
-                    }
-                });
-                // Dropping the runtime cancels open connections (kube clients keep them alive).
-                rt.shutdown_timeout(Duration::from_millis(200));
-            })?;
+        let thread = std::thread::Builder::new().name("kube-standin".into()).spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("build the stand-in's tokio runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("adopt the listener");
+                let serve = std::future::IntoFuture::into_future(axum::serve(listener, router));
+                tokio::select! {
+                    r = serve => if let Err(e) = r { eprintln!("kube-standin: server error: {e}") },
+                    _ = rx => {}
+                }
+            });
+            // Dropping the runtime cancels open connections (kube clients keep them alive).
+            rt.shutdown_timeout(Duration::from_millis(200));
+        })?;
         Ok(Server {
             app,
             shutdown: Some(tx),
@@ -214,11 +214,8 @@ preferences: {{}}
         files.sort();
         let mut objs = Vec::new();
         for f in files {
-            let text =
-                std::fs::read_to_string(&f).with_context(|| format!("read {}", f.display()))?;
-            objs.extend(
-                parse_yaml_objects(&text).with_context(|| format!("parse {}", f.display()))?,
-            );
+            let text = std::fs::read_to_string(&f).with_context(|| format!("read {}", f.display()))?;
+            objs.extend(parse_yaml_objects(&text).with_context(|| format!("parse {}", f.display()))?);
         }
         self.seed_all(objs)
     }
@@ -244,13 +241,7 @@ preferences: {{}}
     }
 
     /// The stored object, presented at `api_version`.
-    pub fn get(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Value> {
+    pub fn get(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let st = self.app.lock();
         let res = st.resolve_kind(api_version, kind)?;
         st.get(&res, namespace.unwrap_or(""), name).ok()

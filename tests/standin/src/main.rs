@@ -42,9 +42,7 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("kube-standin: serving on {}", server.url());
     server.log_requests_to_stderr(true);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

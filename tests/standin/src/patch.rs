@@ -105,9 +105,7 @@ fn get<'a>(doc: &'a Value, path: &str) -> Result<&'a Value, String> {
 
 /// RFC 6902: add, remove, replace, move, copy and test, applied in order, all or nothing.
 pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, String> {
-    let ops = ops
-        .as_array()
-        .ok_or("a JSON patch must be an array of operations")?;
+    let ops = ops.as_array().ok_or("a JSON patch must be an array of operations")?;
     let mut out = doc.clone();
     for op in ops {
         let path = op["path"].as_str().ok_or("operation is missing \"path\"")?;
@@ -137,8 +135,7 @@ pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, String> {
                             m.insert(last, value()?);
                         }
                         Value::Array(a) => {
-                            let i: usize =
-                                last.parse().map_err(|_| format!("bad index in {path:?}"))?;
+                            let i: usize = last.parse().map_err(|_| format!("bad index in {path:?}"))?;
                             a[i] = value()?;
                         }
                         _ => return Err(format!("doc is missing path: {path:?}")),
@@ -169,9 +166,7 @@ pub fn json_patch(doc: &Value, ops: &Value) -> Result<Value, String> {
 pub fn fields_v1(obj: &Value, include_status: bool) -> Value {
     fn walk(v: &Value) -> Value {
         match v {
-            Value::Object(m) => {
-                Value::Object(m.iter().map(|(k, v)| (format!("f:{k}"), walk(v))).collect())
-            }
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (format!("f:{k}"), walk(v))).collect()),
             _ => json!({}),
         }
     }
@@ -242,10 +237,7 @@ mod tests {
         assert!(json_patch(&t, &json!([{"op": "replace", "path": "/zz", "value": 1}])).is_err());
         let mut leaves = Vec::new();
         leaf_paths(
-            &fields_v1(
-                &json!({"spec": {"replicas": 2}, "metadata": {"name": "x"}}),
-                false,
-            ),
+            &fields_v1(&json!({"spec": {"replicas": 2}, "metadata": {"name": "x"}}), false),
             "",
             &mut leaves,
         );

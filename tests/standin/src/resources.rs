@@ -18,15 +18,7 @@ pub struct Res {
     pub status: bool,
 }
 
-pub const CRUD: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-];
+pub const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update"];
 pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 pub const CRD_RESOURCE: &str = "customresourcedefinitions";
 pub const AUTHZ_GROUP: &str = "authorization.k8s.io";
@@ -57,14 +49,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
     }
 }
 
-fn builtin(
-    gv: &str,
-    plural: &str,
-    kind: &str,
-    namespaced: bool,
-    short: &[&str],
-    status: bool,
-) -> Res {
+fn builtin(gv: &str, plural: &str, kind: &str, namespaced: bool, short: &[&str], status: bool) -> Res {
     let (g, v) = split_api_version(gv);
     Res {
         group: g.into(),
@@ -89,14 +74,7 @@ pub fn builtins() -> &'static [Res] {
             builtin("v1", "services", "Service", true, &["svc"], true),
             builtin("v1", "configmaps", "ConfigMap", true, &["cm"], false),
             builtin("v1", "secrets", "Secret", true, &[], false),
-            builtin(
-                "v1",
-                "serviceaccounts",
-                "ServiceAccount",
-                true,
-                &["sa"],
-                false,
-            ),
+            builtin("v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false),
             builtin(
                 "v1",
                 "persistentvolumeclaims",
@@ -105,51 +83,16 @@ pub fn builtins() -> &'static [Res] {
                 &["pvc"],
                 true,
             ),
-            builtin(
-                "v1",
-                "persistentvolumes",
-                "PersistentVolume",
-                false,
-                &["pv"],
-                true,
-            ),
-            builtin(
-                "v1",
-                "resourcequotas",
-                "ResourceQuota",
-                true,
-                &["quota"],
-                true,
-            ),
+            builtin("v1", "persistentvolumes", "PersistentVolume", false, &["pv"], true),
+            builtin("v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
             builtin("v1", "limitranges", "LimitRange", true, &["limits"], false),
             builtin("v1", "events", "Event", true, &["ev"], false),
             builtin("v1", "nodes", "Node", false, &["no"], true),
-            builtin(
-                "apps/v1",
-                "deployments",
-                "Deployment",
-                true,
-                &["deploy"],
-                true,
-            ),
-            builtin(
-                "apps/v1",
-                "statefulsets",
-                "StatefulSet",
-                true,
-                &["sts"],
-                true,
-            ),
+            builtin("apps/v1", "deployments", "Deployment", true, &["deploy"], true),
+            builtin("apps/v1", "statefulsets", "StatefulSet", true, &["sts"], true),
             builtin("apps/v1", "daemonsets", "DaemonSet", true, &["ds"], true),
             builtin("apps/v1", "replicasets", "ReplicaSet", true, &["rs"], true),
-            builtin(
-                "rbac.authorization.k8s.io/v1",
-                "roles",
-                "Role",
-                true,
-                &[],
-                false,
-            ),
+            builtin("rbac.authorization.k8s.io/v1", "roles", "Role", true, &[], false),
             builtin(
                 "rbac.authorization.k8s.io/v1",
                 "rolebindings",
@@ -182,14 +125,7 @@ pub fn builtins() -> &'static [Res] {
                 &["netpol"],
                 false,
             ),
-            builtin(
-                "networking.k8s.io/v1",
-                "ingresses",
-                "Ingress",
-                true,
-                &["ing"],
-                true,
-            ),
+            builtin("networking.k8s.io/v1", "ingresses", "Ingress", true, &["ing"], true),
             builtin(
                 "storage.k8s.io/v1",
                 "storageclasses",
@@ -227,11 +163,9 @@ pub fn crd_resources(crd: &Value, any_state: bool) -> Vec<Res> {
     }
     let spec = &crd["spec"];
     let names = &spec["names"];
-    let (Some(group), Some(plural), Some(kind)) = (
-        spec["group"].as_str(),
-        names["plural"].as_str(),
-        names["kind"].as_str(),
-    ) else {
+    let (Some(group), Some(plural), Some(kind)) =
+        (spec["group"].as_str(), names["plural"].as_str(), names["kind"].as_str())
+    else {
         return Vec::new();
     };
     let singular = names["singular"]
@@ -240,11 +174,7 @@ pub fn crd_resources(crd: &Value, any_state: bool) -> Vec<Res> {
         .unwrap_or_else(|| kind.to_ascii_lowercase());
     let short_names: Vec<String> = names["shortNames"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
@@ -268,10 +198,9 @@ pub fn crd_resources(crd: &Value, any_state: bool) -> Vec<Res> {
 }
 
 pub fn is_established(crd: &Value) -> bool {
-    crd["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter()
-            .any(|c| c["type"] == "Established" && c["status"] == "True")
-    })
+    crd["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
 }
 
 /// Every group with its versions (preferred first), core group excluded, in a stable order.

@@ -49,11 +49,7 @@ fn parse_set(rest: &str) -> Option<Vec<String>> {
 impl LabelSelector {
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
-        for term in split_top(s)
-            .into_iter()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        for term in split_top(s).into_iter().map(str::trim).filter(|t| !t.is_empty()) {
             let bad = || format!("unable to parse requirement: {term:?}");
             if let Some(k) = term.strip_prefix('!') {
                 reqs.push(Req::NotExists(k.trim().to_string()));
@@ -115,9 +111,7 @@ impl FieldSelector {
             } else if let Some((p, v)) = term.split_once('=') {
                 (p, true, v)
             } else {
-                return Err(format!(
-                    "invalid selector: '{term}'; can't understand '{term}'"
-                ));
+                return Err(format!("invalid selector: '{term}'; can't understand '{term}'"));
             };
             out.push((path.trim().to_string(), eq, value.trim().to_string()));
         }

@@ -79,9 +79,8 @@ impl ListQuery {
         };
         let after = match cont {
             Some(c) if !c.is_empty() => {
-                let raw = hex_decode(c).ok_or_else(|| {
-                    ApiError::bad_request("continue key is not valid: illegal base64 data")
-                })?;
+                let raw = hex_decode(c)
+                    .ok_or_else(|| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
                 let (ns, name) = raw
                     .split_once('\u{0}')
                     .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
@@ -126,9 +125,7 @@ fn md_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj["metadata"].is_object() {
         obj["metadata"] = json!({});
     }
-    obj["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
+    obj["metadata"].as_object_mut().expect("metadata is an object")
 }
 
 fn name_of(obj: &Value) -> &str {
@@ -192,13 +189,7 @@ fn crd_status(crd: &Value, established: bool) -> Value {
     })
 }
 
-fn managed_entry(
-    manager: &str,
-    operation: &str,
-    api_version: &str,
-    fields: Value,
-    subresource: Option<&str>,
-) -> Value {
+fn managed_entry(manager: &str, operation: &str, api_version: &str, fields: Value, subresource: Option<&str>) -> Value {
     let mut e = json!({
         "manager": manager,
         "operation": operation,
@@ -262,12 +253,7 @@ impl State {
         let (due, wait): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|(_, t)| *t <= now);
         self.pending = wait;
         for (name, _) in due {
-            let key = (
-                CRD_GROUP.to_string(),
-                CRD_RESOURCE.to_string(),
-                String::new(),
-                name,
-            );
+            let key = (CRD_GROUP.to_string(), CRD_RESOURCE.to_string(), String::new(), name);
             let Some(mut crd) = self.objects.get(&key).cloned() else {
                 continue;
             };
@@ -295,14 +281,11 @@ impl State {
         };
         self.objects
             .range((start, Bound::Unbounded))
-            .take_while(move |(k, _)| {
-                k.0 == group && k.1 == resource && ns.is_none_or(|n| k.2 == n)
-            })
+            .take_while(move |(k, _)| k.0 == group && k.1 == resource && ns.is_none_or(|n| k.2 == n))
     }
 
     fn crds(&self) -> impl Iterator<Item = &Value> {
-        self.range(CRD_GROUP, CRD_RESOURCE, None, None)
-            .map(|(_, v)| v)
+        self.range(CRD_GROUP, CRD_RESOURCE, None, None).map(|(_, v)| v)
     }
 
     /// Built-ins plus the resources of every Established CRD.
@@ -331,10 +314,7 @@ impl State {
     /// The resource for an apiVersion/kind, CRDs counted whether Established or not.
     pub fn resolve_kind(&self, api_version: &str, kind: &str) -> Option<Res> {
         let (group, version) = split_api_version(api_version);
-        if let Some(r) = builtins()
-            .iter()
-            .find(|r| r.group == group && r.kind == kind)
-        {
+        if let Some(r) = builtins().iter().find(|r| r.group == group && r.kind == kind) {
             let mut r = r.clone();
             r.version = version.to_string();
             return Some(r);
@@ -344,20 +324,12 @@ impl State {
             .filter(|c| c["spec"]["group"] == group && c["spec"]["names"]["kind"] == kind)
             .flat_map(|c| crd_resources(c, true))
             .collect();
-        rs.iter()
-            .find(|r| r.version == version)
-            .or(rs.first())
-            .cloned()
+        rs.iter().find(|r| r.version == version).or(rs.first()).cloned()
     }
 
     fn key(res: &Res, ns: &str, name: &str) -> Key {
         let ns = if res.namespaced { ns } else { "" };
-        (
-            res.group.clone(),
-            res.plural.clone(),
-            ns.to_string(),
-            name.to_string(),
-        )
+        (res.group.clone(), res.plural.clone(), ns.to_string(), name.to_string())
     }
 
     /// The stored object as seen through `res`'s version.
@@ -407,12 +379,7 @@ impl State {
     }
 
     /// Checks and fills apiVersion, kind, namespace and (when given) name of a request body.
-    fn check_identity(
-        res: &Res,
-        body: &mut Value,
-        ns: &str,
-        url_name: Option<&str>,
-    ) -> Result<(), ApiError> {
+    fn check_identity(res: &Res, body: &mut Value, ns: &str, url_name: Option<&str>) -> Result<(), ApiError> {
         if !body.is_object() {
             return Err(ApiError::bad_request("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"));
         }
@@ -450,7 +417,9 @@ impl State {
         if res.namespaced {
             match m.get("namespace").and_then(Value::as_str) {
                 Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"))
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
                 }
                 _ => {
                     m.insert("namespace".into(), json!(ns));
@@ -477,9 +446,7 @@ impl State {
     fn validate(res: &Res, obj: &Value) -> Result<(), ApiError> {
         let name = name_of(obj);
         let invalid = |field: &str, reason: &str, detail: String| {
-            Err(ApiError::invalid(
-                &res.group, &res.kind, name, field, reason, &detail,
-            ))
+            Err(ApiError::invalid(&res.group, &res.kind, name, field, reason, &detail))
         };
         if name.is_empty() {
             return invalid(
@@ -538,8 +505,7 @@ impl State {
                 return invalid(
                     "spec.versions",
                     "FieldValueRequired",
-                    "Required value: must have exactly one version marked as storage version"
-                        .into(),
+                    "Required value: must have exactly one version marked as storage version".into(),
                 );
             }
             let want = format!(
@@ -562,12 +528,7 @@ impl State {
         if !res.namespaced {
             return Ok(());
         }
-        let key = (
-            String::new(),
-            "namespaces".to_string(),
-            String::new(),
-            ns.to_string(),
-        );
+        let key = (String::new(), "namespaces".to_string(), String::new(), ns.to_string());
         if self.objects.contains_key(&key) {
             Ok(())
         } else {
@@ -588,16 +549,9 @@ impl State {
         let sent = body.clone();
         {
             let m = md_mut(&mut body);
-            let has_name = m
-                .get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| !n.is_empty());
+            let has_name = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
             if !has_name {
-                if let Some(g) = m
-                    .get("generateName")
-                    .and_then(Value::as_str)
-                    .filter(|g| !g.is_empty())
-                {
+                if let Some(g) = m.get("generateName").and_then(Value::as_str).filter(|g| !g.is_empty()) {
                     let n = format!("{g}{}", name_suffix());
                     m.insert("name".into(), json!(n));
                 }
@@ -613,11 +567,7 @@ impl State {
         let now = now_rfc3339();
         {
             let m = md_mut(&mut body);
-            for k in [
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-            ] {
+            for k in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
                 m.remove(k);
             }
             if !ctx.seeding || !m.contains_key("uid") {
@@ -694,10 +644,7 @@ impl State {
                 name_of(&new)
             )));
         }
-        if let Some(rv) = md(&new)["resourceVersion"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-        {
+        if let Some(rv) = md(&new)["resourceVersion"].as_str().filter(|r| !r.is_empty()) {
             if Some(rv) != md(live)["resourceVersion"].as_str() {
                 return Err(ApiError::conflict(&res.group, &res.plural, &name));
             }
@@ -773,8 +720,7 @@ impl State {
         );
         record_manager(&mut new, entry);
         // A write that changes nothing keeps the resourceVersion, as the real server does.
-        if content(&new) == content(live) && md(&new)["managedFields"] == md(live)["managedFields"]
-        {
+        if content(&new) == content(live) && md(&new)["managedFields"] == md(live)["managedFields"] {
             return Ok(Self::present(res, live));
         }
         if ctx.dry_run {
@@ -795,14 +741,7 @@ impl State {
     }
 
     /// PUT.
-    pub fn replace(
-        &mut self,
-        res: &Res,
-        ns: &str,
-        name: &str,
-        mut body: Value,
-        ctx: &Ctx,
-    ) -> Result<Value, ApiError> {
+    pub fn replace(&mut self, res: &Res, ns: &str, name: &str, mut body: Value, ctx: &Ctx) -> Result<Value, ApiError> {
         Self::check_identity(res, &mut body, ns, Some(name))?;
         let live = self.live(res, ns, name)?;
         let sent = body.clone();
@@ -915,29 +854,18 @@ impl State {
         let mut e = ApiError::new(
             409,
             "Conflict",
-            format!(
-                "Apply failed with {n} conflict{plural}: {}",
-                list.join(", ")
-            ),
+            format!("Apply failed with {n} conflict{plural}: {}", list.join(", ")),
         );
         let causes: Vec<Value> = conflicts
             .iter()
             .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?}"), "field": p}))
             .collect();
-        e.details = Some(
-            json!({"name": name_of(live), "group": res.group, "kind": res.plural, "causes": causes}),
-        );
+        e.details = Some(json!({"name": name_of(live), "group": res.group, "kind": res.plural, "causes": causes}));
         Err(e)
     }
 
     /// DELETE of one object; namespaces take their objects with them, CRDs their custom resources.
-    pub fn delete(
-        &mut self,
-        res: &Res,
-        ns: &str,
-        name: &str,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
+    pub fn delete(&mut self, res: &Res, ns: &str, name: &str, dry_run: bool) -> Result<Value, ApiError> {
         let key = Self::key(res, ns, name);
         let mut live = self
             .objects
@@ -956,14 +884,8 @@ impl State {
             self.objects.retain(|k, _| k.2 != name);
         }
         if res.is_crd() {
-            let group = live["spec"]["group"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let plural = live["spec"]["names"]["plural"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let group = live["spec"]["group"].as_str().unwrap_or_default().to_string();
+            let plural = live["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
             self.objects.retain(|k, _| !(k.0 == group && k.1 == plural));
             self.pending.retain(|(n, _)| n != name);
         }
@@ -992,14 +914,14 @@ impl State {
         let av = obj["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
         let name = name_of(&obj).to_string();
-        let res = self
-            .resolve_kind(&av, &kind)
-            .ok_or_else(|| anyhow::anyhow!("cannot seed {kind} {name:?}: unknown kind {av}/{kind} (seed its CustomResourceDefinition first)"))?;
+        let res = self.resolve_kind(&av, &kind).ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot seed {kind} {name:?}: unknown kind {av}/{kind} (seed its CustomResourceDefinition first)"
+            )
+        })?;
         let ns = md(&obj)["namespace"].as_str().unwrap_or("").to_string();
         if res.namespaced && ns.is_empty() {
-            anyhow::bail!(
-                "cannot seed {kind} {name:?}: it is namespaced but has no metadata.namespace"
-            );
+            anyhow::bail!("cannot seed {kind} {name:?}: it is namespaced but has no metadata.namespace");
         }
         let ctx = Ctx {
             seeding: true,
