@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod discover;
 pub mod drift;
 pub mod logging;
 pub mod output;

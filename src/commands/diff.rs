@@ -1,9 +1,69 @@
 //! `kfguard diff`: the live cluster against a snapshot's Kubernetes objects.
 
-use super::Context;
+use serde::Serialize;
+
+use super::{Context, UsageError};
 use crate::cli::DiffArgs;
+use crate::drift::objects::{self, ObjectDrift};
+use crate::output::emit;
+use crate::snapshot::{full_id, kubernetes};
+use crate::sources::kube::{catalog, Cluster};
 use crate::Outcome;
 
-pub fn run(_ctx: &Context, _args: &DiffArgs) -> anyhow::Result<Outcome> {
-    Err(super::UsageError("kfguard diff is not built yet".into()).into())
+#[derive(Serialize)]
+struct Report {
+    snapshot: String,
+    server: String,
+    #[serde(flatten)]
+    drift: ObjectDrift,
+}
+
+pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    let id = full_id(&snap.id);
+    let saved = kubernetes::objects(&repo, &snap, &location.display)?;
+    if saved.is_empty() {
+        return Err(UsageError(format!(
+            "snapshot {} holds no Kubernetes objects, so there is nothing to compare; pick one taken with `kfguard backup --only kubernetes` (see `kfguard snapshots`)",
+            &id[..8]
+        ))
+        .into());
+    }
+    // The same selection as the backup, so an object the backup leaves out is never "added".
+    let cfg = &ctx.config.kubernetes;
+    let (server, live) = ctx.rt.block_on(async {
+        let cluster = Cluster::connect(cfg).await?;
+        let cap = catalog::capture(&cluster, cfg).await?;
+        Ok::<_, crate::sources::kube::KubeError>((cluster.server, cap.objects))
+    })?;
+    let drift = objects::compare(&saved, &live);
+    let report = Report {
+        snapshot: id,
+        server,
+        drift,
+    };
+    emit(ctx.global.output, &report, |r| {
+        let mut s = r.drift.text();
+        let verdict = if r.drift.is_empty() {
+            "no drift"
+        } else {
+            "drift"
+        };
+        s.push_str(&format!(
+            "{verdict} between snapshot {} and {}: {}\n",
+            &r.snapshot[..8],
+            r.server,
+            r.drift.summary()
+        ));
+        s
+    });
+    if report.drift.is_empty() {
+        Ok(Outcome::Ok)
+    } else {
+        Ok(Outcome::Warnings(vec![format!(
+            "the cluster has drifted from snapshot {}: {}",
+            &report.snapshot[..8],
+            report.drift.summary()
+        )]))
+    }
 }

@@ -94,7 +94,8 @@ fn walk(before: &Value, after: &Value, path: String, only_after: bool, out: &mut
     }
 }
 
-fn join(path: &str, key: &str) -> String {
+/// `path.key`, or `path["key"]` when the key is not a plain identifier (dots, slashes).
+pub fn join(path: &str, key: &str) -> String {
     let plain = !key.is_empty()
         && key
             .chars()

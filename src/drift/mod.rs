@@ -1,3 +1,5 @@
 //! Drift: how live Kubernetes objects differ from a snapshot or from pinned manifests.
 
+pub mod crds;
 pub mod fields;
+pub mod objects;
