@@ -133,7 +133,7 @@ pub fn hex_encode(s: &str) -> String {
 }
 
 pub fn hex_decode(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
