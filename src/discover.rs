@@ -453,11 +453,10 @@ pub fn render(d: &Discovered, repo: &RepoSettings) -> String {
     s.push('\n');
     s.push_str(&format!("cluster = {}\n\n", q(&d.cluster)));
 
-    s.push_str("[repository]\n");
-    s.push_str(&format!(
-        "url = {}                 # or s3://BUCKET/PREFIX with a [repository.s3] section\n",
-        q(&repo.url)
-    ));
+    s.push_str(
+        "[repository]\n# A local path, or s3://BUCKET/PREFIX with a [repository.s3] section.\n",
+    );
+    s.push_str(&format!("url = {}\n", q(&repo.url)));
     match (&repo.password_file, &repo.password_env) {
         (Some(f), _) => s.push_str(&format!("password_file = {}\n", q(f))),
         (None, Some(e)) => s.push_str(&format!("password_env = {}\n", q(e))),
@@ -489,7 +488,7 @@ pub fn render(d: &Discovered, repo: &RepoSettings) -> String {
         s.push_str(&format!("endpoint = {}\n", q(&b.endpoint)));
         s.push_str("region = \"us-east-1\"\npath_style = true\n");
         s.push_str(&format!("bucket = {}\n", q(&b.bucket)));
-        s.push_str("prefixes = []                             # empty: the whole bucket\n");
+        s.push_str("prefixes = []  # empty: the whole bucket\n");
         s.push_str(&format!(
             "access_key_id_env = {}\n",
             q(&b.access_key_id_env)

@@ -32,6 +32,9 @@ pub mod exit {
 
 /// Runs a parsed command line.
 pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
+    // Two TLS crypto providers are linked (the S3 and the Kubernetes clients bring one each);
+    // rustls needs the process to pick one. An error only means one is already installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     commands::dispatch(cli)
 }
 

@@ -8,6 +8,7 @@ use assert_cmd::Command;
 use tempfile::TempDir;
 
 pub mod db;
+pub mod kube;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -77,6 +78,8 @@ impl Kf {
             }
         }
         c.env_remove("AWS_CA_BUNDLE");
+        // Tests name their cluster explicitly; never the developer's own.
+        c.env_remove("KUBECONFIG");
         c.env("KFGUARD_REPO", &self.repo);
         c.env("KFGUARD_PASSWORD_FILE", self.dir.path().join("password"));
         c.env("AWS_ACCESS_KEY_ID", "test");

@@ -230,10 +230,13 @@ async fn apply_all(
     for item in items {
         stages.entry(item.stage).or_default().push(item);
     }
+    let mut rediscovered = false;
     for (stage, items) in stages {
-        if stage == 9 && !sel.dry_run {
-            // CRDs restored in stage 1 are served by now; learn their resources.
+        if stage > 1 && !rediscovered && !sel.dry_run {
+            // CRDs restored in stage 1 are served by now (Profiles already in stage 2); learn
+            // their resources.
             served = Served::discover(cluster).await?;
+            rediscovered = true;
         }
         let kinds = kinds_of(&served, items.iter());
         let live = live_objects(cluster, &kinds).await?;

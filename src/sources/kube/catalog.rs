@@ -75,17 +75,20 @@ impl Served {
         let mut groups = BTreeSet::new();
         for group in discovery.groups() {
             groups.insert(group.name().to_string());
-            for (ar, caps) in group.recommended_resources() {
+            // A group's kinds can live at different versions (Profile at kubeflow.org/v1,
+            // Experiment at kubeflow.org/v1beta1): take each kind at the preferred version when
+            // it is served there, else at its most stable one.
+            let preferred = group.recommended_resources();
+            for (ar, caps) in preferred.into_iter().chain(group.resources_by_stability()) {
                 if !caps.supports_operation(verbs::LIST) || ar.plural.contains('/') {
                     continue;
                 }
-                kinds.insert(
-                    (ar.group.clone(), ar.kind.clone()),
-                    Kind {
+                kinds
+                    .entry((ar.group.clone(), ar.kind.clone()))
+                    .or_insert_with(|| Kind {
                         namespaced: matches!(caps.scope, Scope::Namespaced),
                         ar,
-                    },
-                );
+                    });
             }
         }
         Ok(Self { kinds, groups })

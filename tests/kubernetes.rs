@@ -1,0 +1,612 @@
+//! Kubernetes objects: backup from a stand-in API server seeded with a Kubeflow-like cluster,
+//! then restore into another, in order, with dry-run, namespace mapping, retries and drift of
+//! existing objects.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::kube::{cluster_yaml, standin};
+use common::{code, stderr, Kf};
+use kube_standin::{Fault, Server};
+use serde_json::{json, Value};
+
+const ISTIO_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: authorizationpolicies.security.istio.io}
+spec:
+  group: security.istio.io
+  scope: Namespaced
+  names: {plural: authorizationpolicies, singular: authorizationpolicy, kind: AuthorizationPolicy}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+/// What a backup of `cluster_yaml()` must hold, as `group/Kind ns/name` (`core` for v1).
+fn expected_keys() -> BTreeSet<String> {
+    let mut k: BTreeSet<String> = [
+        "apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition notebooks.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition scheduledworkflows.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition experiments.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition workflows.argoproj.io",
+        "core/Namespace kubeflow",
+        "core/Namespace kubeflow-user-alice",
+        "core/Namespace bob",
+        "kubeflow.org/Profile kubeflow-user-alice",
+        "kubeflow.org/Profile bob",
+        "rbac.authorization.k8s.io/ClusterRole kubeflow-admin",
+        "rbac.authorization.k8s.io/ClusterRole kubeflow-edit",
+        "rbac.authorization.k8s.io/ClusterRole ml-pipeline",
+        "rbac.authorization.k8s.io/ClusterRoleBinding ml-pipeline",
+        "core/ConfigMap kubeflow/pipeline-install-config",
+        "core/ServiceAccount kubeflow/ml-pipeline",
+        "networking.k8s.io/NetworkPolicy kubeflow/metadata-grpc",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for ns in ["kubeflow-user-alice", "bob"] {
+        for obj in [
+            "core/ServiceAccount default-editor",
+            "core/ServiceAccount default-viewer",
+            "rbac.authorization.k8s.io/RoleBinding namespaceAdmin",
+            "rbac.authorization.k8s.io/RoleBinding default-editor",
+            "security.istio.io/AuthorizationPolicy ns-owner-access-istio",
+            "core/ResourceQuota kf-resource-quota",
+            "core/ConfigMap default-install-config",
+            "core/PersistentVolumeClaim workspace",
+            "kubeflow.org/Notebook nb",
+            "kubeflow.org/ScheduledWorkflow nightly-train",
+            "argoproj.io/Workflow nightly-train-001",
+            "kubeflow.org/Experiment tune",
+        ] {
+            let (kind, name) = obj.split_once(' ').unwrap();
+            k.insert(format!("{kind} {ns}/{name}"));
+        }
+    }
+    k
+}
+
+fn key_of(o: &Value) -> String {
+    let av = o["apiVersion"].as_str().unwrap();
+    let group = av.rsplit_once('/').map_or("core", |(g, _)| g);
+    let kind = o["kind"].as_str().unwrap();
+    let name = o["metadata"]["name"].as_str().unwrap();
+    match o["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{group}/{kind} {ns}/{name}"),
+        None => format!("{group}/{kind} {name}"),
+    }
+}
+
+/// An object without what the server owns, for comparing two clusters.
+fn clean(o: &Value) -> Value {
+    let mut o = o.clone();
+    let meta = o["metadata"].as_object_mut().unwrap();
+    for f in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        meta.remove(f);
+    }
+    if let Some(refs) = meta
+        .get_mut("ownerReferences")
+        .and_then(Value::as_array_mut)
+    {
+        for r in refs {
+            r.as_object_mut().unwrap().remove("uid");
+        }
+    }
+    o.as_object_mut().unwrap().remove("status");
+    o
+}
+
+fn backup(kf: &Kf, kubeconfig: &std::path::Path) -> Value {
+    kf.json(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "backup",
+        "--only",
+        "kubernetes",
+    ])
+}
+
+fn stage_of_path(path: &str) -> u8 {
+    let rest = path
+        .strip_prefix("/api/v1/")
+        .or_else(|| {
+            path.strip_prefix("/apis/")
+                .map(|p| p.splitn(3, '/').nth(2).unwrap_or(""))
+        })
+        .unwrap_or(path);
+    let segs: Vec<&str> = rest.split('/').collect();
+    let resource = if segs[0] == "namespaces" && segs.len() > 2 {
+        segs[2]
+    } else {
+        segs[0]
+    };
+    match resource {
+        "customresourcedefinitions" => 1,
+        "namespaces" | "profiles" => 2,
+        "serviceaccounts" => 3,
+        "clusterroles" | "roles" => 4,
+        "clusterrolebindings" | "rolebindings" => 5,
+        "resourcequotas" | "limitranges" | "networkpolicies" | "authorizationpolicies" => 6,
+        "configmaps" | "secrets" => 7,
+        "persistentvolumeclaims" => 8,
+        _ => 9,
+    }
+}
+
+fn writes(server: &Server) -> Vec<kube_standin::Request> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .collect()
+}
+
+#[test]
+fn round_trip_into_an_empty_cluster_in_dependency_order() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    let written = backup(&kf, &src_cfg);
+    let m = &written["manifest"];
+    assert_eq!(m["kubernetes"]["kubeflow.org/Profile"], 2, "{m}");
+    assert_eq!(m["kubernetes"]["argoproj.io/Workflow"], 2);
+    assert_eq!(
+        m["kubernetes_skipped"]["argoproj.io/Workflow (finished)"],
+        2
+    );
+    assert!(
+        m["kubernetes"].get("core/Secret").is_none(),
+        "secrets are opt-in"
+    );
+    assert_eq!(m["versions"]["kfp"], "2.5.0");
+
+    // The target: a fresh cluster with Istio installed and CRDs that take a while to settle.
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    dst.set_established_delay(std::time::Duration::from_millis(300));
+    dst.seed_yaml(ISTIO_CRD).unwrap();
+    dst.clear_requests();
+    let out = kf.ok(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+    ]);
+    assert!(out.contains("restored Kubernetes objects"), "{out}");
+
+    // Exactly the selection came back, equal to the source after sanitising.
+    let restored: BTreeSet<String> = dst
+        .all()
+        .iter()
+        .map(key_of)
+        .filter(|k| {
+            !k.contains("istio.io/CustomResourceDefinition")
+                && !k.ends_with("authorizationpolicies.security.istio.io")
+        })
+        .collect();
+    assert_eq!(restored, expected_keys());
+    let src_all = src.all();
+    for o in dst.all() {
+        let key = key_of(&o);
+        if !expected_keys().contains(&key) {
+            continue;
+        }
+        let orig = src_all.iter().find(|s| key_of(s) == key).unwrap();
+        let mut want = clean(orig);
+        let got = clean(&o);
+        match o["kind"].as_str().unwrap() {
+            "ScheduledWorkflow" => {
+                assert_eq!(
+                    got["spec"]["enabled"], false,
+                    "schedules come back disabled"
+                );
+                assert_eq!(got["spec"]["noCatchup"], true);
+                want["spec"]["enabled"] = json!(false);
+                want["spec"]["noCatchup"] = json!(true);
+            }
+            "PersistentVolumeClaim" => {
+                assert!(
+                    got["spec"].get("volumeName").is_none(),
+                    "a claim is provisioned afresh"
+                );
+                want["spec"].as_object_mut().unwrap().remove("volumeName");
+                want["metadata"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("annotations");
+            }
+            _ => {}
+        }
+        assert_eq!(got, want, "{key}");
+    }
+    // The big CRD made it whole.
+    let exp = dst
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            "experiments.kubeflow.org",
+        )
+        .unwrap();
+    assert!(exp.to_string().len() > 256 * 1024);
+    // The workflow's owner is relinked to the schedule's new UID.
+    let swf = dst
+        .get(
+            "kubeflow.org/v1beta1",
+            "ScheduledWorkflow",
+            Some("bob"),
+            "nightly-train",
+        )
+        .unwrap();
+    let wf = dst
+        .get(
+            "argoproj.io/v1alpha1",
+            "Workflow",
+            Some("bob"),
+            "nightly-train-001",
+        )
+        .unwrap();
+    assert_eq!(
+        wf["metadata"]["ownerReferences"][0]["uid"],
+        swf["metadata"]["uid"]
+    );
+    assert_ne!(
+        swf["metadata"]["uid"],
+        "00000000-0000-0000-0000-00000000dead"
+    );
+
+    // Order, from the request log: stages never go backwards, every write was an apply by
+    // kfguard, and no custom resource hit a not-yet-served CRD.
+    let w = writes(&dst);
+    assert_eq!(w.len(), expected_keys().len());
+    let stages: Vec<u8> = w.iter().map(|r| stage_of_path(&r.path)).collect();
+    assert!(
+        stages.windows(2).all(|p| p[0] <= p[1]),
+        "stages out of order: {stages:?}"
+    );
+    assert!(w.iter().all(|r| r.method == "PATCH"
+        && r.field_manager.as_deref() == Some("kfguard")
+        && r.content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("application/apply-patch"))
+        && r.status < 300
+        && !r.dry_run));
+    let pos = |needle: &str| w.iter().position(|r| r.path.ends_with(needle)).unwrap();
+    assert!(
+        pos("/namespaces/bob/scheduledworkflows/nightly-train")
+            < pos("/namespaces/bob/workflows/nightly-train-001")
+    );
+
+    // A second restore changes nothing.
+    dst.clear_requests();
+    let again = kf.json(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+    ]);
+    assert_eq!(
+        again["kubernetes"]["counts"]["unchanged"],
+        expected_keys().len() as u64,
+        "{again}"
+    );
+    assert!(writes(&dst).is_empty());
+}
+
+#[test]
+fn dry_run_plans_in_order_and_changes_nothing() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    backup(&kf, &src_cfg);
+
+    // Half-restored target: the CRDs and namespaces exist, one ConfigMap differs.
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let crds_and_ns: String = cluster_yaml()
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: CustomResourceDefinition") || d.contains("kind: Namespace"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    dst.seed_yaml(&crds_and_ns).unwrap();
+    dst.seed_yaml("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pipeline-install-config, namespace: kubeflow}\ndata: {appVersion: 2.4.1, bucketName: mlpipeline}\n").unwrap();
+    let before: Vec<Value> = dst.all().iter().map(clean).collect();
+    dst.clear_requests();
+
+    let args = [
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+        "--dry-run",
+        "--existing",
+        "update",
+    ];
+    let out = kf.ok(&args);
+    // The plan is printed stage by stage, in order.
+    let crds = out.find("1. crds").expect(&out);
+    let ns = out.find("2. namespaces").unwrap();
+    let sa = out.find("3. serviceaccounts").unwrap();
+    let cr = out.find("9. custom resources").unwrap();
+    assert!(crds < ns && ns < sa && sa < cr, "{out}");
+    assert!(
+        out.contains("update    core/ConfigMap kubeflow/pipeline-install-config"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"~ data.appVersion: "2.4.1" -> "2.5.0""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "unchanged apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("create    kubeflow.org/Profile bob"), "{out}");
+
+    // Every write carried dryRun=All, and the cluster is as it was.
+    let w = writes(&dst);
+    assert!(!w.is_empty());
+    assert!(w.iter().all(|r| r.dry_run), "{w:?}");
+    let after: Vec<Value> = dst.all().iter().map(clean).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn namespace_map_and_kind_selection() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let out = kf.json(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--namespace-map",
+        "kubeflow-user-alice:alice-restored",
+        "--include-kinds",
+        "Namespace,ServiceAccount,RoleBinding,ConfigMap",
+    ]);
+    // 3 namespaces, 5 service accounts, 4 role bindings, 3 config maps.
+    assert_eq!(
+        out["kubernetes"]["counts"]["create"],
+        3 + 5 + 4 + 3,
+        "{out}"
+    );
+    assert!(dst.get("v1", "Namespace", None, "alice-restored").is_some());
+    assert!(dst
+        .get("v1", "Namespace", None, "kubeflow-user-alice")
+        .is_none());
+    let rb = dst
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some("alice-restored"),
+            "default-editor",
+        )
+        .expect("binding moved");
+    assert_eq!(rb["subjects"][0]["namespace"], "alice-restored");
+    assert!(
+        dst.list("kubeflow.org/v1", "Profile").is_empty(),
+        "kinds not selected stay out"
+    );
+    assert!(dst
+        .get(
+            "v1",
+            "ConfigMap",
+            Some("alice-restored"),
+            "default-install-config"
+        )
+        .is_some());
+}
+
+#[test]
+fn pagination_throttling_and_server_errors() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    let mut many = String::new();
+    for i in 0..620 {
+        many.push_str(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: run-{i:04}, namespace: kubeflow}}\ndata: {{i: \"{i}\"}}\n---\n"));
+    }
+    src.seed_yaml(&many).unwrap();
+    src.clear_requests();
+    src.inject(Fault {
+        method: Some("GET".into()),
+        path_contains: Some("/configmaps".into()),
+        status: 500,
+        times: 2,
+        ..Fault::default()
+    });
+    let written = backup(&kf, &src_cfg);
+    assert_eq!(written["manifest"]["kubernetes"]["core/ConfigMap"], 620 + 3);
+    let lists: Vec<_> = src
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/configmaps")
+        .collect();
+    assert!(
+        lists.iter().filter(|r| r.status == 500).count() == 2,
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().any(|r| r.query.contains("continue=")),
+        "paged: {lists:?}"
+    );
+    assert!(lists.iter().all(|r| r.query.contains("limit=500")));
+
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    dst.seed_yaml(ISTIO_CRD).unwrap();
+    dst.inject(Fault {
+        method: Some("PATCH".into()),
+        path_contains: Some("/configmaps/".into()),
+        status: 429,
+        times: 3,
+        retry_after_secs: Some(1),
+    });
+    dst.inject(Fault {
+        method: Some("PATCH".into()),
+        path_contains: Some("/serviceaccounts/".into()),
+        status: 500,
+        times: 2,
+        ..Fault::default()
+    });
+    kf.ok(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+    ]);
+    assert_eq!(dst.list("v1", "ConfigMap").len(), 620 + 3);
+    let statuses: Vec<u16> = dst.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 2);
+}
+
+#[test]
+fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    backup(&kf, &src_cfg);
+
+    // No Istio on the target: the AuthorizationPolicies fail, everything else is restored.
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let cfg = dst_cfg.to_str().unwrap();
+    let out = kf.run(&[
+        "--kubeconfig",
+        cfg,
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .contains("failed    security.istio.io/AuthorizationPolicy bob/ns-owner-access-istio"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning: 2 Kubernetes object(s) could not be restored"),
+        "{stdout}"
+    );
+    assert_eq!(dst.list("kubeflow.org/v1beta1", "Experiment").len(), 2);
+
+    // Live edits are kept by default, replaced with --existing update, and --existing fail
+    // stops before any change.
+    let cm = |dst: &Server| {
+        dst.get("v1", "ConfigMap", Some("bob"), "default-install-config")
+            .unwrap()
+    };
+    let mut edited = cm(&dst);
+    edited["data"]["note"] = json!("changed live");
+    for f in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        edited["metadata"].as_object_mut().unwrap().remove(f);
+    }
+    dst.seed(edited).unwrap();
+    let skip = kf.json(&[
+        "--kubeconfig",
+        cfg,
+        "restore",
+        "latest",
+        "--include-kinds",
+        "ConfigMap",
+    ]);
+    assert_eq!(skip["kubernetes"]["counts"]["skip"], 1, "{skip}");
+    assert_eq!(cm(&dst)["data"]["note"], "changed live");
+
+    dst.clear_requests();
+    let out = kf.run(&[
+        "--kubeconfig",
+        cfg,
+        "restore",
+        "latest",
+        "--include-kinds",
+        "ConfigMap",
+        "--existing",
+        "fail",
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already exist in the cluster"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(writes(&dst).is_empty());
+
+    let upd = kf.json(&[
+        "--kubeconfig",
+        cfg,
+        "restore",
+        "latest",
+        "--include-kinds",
+        "ConfigMap",
+        "--existing",
+        "update",
+    ]);
+    assert_eq!(upd["kubernetes"]["counts"]["update"], 1, "{upd}");
+    assert_eq!(cm(&dst)["data"]["note"], "kept");
+}
+
+#[test]
+fn unreachable_cluster_and_bad_kubeconfig_fail_clearly() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let missing = kf.path().join("nope.kubeconfig");
+    let out = kf.run(&[
+        "--kubeconfig",
+        missing.to_str().unwrap(),
+        "backup",
+        "--only",
+        "kubernetes",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("nope.kubeconfig"), "{}", stderr(&out));
+
+    let (server, cfg) = standin(&kf, "gone");
+    drop(server);
+    let out = kf.run(&[
+        "--kubeconfig",
+        cfg.to_str().unwrap(),
+        "backup",
+        "--only",
+        "kubernetes",
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("kubernetes API http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+    let snaps = kf.json(&["snapshots"]);
+    assert_eq!(snaps.as_array().map(Vec::len), Some(0), "{snaps}");
+}
