@@ -13,7 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
 
 /// Shared by the server task and the `Server` handle.
 pub struct App {
@@ -54,6 +57,80 @@ impl Query {
 enum Reply {
     Json(u16, Value),
     Text(&'static str),
+    Watch(mpsc::Receiver<Bytes>),
+}
+
+/// A streaming response body fed one watch event line at a time.
+struct WatchBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for WatchBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+fn event_line(kind: &str, obj: Value) -> Bytes {
+    let mut line = json!({"type": kind, "object": obj}).to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+/// Streams changes to a collection: with no `resourceVersion` (or "0"), every current object as
+/// ADDED first; with one, objects changed since then as MODIFIED (deletions before the watch
+/// began are not replayed); then live events until `timeoutSeconds`.
+fn watch(app: &App, res: Res, ns: Option<String>, q: ListQuery, rv: &str, timeout: u64) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(256);
+    let ns = ns.filter(|n| res.namespaced && !n.is_empty());
+    let since: Option<u64> = rv.parse().ok().filter(|r| *r > 0);
+    let st = app.lock();
+    // Subscribing under the lock means no change falls between the catch-up and the stream.
+    let mut events = st.events.subscribe();
+    let list = st.list(&res, ns.as_deref(), &q);
+    drop(st);
+    let mut initial = Vec::new();
+    for item in list["items"].as_array().cloned().unwrap_or_default() {
+        let item_rv: u64 = item["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        match since {
+            None => initial.push(event_line("ADDED", item)),
+            Some(s) if item_rv > s => initial.push(event_line("MODIFIED", item)),
+            _ => {}
+        }
+    }
+    tokio::spawn(async move {
+        for line in initial {
+            if tx.send(line).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(std::time::Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                ev = events.recv() => {
+                    // Lagging or a closed channel ends the watch; clients re-list and re-watch.
+                    let Ok(ev) = ev else { return };
+                    let k = &ev.key;
+                    if k.0 != res.group || k.1 != res.plural || ns.as_deref().is_some_and(|n| k.2 != n) || !q.matches(&ev.object) {
+                        continue;
+                    }
+                    if tx.send(event_line(ev.kind, State::present(&res, &ev.object))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
 
 fn json_response(code: u16, v: &Value) -> Response {
@@ -111,6 +188,12 @@ async fn handle(
         None => match route(&app, &method, &path, &query, &headers, &body) {
             Ok(Reply::Json(code, v)) => json_response(code, &v),
             Ok(Reply::Text(t)) => t.into_response(),
+            Ok(Reply::Watch(rx)) => {
+                let mut r = axum::body::Body::new(WatchBody(rx)).into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                r
+            }
             Err(e) => error_response(&e),
         },
     };
@@ -334,11 +417,13 @@ fn route(
             match *method {
                 Method::GET => {
                     if query.flag("watch") {
-                        return Err(ApiError::new(
-                            405,
-                            "MethodNotAllowed",
-                            "watch is not supported by the stand-in API server",
-                        ));
+                        verb_ok(&res, "watch")?;
+                        let mut q = list_query()?;
+                        q.limit = None;
+                        q.after = None;
+                        let rv = query.get("resourceVersion").unwrap_or("");
+                        let timeout = query.get("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(1800);
+                        return Ok(Reply::Watch(watch(app, res, ns, q, rv, timeout)));
                     }
                     verb_ok(&res, "list")?;
                     let q = list_query()?;

@@ -1,7 +1,7 @@
 //! A stand-in Kubernetes API server for kfguard's tests: real HTTP on 127.0.0.1, in-memory state.
 //!
 //! The real `kube::Client` and `kubectl` talk to it through a kubeconfig pointing at it. It serves
-//! discovery, get/list/create/update/patch/delete (merge, strategic-merge treated as merge, JSON
+//! discovery, get/list/watch/create/update/patch/delete (merge, strategic-merge treated as merge, JSON
 //! patch and an approximation of server-side apply), `dryRun=All`, label/field selectors,
 //! pagination, CustomResourceDefinitions (served once Established, after a configurable delay),
 //! `/status` subresources, SubjectAccessReview/SelfSubjectAccessReview evaluated against the
@@ -46,7 +46,9 @@
 //!
 //! # Approximations
 //!
-//! No watch (`?watch=true` is a 405), protobuf request bodies only for access reviews, no schema validation or version conversion for custom
+//! Watches stream live events but replay no deletions from before they began; protobuf request
+//! bodies are decoded only for access reviews (so typed `kubectl create …` fails; `kubectl apply
+//! --validate=false` works, as /openapi/v2 and /openapi/v3 are 404), no schema validation or version conversion for custom
 //! resources, no admission, no garbage collection by owner references (deleting a namespace or a
 //! CRD removes its objects at once), `managedFields.fieldsV1` lists the keys a manager sent, and
 //! apply conflicts are reported only when another manager listed a field whose value changes.

@@ -18,7 +18,16 @@ pub struct Res {
     pub status: bool,
 }
 
-pub const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update"];
+pub const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 pub const CRD_RESOURCE: &str = "customresourcedefinitions";
 pub const AUTHZ_GROUP: &str = "authorization.k8s.io";

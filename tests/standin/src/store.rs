@@ -26,6 +26,16 @@ pub struct State {
     pub latency: Duration,
     pub requests: Vec<Request>,
     pub log_stderr: bool,
+    /// Committed changes, for watches.
+    pub events: tokio::sync::broadcast::Sender<Event>,
+}
+
+/// One committed change: `ADDED`, `MODIFIED` or `DELETED` of a stored object.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub kind: &'static str,
+    pub key: Key,
+    pub object: Value,
 }
 
 /// How a write was asked for.
@@ -96,7 +106,7 @@ impl ListQuery {
         })
     }
 
-    fn matches(&self, obj: &Value) -> bool {
+    pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
 }
@@ -236,6 +246,34 @@ impl State {
             latency: Duration::ZERO,
             requests: Vec::new(),
             log_stderr: false,
+            events: tokio::sync::broadcast::channel(8192).0,
+        }
+    }
+
+    fn emit(&self, kind: &'static str, key: &Key, object: &Value) {
+        // No receivers is the normal case: nobody is watching.
+        let _ = self.events.send(Event {
+            kind,
+            key: key.clone(),
+            object: object.clone(),
+        });
+    }
+
+    /// Stores an object, telling watchers.
+    fn put(&mut self, key: Key, obj: Value, kind: &'static str) {
+        self.emit(kind, &key, &obj);
+        self.objects.insert(key, obj);
+    }
+
+    /// Removes every object matching `pred`, telling watchers.
+    fn remove_where(&mut self, pred: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self.objects.keys().filter(|k| pred(k)).cloned().collect();
+        for k in keys {
+            if let Some(mut o) = self.objects.remove(&k) {
+                self.rv += 1;
+                md_mut(&mut o).insert("resourceVersion".into(), json!(self.rv.to_string()));
+                self.emit("DELETED", &k, &o);
+            }
         }
     }
 
@@ -259,7 +297,7 @@ impl State {
             };
             crd["status"] = crd_status(&crd, true);
             md_mut(&mut crd).insert("resourceVersion".into(), json!(self.next_rv()));
-            self.objects.insert(key, crd);
+            self.put(key, crd, "MODIFIED");
         }
     }
 
@@ -333,7 +371,7 @@ impl State {
     }
 
     /// The stored object as seen through `res`'s version.
-    fn present(res: &Res, obj: &Value) -> Value {
+    pub fn present(res: &Res, obj: &Value) -> Value {
         let mut o = obj.clone();
         o["apiVersion"] = json!(res.api_version());
         o["kind"] = json!(res.kind);
@@ -622,7 +660,7 @@ impl State {
             self.pending.push(p);
         }
         let out = Self::present(res, &body);
-        self.objects.insert(key, body);
+        self.put(key, body, "ADDED");
         Ok(out)
     }
 
@@ -729,7 +767,7 @@ impl State {
         let rv = self.next_rv();
         md_mut(&mut new).insert("resourceVersion".into(), json!(rv));
         let out = Self::present(res, &new);
-        self.objects.insert(Self::key(res, &ns, &name), new);
+        self.put(Self::key(res, &ns, &name), new, "MODIFIED");
         Ok(out)
     }
 
@@ -879,17 +917,14 @@ impl State {
         if dry_run {
             return Ok(live);
         }
-        self.objects.remove(&key);
-        if res.is_namespace() {
-            self.objects.retain(|k, _| k.2 != name);
+        let name = name.to_string();
+        let group = live["spec"]["group"].as_str().unwrap_or_default().to_string();
+        let plural = live["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
+        let (is_ns, is_crd) = (res.is_namespace(), res.is_crd());
+        self.remove_where(|k| *k == key || (is_ns && k.2 == name) || (is_crd && k.0 == group && k.1 == plural));
+        if is_crd {
+            self.pending.retain(|(n, _)| *n != name);
         }
-        if res.is_crd() {
-            let group = live["spec"]["group"].as_str().unwrap_or_default().to_string();
-            let plural = live["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
-            self.objects.retain(|k, _| !(k.0 == group && k.1 == plural));
-            self.pending.retain(|(n, _)| n != name);
-        }
-        self.rv += 1;
         Ok(live)
     }
 

@@ -739,3 +739,40 @@ fn kubectl_reads_through_the_stand_in() {
     ]);
     assert_eq!((rc, out.trim()), (Some(1), "no"));
 }
+
+#[tokio::test]
+async fn watch_streams_changes() {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::api::{WatchEvent, WatchParams};
+    let server = Server::start(Options::default());
+    server
+        .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: kf}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: old, namespace: kf}\n")
+        .unwrap();
+    let client = client(&server).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kf");
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut next = async || match stream.try_next().await.unwrap().unwrap() {
+        WatchEvent::Added(c) => ("ADDED", c.metadata.name.unwrap()),
+        WatchEvent::Modified(c) => ("MODIFIED", c.metadata.name.unwrap()),
+        WatchEvent::Deleted(c) => ("DELETED", c.metadata.name.unwrap()),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(next().await, ("ADDED", "old".to_string()));
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "new"}})).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    assert_eq!(next().await, ("ADDED", "new".to_string()));
+    cms.patch(
+        "new",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"a": "b"}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next().await, ("MODIFIED", "new".to_string()));
+    cms.delete("old", &DeleteParams::default()).await.unwrap();
+    assert_eq!(next().await, ("DELETED", "old".to_string()));
+}
