@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Demo: kfguard's main job on its embedded defaults, end to end.
-#   services up -> release build -> init (once) -> backup -> snapshots -> show -> check
+#   services up -> release build -> stand-in Kubeflow cluster -> discover -> init (once)
+#   -> backup -> snapshots -> show -> diff -> restore plans -> check
 # All demo state lives under ./kfguard-demo/ in the folder you run this from;
 # rerunning reuses the repository and password made the first time.
 set -euo pipefail
@@ -15,8 +16,8 @@ bash "$REPO/scripts/services.sh" up
 eval "$(bash "$REPO/scripts/services.sh" env)"
 unset AWS_CA_BUNDLE # the local S3 is plain http
 
-step "building kfguard (cargo build --release)"
-(cd "$REPO" && cargo build --release)
+step "building kfguard and the stand-in API server (cargo build --release)"
+(cd "$REPO" && cargo build --release -p kfguard -p kube-standin)
 # Honour CARGO_TARGET_DIR; a relative one is relative to where cargo ran.
 target_dir=${CARGO_TARGET_DIR:-target}
 [[ $target_dir == /* ]] || target_dir=$REPO/$target_dir
@@ -27,6 +28,29 @@ KFGUARD=$target_dir/release/kfguard
 }
 
 mkdir -p "$DEMO_DIR"
+DEMO_ABS=$(cd "$DEMO_DIR" && pwd)
+
+# No Kubernetes API server can run here, so the demo's cluster is the stand-in the tests use
+# (tests/standin), seeded from scripts/demo-cluster/: a small Kubeflow with a KFP install config,
+# a user profile and a schedule. It serves on a free port until the demo ends.
+step "starting a stand-in Kubeflow cluster from scripts/demo-cluster/ (kubeconfig: $DEMO_DIR/kubeconfig)"
+rm -f "$DEMO_ABS/kubeconfig"
+"$target_dir/release/kube-standin" --fixtures "$REPO/scripts/demo-cluster" --port 0 \
+  --kubeconfig "$DEMO_ABS/kubeconfig" 2>"$DEMO_ABS/standin.log" &
+standin_pid=$!
+trap 'kill "$standin_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do
+  [[ -s $DEMO_ABS/kubeconfig ]] && break
+  sleep 0.2
+done
+[[ -s $DEMO_ABS/kubeconfig ]] || {
+  echo "demo: the stand-in API server did not start; see $DEMO_DIR/standin.log" >&2
+  exit 1
+}
+export KFGUARD_KUBECONFIG=$DEMO_ABS/kubeconfig
+
+step "kfguard discover (a kfguard.toml read off the cluster's KFP install; printed, not used)"
+"$KFGUARD" discover
 if [[ ! -f $DEMO_DIR/password ]]; then
   step "creating a random repository password in $DEMO_DIR/password"
   # umask in a subshell: the file is never readable by others, not even briefly.
@@ -95,6 +119,9 @@ region = "us-east-1"
 bucket = "kfguard-demo"
 access_key_id_env = "AWS_ACCESS_KEY_ID"
 secret_access_key_env = "AWS_SECRET_ACCESS_KEY"
+
+[kubernetes]
+enabled = true                # the cluster comes from KFGUARD_KUBECONFIG
 TOML
 export KFGUARD_CONFIG=$DEMO_DIR/kfguard.toml
 export KFGUARD_REPO=$DEMO_DIR/repo
@@ -122,8 +149,14 @@ step "kfguard snapshots"
 step "kfguard show latest"
 "$KFGUARD" show latest
 
-step "kfguard restore latest --dry-run (the plan; nothing is changed)"
+step "kfguard diff latest (the live cluster against the snapshot: no drift yet)"
+"$KFGUARD" diff latest
+
+step "kfguard restore latest --dry-run (a database restore plan; nothing is changed)"
 "$KFGUARD" restore latest --dry-run --into kfguard_demo_restored --database kfp/kfguard_demo_mlpipeline
+
+step "kfguard restore latest --only kubernetes --dry-run (the ordered plan, validated with dryRun=All)"
+"$KFGUARD" restore latest --only kubernetes --dry-run --existing update
 
 step "kfguard check --read-data"
 "$KFGUARD" check --read-data

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::kube::{cluster_yaml, standin};
+use common::kube::{cluster_yaml, merge_patch, standin};
 use common::{code, stderr, Kf};
 use kube_standin::{Fault, Server};
 use serde_json::{json, Value};
@@ -522,17 +522,12 @@ fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected()
         dst.get("v1", "ConfigMap", Some("bob"), "default-install-config")
             .unwrap()
     };
-    let mut edited = cm(&dst);
-    edited["data"]["note"] = json!("changed live");
-    for f in [
-        "uid",
-        "resourceVersion",
-        "creationTimestamp",
-        "managedFields",
-    ] {
-        edited["metadata"].as_object_mut().unwrap().remove(f);
-    }
-    dst.seed(edited).unwrap();
+    let status = merge_patch(
+        &dst,
+        "/api/v1/namespaces/bob/configmaps/default-install-config",
+        &json!({"data": {"note": "changed live"}}),
+    );
+    assert_eq!(status, 200);
     let skip = kf.json(&[
         "--kubeconfig",
         cfg,

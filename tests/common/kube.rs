@@ -299,3 +299,25 @@ spec:
     y.push_str(&profile("bob", "bob@example.com"));
     y
 }
+
+/// Sends a JSON merge patch to the stand-in over plain HTTP, as a user's `kubectl patch` would:
+/// a live edit that kfguard did not make. Returns the HTTP status.
+pub fn merge_patch(server: &Server, path: &str, patch: &serde_json::Value) -> u16 {
+    use std::io::{Read, Write};
+    let url = server.url();
+    let addr = url.trim_start_matches("http://");
+    let body = patch.to_string();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer admin\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
