@@ -3,7 +3,8 @@
 #   MariaDB    127.0.0.1:3306  (root, empty password, database `test`)
 #   PostgreSQL 127.0.0.1:5432  (trust auth; roles postgres and root; databases test, root)
 #   S3 (moto)  127.0.0.1:${KFGUARD_S3_PORT:-9000}
-# plus the `restic` binary, which tests use to check repository interoperability.
+# plus the `restic` binary, which tests use to check repository interoperability, and `kubectl`,
+# which tests point at the stand-in Kubernetes API server (tests/standin) to check its fidelity.
 #
 # Usage: scripts/services.sh up|down|env|status
 #   up      start (or reuse) everything; safe to run any number of times
@@ -387,6 +388,16 @@ restic_up() {
   fi
 }
 
+# ---------------------------------------------------------------- kubectl
+
+kubectl_up() {
+  if have kubectl; then
+    log "kubectl: $(kubectl version --client 2>/dev/null | head -n 1)"
+  else
+    apt_install kubernetes-client
+  fi
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -394,6 +405,7 @@ cmd_up() {
   pg_up
   s3_up
   restic_up
+  kubectl_up
   log "all services up; for the tests: eval \"\$($0 env)\""
 }
 
@@ -430,6 +442,8 @@ cmd_status() {
   status_line s3 "$line" "$(s3_url) ($owner)"
   if have restic; then line=up; else line=down; fi
   status_line restic "$line" "$(command -v restic || echo 'not installed')"
+  if have kubectl; then line=up; else line=down; fi
+  status_line kubectl "$line" "$(command -v kubectl || echo 'not installed')"
   return "$down"
 }
 

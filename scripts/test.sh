@@ -22,7 +22,7 @@ if [[ ${KFGUARD_LINT:-0} == 1 || ${CI:-} == true ]]; then
   step "cargo fmt --check"
   cargo fmt --all -- --check
   step "cargo clippy"
-  cargo clippy --all-targets -- -D warnings
+  cargo clippy --workspace --all-targets -- -D warnings
 fi
 
 # Split our args at the first `--`: before it for cargo, after it for the test
@@ -45,7 +45,8 @@ for arg in "${harness_args[@]}"; do
   [[ $arg == --test-threads* ]] && threads=()
 done
 
-step "cargo build --all-targets"
-cargo build --all-targets
-step "cargo test --all-targets"
-cargo test --all-targets "${cargo_args[@]}" -- "${threads[@]}" "${harness_args[@]}"
+# The workspace: kfguard and the stand-in Kubernetes API server its tests use.
+step "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+step "cargo test --workspace --all-targets"
+cargo test --workspace --all-targets "${cargo_args[@]}" -- "${threads[@]}" "${harness_args[@]}"
