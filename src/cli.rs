@@ -291,6 +291,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum CrdsCommand {
+    #[command(
+        after_help = "Example:\n  kfguard crds diff --against crds.yaml\n\nExit code 0: the live CRDs match; 3: drift; 2: the pinned file is missing or holds something other than CRDs."
+    )]
     /// Compare the live CRDs with pinned manifests: missing CRDs, served and storage versions,
     /// schema changes
     Diff(CrdsDiffArgs),

@@ -175,22 +175,10 @@ fn json_run(kf: &Kf, kubeconfig: &Path, args: &[&str]) -> (i32, Value) {
 
 /// One request to the stand-in's HTTP API, as `kubectl` would send it; expects a 2xx.
 fn api(server: &Server, method: &str, path: &str, merge_patch: Option<Value>) {
-    let mut c = std::process::Command::new("curl");
-    c.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]);
-    c.args(["-H", "Authorization: Bearer admin"]);
-    if let Some(body) = merge_patch {
-        c.args(["-H", "Content-Type: application/merge-patch+json"]);
-        c.args(["--data", &body.to_string()]);
-    }
-    c.arg(format!("{}{path}", server.url()));
-    let out = c
-        .output()
-        .expect("curl is needed to change the stand-in cluster");
-    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    let status = common::kube::api(server, method, path, merge_patch.as_ref());
     assert!(
-        status.starts_with('2'),
-        "{method} {path} answered HTTP {status}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        (200..300).contains(&status),
+        "{method} {path} answered HTTP {status}"
     );
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::kube::{cluster_yaml, merge_patch, standin};
+use common::kube::{api, cluster_yaml, standin};
 use common::{code, stderr, Kf};
 use kube_standin::{Fault, Server};
 use serde_json::{json, Value};
@@ -522,10 +522,11 @@ fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected()
         dst.get("v1", "ConfigMap", Some("bob"), "default-install-config")
             .unwrap()
     };
-    let status = merge_patch(
+    let status = api(
         &dst,
+        "PATCH",
         "/api/v1/namespaces/bob/configmaps/default-install-config",
-        &json!({"data": {"note": "changed live"}}),
+        Some(&json!({"data": {"note": "changed live"}})),
     );
     assert_eq!(status, 200);
     let skip = kf.json(&[

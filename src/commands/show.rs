@@ -100,6 +100,24 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
                         human_bytes(b.bytes)
                     ));
                 }
+                if !m.versions.is_empty() {
+                    let v: Vec<String> =
+                        m.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                    out.push_str(&format!("  versions: {}\n", v.join(", ")));
+                }
+                if !m.kubernetes.is_empty() {
+                    let total: u64 = m.kubernetes.values().sum();
+                    out.push_str(&format!(
+                        "  kubernetes: {total} objects of {} kinds\n",
+                        m.kubernetes.len()
+                    ));
+                    for (kind, n) in &m.kubernetes {
+                        out.push_str(&format!("    {n:>6}  {kind}\n"));
+                    }
+                    for (why, n) in &m.kubernetes_skipped {
+                        out.push_str(&format!("    skipped {n} {why}\n"));
+                    }
+                }
                 if let Some(c) = &m.crosscheck {
                     out.push_str(&c.text("  "));
                 }

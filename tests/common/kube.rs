@@ -300,17 +300,18 @@ spec:
     y
 }
 
-/// Sends a JSON merge patch to the stand-in over plain HTTP, as a user's `kubectl patch` would:
-/// a live edit that kfguard did not make. Returns the HTTP status.
-pub fn merge_patch(server: &Server, path: &str, patch: &serde_json::Value) -> u16 {
+/// One request to the stand-in over plain HTTP, as a user's `kubectl patch` or `kubectl delete`
+/// would send it: a live change that kfguard did not make. A body is sent as a JSON merge
+/// patch. Returns the HTTP status.
+pub fn api(server: &Server, method: &str, path: &str, body: Option<&serde_json::Value>) -> u16 {
     use std::io::{Read, Write};
     let url = server.url();
     let addr = url.trim_start_matches("http://");
-    let body = patch.to_string();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer admin\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer admin\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();

@@ -16,6 +16,9 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 async fn client(server: &Server) -> Client {
+    // In a workspace build rustls has two crypto providers linked (kfguard's S3 client brings
+    // the other), and then needs one chosen; an error means one already is.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("kube-standin-{}-{}", std::process::id(), server.port()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("kubeconfig");
