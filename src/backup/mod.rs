@@ -3,3 +3,4 @@
 pub mod buckets;
 pub mod crosscheck;
 pub mod databases;
+pub mod downloads;

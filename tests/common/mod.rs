@@ -8,6 +8,7 @@ use assert_cmd::Command;
 use tempfile::TempDir;
 
 pub mod db;
+pub mod proxy;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
