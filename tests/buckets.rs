@@ -741,7 +741,7 @@ fn endpoint_going_away_mid_backup_fails_cleanly() {
     let started = std::time::Instant::now();
     let out = kf.run(&["backup", "--only", "buckets"]);
     let took = started.elapsed();
-    assert!(proxy.is_dead(), "the proxy never cut the connection");
+    assert!(proxy.is_dead(), "the proxy never cut the connection: {}", common::stderr(&out));
     assert_eq!(code(&out), 1, "{}", common::stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("no snapshot was kept"), "{line}");

@@ -140,16 +140,21 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut killed: watch::Re
     // Dropping the listener: new connections are refused from now on.
 }
 
-async fn connection(client: TcpStream, ctx: Arc<Ctx>, mut killed: watch::Receiver<bool>) {
-    // Linger 0: closing sends a reset, as a crashed or unplugged server would.
-    let _ = client.set_zero_linger();
-    tokio::select! {
-        _ = killed.wait_for(|k| *k) => {}
-        _ = serve(client, &ctx) => {}
+async fn connection(mut client: TcpStream, ctx: Arc<Ctx>, mut killed: watch::Receiver<bool>) {
+    let killed_now = tokio::select! {
+        _ = killed.wait_for(|k| *k) => true,
+        _ = serve(&mut client, &ctx) => false,
+    };
+    if killed_now {
+        // Linger 0: closing sends a reset, as a crashed or unplugged server would.
+        let _ = client.set_zero_linger();
+    } else {
+        // A normal end: the client still reads what is buffered, then sees the close.
+        let _ = client.shutdown().await;
     }
 }
 
-async fn serve(mut client: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
+async fn serve(client: &mut TcpStream, ctx: &Ctx) -> std::io::Result<()> {
     // The first request head decides whether this connection is refused.
     let mut head = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -181,7 +186,7 @@ async fn serve(mut client: TcpStream, ctx: &Ctx) -> std::io::Result<()> {
         }
     }
     let mut upstream = TcpStream::connect(&ctx.upstream).await?;
-    let (mut cr, mut cw) = client.into_split();
+    let (mut cr, mut cw) = client.split();
     let (mut ur, mut uw) = upstream.split();
     let to_server = async {
         // Every request head on this connection is parsed for the statistics.
