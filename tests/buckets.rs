@@ -9,8 +9,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use common::proxy::{Faults, Proxy};
 use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
-use sha2::{Digest, Sha256};
 use kfguard::repo::s3::{client, S3Settings};
+use sha2::{Digest, Sha256};
 
 struct S3 {
     rt: tokio::runtime::Runtime,
@@ -270,7 +270,12 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
     let scratch = tempfile::tempdir().unwrap();
     let huge_file = scratch.path().join("huge.bin");
     let huge_digest = pseudo_random_file(&huge_file, HUNDRED_MIB, 7);
-    s3.put_file(&src, "models/huge.bin", &huge_file, &[("kind", "checkpoint")]);
+    s3.put_file(
+        &src,
+        "models/huge.bin",
+        &huge_file,
+        &[("kind", "checkpoint")],
+    );
     std::fs::remove_file(&huge_file).unwrap();
     let listed = s3.keys(&src);
     assert_eq!(
@@ -293,7 +298,11 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
     let count = expected.len() as u64 + 1;
     assert_eq!(b["objects"], count, "{b}");
     assert_eq!(b["fetched"], count, "{b}");
-    assert_eq!(b["ranged_gets"], HUNDRED_MIB.div_ceil(16 * 1024 * 1024), "{b}");
+    assert_eq!(
+        b["ranged_gets"],
+        HUNDRED_MIB.div_ceil(16 * 1024 * 1024),
+        "{b}"
+    );
     assert_eq!(
         b["bytes"],
         expected.values().map(|v| v.len() as u64).sum::<u64>() + HUNDRED_MIB
@@ -637,7 +646,13 @@ fn large_objects_are_read_in_ranges_within_the_transfer_limit() {
     let medium = pseudo_random(MIB - 1, 10);
     s3.put(&src, "model/config.bin", &medium, None, &[]);
     for i in 0..20 {
-        s3.put(&src, &format!("metrics/{i:02}.json"), format!("{{\"step\": {i}}}").as_bytes(), None, &[]);
+        s3.put(
+            &src,
+            &format!("metrics/{i:02}.json"),
+            format!("{{\"step\": {i}}}").as_bytes(),
+            None,
+            &[],
+        );
     }
     let proxy = Proxy::start(&s3_endpoint(), Faults::default());
     let kf = Kf::local()
@@ -653,7 +668,10 @@ fn large_objects_are_read_in_ranges_within_the_transfer_limit() {
     assert_eq!(b["ranged_gets"], 6, "{b}");
     let ranges = proxy.ranges();
     assert_eq!(ranges.len(), 6, "{ranges:?}");
-    assert!(ranges.contains(&format!("bytes=0-{}", MIB - 1)), "{ranges:?}");
+    assert!(
+        ranges.contains(&format!("bytes=0-{}", MIB - 1)),
+        "{ranges:?}"
+    );
     assert!(
         ranges.contains(&format!("bytes={}-{}", 5 * MIB, 5 * MIB + 122)),
         "{ranges:?}"
@@ -663,7 +681,10 @@ fn large_objects_are_read_in_ranges_within_the_transfer_limit() {
     kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
     let got = s3.all(&dst);
     assert_eq!(got.len(), 22);
-    assert!(got["model/weights.bin"].body == big, "the ranged object differs");
+    assert!(
+        got["model/weights.bin"].body == big,
+        "the ranged object differs"
+    );
     assert!(got["model/config.bin"].body == medium);
     assert_eq!(got["metrics/07.json"].body, b"{\"step\": 7}");
 }
@@ -728,7 +749,13 @@ fn endpoint_going_away_mid_backup_fails_cleanly() {
 
     // Every object changes, so the next backup downloads all 10 MiB; the endpoint dies after 3.
     for (i, key) in keys.iter().enumerate() {
-        s3.put(&src, key, &pseudo_random(256 * 1024, i as u64 + 1000), None, &[]);
+        s3.put(
+            &src,
+            key,
+            &pseudo_random(256 * 1024, i as u64 + 1000),
+            None,
+            &[],
+        );
     }
     let proxy = Proxy::start(
         &s3_endpoint(),
@@ -741,7 +768,11 @@ fn endpoint_going_away_mid_backup_fails_cleanly() {
     let started = std::time::Instant::now();
     let out = kf.run(&["backup", "--only", "buckets"]);
     let took = started.elapsed();
-    assert!(proxy.is_dead(), "the proxy never cut the connection: {}", common::stderr(&out));
+    assert!(
+        proxy.is_dead(),
+        "the proxy never cut the connection: {}",
+        common::stderr(&out)
+    );
     assert_eq!(code(&out), 1, "{}", common::stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("no snapshot was kept"), "{line}");

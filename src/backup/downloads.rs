@@ -189,7 +189,9 @@ impl Fetcher {
                 Err(_) => {}
             }
         }
-        self.check().map_err(io::Error::other)?;
+        if let Some(e) = self.abandoned() {
+            return Err(io::Error::other(e));
+        }
         if object.size > self.downloads.limits.ranged_threshold {
             return self.open_ranged(object, path);
         }
@@ -220,17 +222,14 @@ impl Fetcher {
         e
     }
 
-    /// Fails at once when an earlier request to this bucket failed.
-    fn check(&self) -> Result<(), BucketError> {
-        match self.failed.get() {
-            Some(first) => Err(BucketError::Abandoned {
-                source_name: self.bucket.source.clone(),
-                bucket: self.bucket.bucket.clone(),
-                endpoint: self.bucket.endpoint.clone(),
-                first: first.clone(),
-            }),
-            None => Ok(()),
-        }
+    /// The error for a request not sent because an earlier request to this bucket failed.
+    fn abandoned(&self) -> Option<BucketError> {
+        self.failed.get().map(|first| BucketError::Abandoned {
+            source_name: self.bucket.source.clone(),
+            bucket: self.bucket.bucket.clone(),
+            endpoint: self.bucket.endpoint.clone(),
+            first: first.clone(),
+        })
     }
 
     /// Starts fetching the queued objects ahead, once; later opens find the queue taken.
@@ -281,9 +280,13 @@ impl Fetcher {
 
     /// One whole object into memory; `None` when it vanished or was rewritten.
     async fn get_whole(&self, o: &Listed) -> Result<Option<Bytes>, BucketError> {
-        self.check()?;
+        if let Some(e) = self.abandoned() {
+            return Err(e);
+        }
         let _permit = self.downloads.gets.acquire().await.expect("never closed");
-        self.check()?;
+        if let Some(e) = self.abandoned() {
+            return Err(e);
+        }
         let Some((_, body)) = self
             .bucket
             .get(&o.key, Some(&o.etag))
@@ -319,9 +322,13 @@ impl Fetcher {
         first: u64,
         last: u64,
     ) -> Result<Option<Bytes>, BucketError> {
-        self.check()?;
+        if let Some(e) = self.abandoned() {
+            return Err(e);
+        }
         let _permit = self.downloads.gets.acquire().await.expect("never closed");
-        self.check()?;
+        if let Some(e) = self.abandoned() {
+            return Err(e);
+        }
         self.stats.ranged_gets.fetch_add(1, Ordering::Relaxed);
         let mut req = self
             .bucket
