@@ -288,7 +288,7 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
             .collect::<Vec<_>>()
     );
 
-    // The real thresholds: the 100 MiB object is read in 16 MiB ranges and restored as a
+    // The real thresholds: the 100 MiB object is read in 8 MiB ranges and restored as a
     // multipart upload; the 20 MiB one in one GET and one PUT.
     let kf = Kf::local();
     bucket_config(&kf, &src);

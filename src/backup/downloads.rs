@@ -13,8 +13,9 @@
 //! - **Ranged reads.** Objects over [`Limits::ranged_threshold`] are read as `Range` GETs of
 //!   [`Limits::part_size`], [`Limits::parts_ahead`] at a time, each with `If-Match` on the
 //!   listed ETag, handed over in order through a channel of one part: memory holds a few parts
-//!   per large object, whatever its size. A part refused because the object was rewritten or
-//!   deleted meanwhile makes the object [`Vanished`], as a refused first GET does.
+//!   per large object, whatever its size, and [`Limits::ranged_objects`] objects at most. A part
+//!   refused because the object was rewritten or deleted meanwhile makes the object
+//!   [`Vanished`], as a refused first GET does.
 //! - **One limit.** Every GET, prefetched, streamed or ranged, holds one of `--transfers`
 //!   permits while it is in flight.
 //! - **Fail fast.** After one request to a bucket fails (the endpoint went away, credentials
@@ -51,6 +52,9 @@ pub struct Limits {
     pub part_size: u64,
     /// Ranged GETs of one object in flight at once.
     pub parts_ahead: usize,
+    /// Objects read in ranges at once: each holds up to `parts_ahead + 2` parts in memory, and
+    /// the archiver has a thread per core.
+    pub ranged_objects: usize,
     /// Largest object fetched ahead of the archiver.
     pub prefetch_max: u64,
     /// Bytes fetched ahead and not yet read, over every bucket source.
@@ -70,10 +74,11 @@ impl Limits {
         Self {
             transfers: transfers.max(1),
             ranged_threshold: env("KFGUARD_RANGED_THRESHOLD").unwrap_or(64 * MIB),
-            part_size: env("KFGUARD_RANGE_PART_SIZE").unwrap_or(16 * MIB),
+            part_size: env("KFGUARD_RANGE_PART_SIZE").unwrap_or(8 * MIB),
             parts_ahead: 2,
+            ranged_objects: 2,
             prefetch_max: 4 * MIB,
-            prefetch_budget: 48 * MIB,
+            prefetch_budget: 32 * MIB,
         }
     }
 }
@@ -83,6 +88,7 @@ pub struct Downloads {
     rt: Handle,
     limits: Limits,
     gets: Arc<Semaphore>,
+    ranged: Arc<Semaphore>,
     /// In KiB, so that a budget of any size fits the semaphore's permit count.
     budget: Arc<Semaphore>,
 }
@@ -93,6 +99,7 @@ impl Downloads {
             rt,
             limits,
             gets: Arc::new(Semaphore::new(limits.transfers)),
+            ranged: Arc::new(Semaphore::new(limits.ranged_objects.max(1))),
             budget: Arc::new(Semaphore::new(kib(limits.prefetch_budget) as usize)),
         })
     }
@@ -368,6 +375,13 @@ impl Fetcher {
         path: String,
     ) -> io::Result<Box<dyn Read + Send>> {
         let limits = self.downloads.limits;
+        // Held by the reader: the archiver thread waits here while enough large objects are
+        // being read; each of those progresses on its own thread, so the wait ends.
+        let slot = self
+            .downloads
+            .rt
+            .block_on(self.downloads.ranged.clone().acquire_owned())
+            .expect("the ranged semaphore is never closed");
         let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(1);
         let this = self.clone();
         let o = object.clone();
@@ -406,6 +420,7 @@ impl Fetcher {
             rx,
             chunk: first,
             task,
+            _slot: slot,
         }))
     }
 }
@@ -493,6 +508,7 @@ struct RangedReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     chunk: Bytes,
     task: tokio::task::JoinHandle<()>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl Read for RangedReader {
