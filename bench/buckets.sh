@@ -15,7 +15,9 @@ SIZE_MIB=${1:-2048}
 OBJECTS=${2:-2000}
 RUNS=${3:-3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kfguard-bench-buckets.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+BUCKET=kfg-bench-$$
+# The dataset lives in the S3 server's memory and disk: remove it however the script ends.
+trap 'rclone purge "src:$BUCKET" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 # Debian's rclone refuses plain http when AWS_CA_BUNDLE is set; everything here is loopback.
 unset AWS_CA_BUNDLE
 eval "$(bash "$REPO/scripts/services.sh" env)"
@@ -51,7 +53,6 @@ done
 # Two remotes on one server: rclone streams every object through itself, as it would to
 # another server, instead of a server-side copy.
 
-BUCKET=kfg-bench-$$
 # dataset.py BUCKET SIZE_MIB OBJECTS [night2]: deterministic KFP-like objects; "night2" adds
 # and rewrites 1% of them.
 cat >"$WORK/dataset.py" <<'PY'
@@ -183,7 +184,6 @@ run pipe2.b restic -q backup "$WORK/mirror"
 pipeline pipe2
 kbytes2=$(($(du -sb "$WORK/kr" | cut -f1) - kbytes))
 rbytes2=$(($(du -sb "$WORK/rr" | cut -f1) - rbytes))
-rclone purge "src:$BUCKET" >/dev/null 2>&1 || true
 
 col() { cut -d' ' -f"$2" "$WORK/$1.times"; }
 kt=$(col kfguard 1 | median)

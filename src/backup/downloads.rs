@@ -40,6 +40,9 @@ use crate::snapshot::tree::{Opener, Vanished};
 use crate::sources::bucket::{Bucket, BucketError, Listed};
 
 const MIB: u64 = 1024 * 1024;
+/// Body chunks read ahead of the archiver per streamed object (hyper's chunks are at most a
+/// few hundred KiB).
+const STREAM_CHUNKS_AHEAD: usize = 16;
 
 /// Sizes and counts that bound the downloads of one backup.
 #[derive(Debug, Clone, Copy)]
@@ -207,20 +210,48 @@ impl Fetcher {
             .block_on(self.downloads.gets.clone().acquire_owned())
             .expect("the GET semaphore is never closed");
         // If-Match: bytes rewritten after LIST would not match the listed size and ETag.
-        match rt.block_on(self.bucket.get(&object.key, Some(&object.etag))) {
-            Ok(Some((_, body))) => Ok(Box::new(BodyReader {
-                fetcher: self.clone(),
-                rt,
-                body,
-                chunk: Bytes::new(),
-                read: 0,
-                expected: object.size,
-                key: object.key,
-                _permit: permit,
-            })),
-            Ok(None) => Err(io::Error::other(Vanished(path))),
-            Err(e) => Err(io::Error::other(self.failure(e))),
-        }
+        let body = match rt.block_on(self.bucket.get(&object.key, Some(&object.etag))) {
+            Ok(Some((_, body))) => body,
+            Ok(None) => return Err(io::Error::other(Vanished(path))),
+            Err(e) => return Err(io::Error::other(self.failure(e))),
+        };
+        // A task reads the body ahead of the archiver, a few chunks at most, so that the
+        // download goes on while the archiver chunks and compresses; it holds the permit
+        // until the body ends.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(STREAM_CHUNKS_AHEAD);
+        let this = self.clone();
+        let task = rt.spawn(async move {
+            let _permit = permit;
+            let mut body = body;
+            let mut read = 0u64;
+            while let Some(chunk) = body.next().await {
+                let item = match chunk {
+                    Ok(c) => {
+                        read += c.len() as u64;
+                        Ok(c)
+                    }
+                    Err(e) => Err(io::Error::other(this.failure(this.bucket.read_error(
+                        &object.key,
+                        read,
+                        &e,
+                    )))),
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+            if read < object.size {
+                let err = this.failure(this.short(&object.key, read, object.size));
+                let _ = tx.send(Err(io::Error::other(err))).await;
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            rx,
+            chunk: Bytes::new(),
+            task,
+            _slot: None,
+        }))
     }
 
     /// Records the first failure of this bucket and passes the error on.
@@ -416,11 +447,11 @@ impl Fetcher {
             Some(Err(e)) => return Err(e),
             None => return Err(io::Error::other(self.short(&object.key, 0, object.size))),
         };
-        Ok(Box::new(RangedReader {
+        Ok(Box::new(ChannelReader {
             rx,
             chunk: first,
             task,
-            _slot: slot,
+            _slot: Some(slot),
         }))
     }
 }
@@ -462,56 +493,17 @@ impl Read for PrefetchedReader {
     }
 }
 
-/// A sync [`Read`] over a streaming GET body, for archiver threads outside the runtime: each
-/// chunk is awaited with `block_on`, so memory holds one chunk at a time. Holds its GET permit
-/// until dropped.
-struct BodyReader {
-    fetcher: Arc<Fetcher>,
-    rt: Handle,
-    body: ByteStream,
-    chunk: Bytes,
-    read: u64,
-    expected: u64,
-    key: String,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.chunk.is_empty() {
-            match self.rt.block_on(self.body.next()) {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => {
-                    let err = self.fetcher.bucket.read_error(&self.key, self.read, &e);
-                    return Err(io::Error::other(self.fetcher.failure(err)));
-                }
-                None if self.read < self.expected => {
-                    let err = self.fetcher.short(&self.key, self.read, self.expected);
-                    return Err(io::Error::other(self.fetcher.failure(err)));
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        let _ = self.chunk.split_to(n);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
-/// Hands over the parts of a ranged read in order; stops its GETs when dropped.
-struct RangedReader {
+/// A sync [`Read`] for archiver threads over bytes that a task sends in order (the chunks of
+/// a GET body, or the parts of a ranged read); stops the task when dropped.
+struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     chunk: Bytes,
     task: tokio::task::JoinHandle<()>,
-    _slot: OwnedSemaphorePermit,
+    /// A ranged read's place among the large objects read at once.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
-impl Read for RangedReader {
+impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -520,7 +512,7 @@ impl Read for RangedReader {
             match self.rx.blocking_recv() {
                 Some(Ok(part)) => self.chunk = part,
                 Some(Err(e)) => return Err(e),
-                // All parts handed over; the checked reader compares the length.
+                // All handed over; the checked reader compares the length.
                 None => return Ok(0),
             }
         }
@@ -531,7 +523,7 @@ impl Read for RangedReader {
     }
 }
 
-impl Drop for RangedReader {
+impl Drop for ChannelReader {
     fn drop(&mut self) {
         self.task.abort();
     }
