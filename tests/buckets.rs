@@ -300,7 +300,7 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
     assert_eq!(b["fetched"], count, "{b}");
     assert_eq!(
         b["ranged_gets"],
-        HUNDRED_MIB.div_ceil(16 * 1024 * 1024),
+        HUNDRED_MIB.div_ceil(8 * 1024 * 1024),
         "{b}"
     );
     assert_eq!(
