@@ -171,8 +171,8 @@ pub struct BackupArgs {
     #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
-    /// Bucket requests at once per source (HEADs of new and changed objects; downloads run at
-    /// the archiver's own parallelism in this version)
+    /// Bucket requests in flight at once: HEADs of new and changed objects per source, and
+    /// object downloads (GETs, whole or ranged) over the whole backup
     #[arg(long, env = "KFGUARD_TRANSFERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub transfers: u16,
 

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use common::proxy::{Faults, Proxy};
 use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
 use kfguard::repo::s3::{client, S3Settings};
+use sha2::{Digest, Sha256};
 
 struct S3 {
     rt: tokio::runtime::Runtime,
@@ -92,9 +94,56 @@ impl S3 {
         })
     }
 
+    /// Uploads a file from disk, streamed: large objects never sit in test memory.
+    fn put_file(&self, bucket: &str, key: &str, file: &std::path::Path, meta: &[(&str, &str)]) {
+        self.rt.block_on(async {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(ByteStream::from_path(file).await.unwrap());
+            for (k, v) in meta {
+                req = req.metadata(*k, *v);
+            }
+            req.send()
+                .await
+                .unwrap_or_else(|e| panic!("put {key:?}: {e:?}"));
+        });
+    }
+
+    /// Size, SHA-256 and user metadata of an object, read as a stream.
+    fn digest(&self, bucket: &str, key: &str) -> (u64, [u8; 32], HashMap<String, String>) {
+        self.rt.block_on(async {
+            let mut out = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("get {key:?}: {e:?}"));
+            let metadata = out.metadata().cloned().unwrap_or_default();
+            let mut h = Sha256::new();
+            let mut n = 0u64;
+            while let Some(chunk) = out.body.next().await {
+                let chunk = chunk.unwrap();
+                n += chunk.len() as u64;
+                h.update(&chunk);
+            }
+            (n, h.finalize().into(), metadata)
+        })
+    }
+
     fn all(&self, bucket: &str) -> BTreeMap<String, Obj> {
+        self.all_but(bucket, &[])
+    }
+
+    /// Every object but the `skip` keys, read into memory.
+    fn all_but(&self, bucket: &str, skip: &[&str]) -> BTreeMap<String, Obj> {
         self.keys(bucket)
             .into_iter()
+            .filter(|k| !skip.contains(&k.as_str()))
             .map(|k| {
                 let o = self.get(bucket, &k);
                 (k, o)
@@ -104,13 +153,41 @@ impl S3 {
 }
 
 fn bucket_config(kf: &Kf, bucket: &str) {
+    bucket_config_at(kf, bucket, &s3_endpoint(), "AWS_ACCESS_KEY_ID");
+}
+
+/// A bucket source `kfp` at `endpoint`, whose access key id is read from the variable `key_env`.
+fn bucket_config_at(kf: &Kf, bucket: &str, endpoint: &str, key_env: &str) {
     kf.write(
         "kfguard.toml",
         &format!(
-            "[[buckets]]\nname = \"kfp\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
-            s3_endpoint()
+            "[[buckets]]\nname = \"kfp\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"{key_env}\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
         ),
     );
+}
+
+/// Writes `len` pseudo-random bytes to a file, 1 MiB at a time; returns their SHA-256.
+fn pseudo_random_file(path: &std::path::Path, len: u64, seed: u64) -> [u8; 32] {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut h = Sha256::new();
+    let mut x = seed | 1;
+    let mut left = len;
+    let mut buf = vec![0u8; 1024 * 1024];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        for word in buf[..n].chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            word.copy_from_slice(&x.to_le_bytes()[..word.len()]);
+        }
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+    h.finalize().into()
 }
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -146,6 +223,10 @@ fn weird_keys() -> Vec<String> {
 fn bucket_manifest(v: &serde_json::Value) -> &serde_json::Value {
     &v["manifest"]["buckets"][0]
 }
+
+/// 100 MiB: over the default 64 MiB thresholds, so that the backup reads it with ranged GETs
+/// and the restore sends it as a multipart upload, neither lowered for the test.
+const HUNDRED_MIB: u64 = 100 * 1024 * 1024 + 77;
 
 #[test]
 fn round_trip_with_weird_keys_metadata_and_multipart() {
@@ -186,10 +267,20 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
         &[("kind", "model"), ("owner", "kfp")],
     );
     expected.insert("models/big.bin".into(), big);
+    let scratch = tempfile::tempdir().unwrap();
+    let huge_file = scratch.path().join("huge.bin");
+    let huge_digest = pseudo_random_file(&huge_file, HUNDRED_MIB, 7);
+    s3.put_file(
+        &src,
+        "models/huge.bin",
+        &huge_file,
+        &[("kind", "checkpoint")],
+    );
+    std::fs::remove_file(&huge_file).unwrap();
     let listed = s3.keys(&src);
     assert_eq!(
         listed.len(),
-        expected.len(),
+        expected.len() + 1,
         "the S3 server did not keep every key: {:?}",
         expected
             .keys()
@@ -197,24 +288,28 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
             .collect::<Vec<_>>()
     );
 
-    // Multipart from 8 MiB, so that the 20 MiB object is restored in three parts.
-    let kf = Kf::local().env(
-        "KFGUARD_MULTIPART_THRESHOLD",
-        &(8 * 1024 * 1024).to_string(),
-    );
+    // The real thresholds: the 100 MiB object is read in 8 MiB ranges and restored as a
+    // multipart upload; the 20 MiB one in one GET and one PUT.
+    let kf = Kf::local();
     bucket_config(&kf, &src);
     kf.ok(&["init"]);
     let first = kf.json(&["backup", "--only", "buckets"]);
     let b = bucket_manifest(&first);
-    assert_eq!(b["objects"], expected.len() as u64, "{b}");
-    assert_eq!(b["fetched"], expected.len() as u64, "{b}");
+    let count = expected.len() as u64 + 1;
+    assert_eq!(b["objects"], count, "{b}");
+    assert_eq!(b["fetched"], count, "{b}");
+    assert_eq!(
+        b["ranged_gets"],
+        HUNDRED_MIB.div_ceil(8 * 1024 * 1024),
+        "{b}"
+    );
     assert_eq!(
         b["bytes"],
-        expected.values().map(|v| v.len() as u64).sum::<u64>()
+        expected.values().map(|v| v.len() as u64).sum::<u64>() + HUNDRED_MIB
     );
     // The stock index is readable, one line per object.
     let index = kf.ok(&["dump", "latest", &format!("buckets/kfp/{src}/index.jsonl")]);
-    assert_eq!(index.lines().count(), expected.len());
+    assert_eq!(index.lines().count() as u64, count);
 
     // A dry run changes nothing.
     let plan = kf.json(&[
@@ -226,13 +321,17 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
         &dst,
         "--dry-run",
     ]);
-    assert_eq!(plan["buckets"][0]["objects"], expected.len() as u64);
+    assert_eq!(plan["buckets"][0]["objects"], count);
     assert_eq!(plan["buckets"][0]["multipart"], 1);
     assert!(s3.keys(&dst).is_empty());
 
     let report = kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
     assert_eq!(report["buckets"][0]["multipart"], 1, "{report}");
-    let got = s3.all(&dst);
+    let (size, digest, meta) = s3.digest(&dst, "models/huge.bin");
+    assert_eq!(size, HUNDRED_MIB);
+    assert!(digest == huge_digest, "the restored 100 MiB object differs");
+    assert_eq!(meta.get("kind").map(String::as_str), Some("checkpoint"));
+    let got = s3.all_but(&dst, &["models/huge.bin"]);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
@@ -530,4 +629,174 @@ fn object_vanishing_between_list_and_get_is_a_warning() {
         s3.keys(&dst),
         vec!["keep/1".to_string(), "keep/2".to_string()]
     );
+}
+
+/// Large objects are read with ranged GETs, all parts through one `--transfers` permit, and
+/// restore byte for byte; the proxy sees the ranges that the manifest counts.
+#[test]
+fn large_objects_are_read_in_ranges_within_the_transfer_limit() {
+    let s3 = S3::new();
+    let src = unique_bucket("brange");
+    let dst = unique_bucket("brange-dst");
+    create_bucket(&src);
+    create_bucket(&dst);
+    const MIB: usize = 1024 * 1024;
+    let big = pseudo_random(5 * MIB + 123, 9);
+    s3.put(&src, "model/weights.bin", &big, None, &[]);
+    let medium = pseudo_random(MIB - 1, 10);
+    s3.put(&src, "model/config.bin", &medium, None, &[]);
+    for i in 0..20 {
+        s3.put(
+            &src,
+            &format!("metrics/{i:02}.json"),
+            format!("{{\"step\": {i}}}").as_bytes(),
+            None,
+            &[],
+        );
+    }
+    let proxy = Proxy::start(&s3_endpoint(), Faults::default());
+    let kf = Kf::local()
+        .env("KFGUARD_RANGED_THRESHOLD", &MIB.to_string())
+        .env("KFGUARD_RANGE_PART_SIZE", &MIB.to_string());
+    bucket_config_at(&kf, &src, &proxy.endpoint, "AWS_ACCESS_KEY_ID");
+    kf.ok(&["init"]);
+    let backup = kf.json(&["backup", "--only", "buckets", "--transfers", "1"]);
+    let b = bucket_manifest(&backup);
+    assert_eq!(b["objects"], 22, "{b}");
+    assert_eq!(b["fetched"], 22, "{b}");
+    // 5 MiB + 123 bytes in 1 MiB parts: six ranged GETs; the object of 1 MiB - 1 is read whole.
+    assert_eq!(b["ranged_gets"], 6, "{b}");
+    let ranges = proxy.ranges();
+    assert_eq!(ranges.len(), 6, "{ranges:?}");
+    assert!(
+        ranges.contains(&format!("bytes=0-{}", MIB - 1)),
+        "{ranges:?}"
+    );
+    assert!(
+        ranges.contains(&format!("bytes={}-{}", 5 * MIB, 5 * MIB + 122)),
+        "{ranges:?}"
+    );
+
+    bucket_config(&kf, &src);
+    kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
+    let got = s3.all(&dst);
+    assert_eq!(got.len(), 22);
+    assert!(
+        got["model/weights.bin"].body == big,
+        "the ranged object differs"
+    );
+    assert!(got["model/config.bin"].body == medium);
+    assert_eq!(got["metrics/07.json"].body, b"{\"step\": 7}");
+}
+
+/// Credentials the endpoint refuses: one clear line naming the source, the endpoint and what
+/// to check, exit code 1 (like a refused repository), and no snapshot at all.
+#[test]
+fn refused_credentials_fail_with_a_clear_error_and_no_snapshot() {
+    let s3 = S3::new();
+    let src = unique_bucket("bdeny");
+    create_bucket(&src);
+    s3.put(&src, "a.json", b"{}", None, &[]);
+    for refusal in ["InvalidAccessKeyId", "SignatureDoesNotMatch"] {
+        let proxy = Proxy::start(
+            &s3_endpoint(),
+            Faults {
+                deny: Some(("AKIAWRONGKEY".into(), refusal)),
+                ..Faults::default()
+            },
+        );
+        let kf = Kf::local().env("KFG_TEST_BAD_KEY", "AKIAWRONGKEY");
+        bucket_config_at(&kf, &src, &proxy.endpoint, "KFG_TEST_BAD_KEY");
+        kf.ok(&["init"]);
+        let out = kf.run(&["backup", "--only", "buckets"]);
+        assert_eq!(code(&out), 1, "{}", common::stderr(&out));
+        let line = error_line(&out);
+        for want in [
+            "bucket source `kfp`",
+            proxy.endpoint.as_str(),
+            "check the source's credentials",
+            refusal,
+        ] {
+            assert!(line.contains(want), "{want:?} missing from: {line}");
+        }
+        assert!(proxy.requests() >= 1);
+        assert_eq!(kf.json(&["snapshots", "--all"]), serde_json::json!([]));
+    }
+}
+
+/// The endpoint goes away part-way through the downloads: the backup ends within a bounded
+/// time with exit code 1 and a line naming the source and the endpoint, publishes nothing, and
+/// the previous snapshot still restores.
+#[test]
+fn endpoint_going_away_mid_backup_fails_cleanly() {
+    let s3 = S3::new();
+    let src = unique_bucket("bdie");
+    let dst = unique_bucket("bdie-dst");
+    create_bucket(&src);
+    create_bucket(&dst);
+    let keys: Vec<String> = (0..40).map(|i| format!("runs/{i:02}/out.bin")).collect();
+    let mut first_version = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let body = pseudo_random(256 * 1024, i as u64 + 1);
+        s3.put(&src, key, &body, None, &[]);
+        first_version.insert(key.clone(), body);
+    }
+    let kf = Kf::local();
+    bucket_config(&kf, &src);
+    kf.ok(&["init"]);
+    let first = kf.json(&["backup", "--only", "buckets"]);
+    let first_id = first["id"].as_str().unwrap().to_string();
+
+    // Every object changes, so the next backup downloads all 10 MiB; the endpoint dies after 3.
+    for (i, key) in keys.iter().enumerate() {
+        s3.put(
+            &src,
+            key,
+            &pseudo_random(256 * 1024, i as u64 + 1000),
+            None,
+            &[],
+        );
+    }
+    let proxy = Proxy::start(
+        &s3_endpoint(),
+        Faults {
+            die_after_bytes: Some(3 * 1024 * 1024),
+            ..Faults::default()
+        },
+    );
+    bucket_config_at(&kf, &src, &proxy.endpoint, "AWS_ACCESS_KEY_ID");
+    let started = std::time::Instant::now();
+    let out = kf.run(&["backup", "--only", "buckets"]);
+    let took = started.elapsed();
+    assert!(
+        proxy.is_dead(),
+        "the proxy never cut the connection: {}",
+        common::stderr(&out)
+    );
+    assert_eq!(code(&out), 1, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(line.contains("no snapshot was kept"), "{line}");
+    assert!(line.contains("bucket source `kfp`"), "{line}");
+    assert!(line.contains(&proxy.endpoint), "{line}");
+    assert!(
+        took < std::time::Duration::from_secs(60),
+        "the failed backup took {took:?}"
+    );
+    // Only the first snapshot, complete; the failed one is not even kept as incomplete.
+    let all = kf.json(&["snapshots", "--all"]);
+    let ids: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![first_id.as_str()], "{all}");
+
+    bucket_config(&kf, &src);
+    kf.json(&["restore", "latest", "--only", "buckets", "--into", &dst]);
+    let got = s3.all(&dst);
+    assert_eq!(got.len(), first_version.len());
+    for (k, body) in &first_version {
+        assert!(got[k].body == *body, "content of {k:?} differs");
+    }
 }

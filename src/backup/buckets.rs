@@ -9,14 +9,15 @@
 //! still read.
 //!
 //! Content-type and user metadata come from a HEAD per object (`--transfers` at a time), sent
-//! only for objects that are new or changed since the parent snapshot's `index.jsonl`.
+//! only for objects that are new or changed since the parent snapshot's `index.jsonl`. Those
+//! objects are then downloaded through [`super::downloads`]: `--transfers` GETs at a time over
+//! every source, small ones ahead of the archiver, large ones as ranged GETs.
 //!
 //! An object deleted between LIST and GET is recorded as vanished (see
 //! [`crate::snapshot::tree::Vanished`]): it is absent from the snapshot, listed in the manifest,
 //! and the backup completes with a warning.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -29,11 +30,11 @@ use crate::config::{self, BucketSource};
 use crate::repo::s3::{self, S3Settings};
 use crate::repo::{Repo, RepoError};
 use crate::snapshot::manifest::BucketEntry;
-use crate::snapshot::tree::{stream_meta, Ledger, Opener, Vanished, VirtualFile};
+use crate::snapshot::tree::{stream_meta, Ledger, VirtualFile};
 use crate::snapshot::{read, select};
-use crate::sources::bucket::{
-    escape_key, etag_time, unescape, BodyReader, Bucket, Listed, LEAF_SUFFIX,
-};
+use crate::sources::bucket::{escape_key, etag_time, unescape, Bucket, Listed, LEAF_SUFFIX};
+
+use super::downloads::{Downloads, Fetcher, Limits, Stats};
 
 /// Root of bucket copies inside a snapshot.
 pub const ROOT: &str = "buckets";
@@ -71,8 +72,8 @@ pub struct BucketFiles {
 /// A bucket's manifest entry while the archiver runs.
 struct Tracked {
     entry: BucketEntry,
-    /// GETs sent, i.e. objects not reused from the parent snapshot.
-    fetched: Arc<AtomicU64>,
+    /// Objects read, i.e. not reused from the parent snapshot, and ranged GETs.
+    stats: Arc<Stats>,
     /// Snapshot path -> object size, to account for objects that vanish.
     sizes: BTreeMap<String, u64>,
 }
@@ -109,6 +110,7 @@ pub fn connect(
     let client = rt.block_on(s3::client(&settings));
     Ok(Bucket {
         client,
+        source: src.name.clone(),
         bucket: bucket.to_string(),
         // Messages show the endpoint; never with credentials in it.
         endpoint: src
@@ -170,11 +172,11 @@ pub fn start(
         warnings: Vec::new(),
         entries: Vec::new(),
     };
+    // One set of GET permits and one prefetch budget for the whole backup.
+    let downloads = Downloads::new(rt.clone(), Limits::new(transfers));
     for src in sources {
         let bucket = Arc::new(connect(rt, src, &src.bucket)?);
-        let listed = rt
-            .block_on(bucket.list(&src.prefixes))
-            .map_err(|e| anyhow::anyhow!("bucket source `{}`: {e}", src.name))?;
+        let listed = rt.block_on(bucket.list(&src.prefixes))?;
         let dir = bucket_dir(&src.name, &src.bucket);
         tracing::info!(source = %src.name, bucket = %src.bucket, objects = listed.len(), "bucket listed");
 
@@ -182,7 +184,7 @@ pub fn start(
         // with the same size, ETag and last-modified time.
         let known = parent.get(&dir);
         let heads_sent = Arc::new(AtomicU64::new(0));
-        let heads: Vec<(Listed, Option<Result<Head, _>>)> = rt.block_on(
+        let heads: Vec<(Listed, bool, Option<Result<Head, _>>)> = rt.block_on(
             futures::stream::iter(listed.into_iter().map(|o| {
                 let bucket = bucket.clone();
                 let heads_sent = heads_sent.clone();
@@ -197,11 +199,11 @@ pub fn start(
                 });
                 async move {
                     if let Some(h) = reuse {
-                        return (o, Some(Ok(h)));
+                        return (o, false, Some(Ok(h)));
                     }
                     heads_sent.fetch_add(1, Ordering::Relaxed);
                     let head = head(&bucket, &o.key).await;
-                    (o, head)
+                    (o, true, head)
                 }
             }))
             .buffered(transfers.max(1))
@@ -209,18 +211,16 @@ pub fn start(
         );
         let mut objects = Vec::new();
         let mut vanished = Vec::new();
-        for (o, h) in heads {
+        for (o, changed, h) in heads {
             match h {
-                Some(Ok(h)) => objects.push((o, h)),
-                Some(Err(e)) => {
-                    anyhow::bail!("bucket source `{}`: {e}", src.name)
-                }
+                Some(Ok(h)) => objects.push((o, changed, h)),
+                Some(Err(e)) => return Err(e.into()),
                 None => vanished.push(o.key),
             }
         }
 
         // Paths: escaped keys; an object whose path is also needed as a folder gets a suffix.
-        let paths: Vec<String> = objects.iter().map(|(o, _)| escape_key(&o.key)).collect();
+        let paths: Vec<String> = objects.iter().map(|(o, _, _)| escape_key(&o.key)).collect();
         let mut folders = BTreeSet::new();
         for p in &paths {
             let mut rest = p.as_str();
@@ -232,11 +232,12 @@ pub fn start(
             }
         }
         let count = objects.len() as u64;
-        let fetched = Arc::new(AtomicU64::new(0));
+        let fetcher = Fetcher::new(downloads.clone(), bucket.clone());
+
         let mut sizes = BTreeMap::new();
         let mut index = Vec::new();
         let mut bytes = 0u64;
-        for ((o, h), mut path) in objects.into_iter().zip(paths) {
+        for ((o, changed, h), mut path) in objects.into_iter().zip(paths) {
             if folders.contains(&path) {
                 path.push_str(LEAF_SUFFIX);
             }
@@ -264,7 +265,7 @@ pub fn start(
                     ..Metadata::default()
                 },
                 size: Some(o.size),
-                open: opener(rt.clone(), bucket.clone(), o, full, fetched.clone()),
+                open: fetcher.opener(o, full, changed),
             });
         }
         out.files.push(VirtualFile::bytes(
@@ -286,9 +287,10 @@ pub fn start(
                 prefixes: src.prefixes.clone(),
                 fetched: 0,
                 heads: heads_sent.load(Ordering::Relaxed),
+                ranged_gets: 0,
                 vanished,
             },
-            fetched,
+            stats: fetcher.stats.clone(),
             sizes,
         });
     }
@@ -329,30 +331,6 @@ async fn head(
     }
 }
 
-/// Opens the object with a streaming GET, counted in `fetched`. An object that is gone, or was
-/// rewritten since it was listed, is [`Vanished`]: recorded without failing the backup, and
-/// taken by the next one.
-fn opener(
-    rt: tokio::runtime::Handle,
-    bucket: Arc<Bucket>,
-    o: Listed,
-    path: String,
-    fetched: Arc<AtomicU64>,
-) -> Opener {
-    Box::new(move || {
-        fetched.fetch_add(1, Ordering::Relaxed);
-        // If-Match: bytes rewritten after LIST would not match the listed size and ETag.
-        match rt.block_on(bucket.get(&o.key, Some(&o.etag))) {
-            Ok(Some((_, body))) => {
-                Ok(Box::new(BodyReader::new(rt.clone(), body, o.size, o.key))
-                    as Box<dyn Read + Send>)
-            }
-            Ok(None) => Err(io::Error::other(Vanished(path))),
-            Err(e) => Err(io::Error::other(e.to_string())),
-        }
-    })
-}
-
 impl BucketFiles {
     /// Manifest entries, once the archiver has read (or reused) every object.
     pub fn manifest_entries(&self, ledger: &Ledger) -> (Vec<BucketEntry>, Vec<String>) {
@@ -363,7 +341,8 @@ impl BucketFiles {
             .iter()
             .map(|t| {
                 let mut e = t.entry.clone();
-                e.fetched = t.fetched.load(Ordering::Relaxed);
+                e.fetched = t.stats.fetched.load(Ordering::Relaxed);
+                e.ranged_gets = t.stats.ranged_gets.load(Ordering::Relaxed);
                 let prefix = format!("{}/objects/", bucket_dir(&e.source, &e.bucket));
                 for p in &vanished {
                     if let Some(rest) = p.strip_prefix(&prefix) {

@@ -3,4 +3,5 @@
 pub mod buckets;
 pub mod crosscheck;
 pub mod databases;
+pub mod downloads;
 pub mod kubernetes;

@@ -167,13 +167,7 @@ pub fn restore(
                 .max_keys(1)
                 .send(),
         )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "bucket source `{}`: {}",
-                src.name,
-                bucket.error("list", "", &e)
-            )
-        })?;
+        .map_err(|e| bucket.error("list", "", &e))?;
 
         // Which objects exist already.
         let exists: Vec<bool> = rt

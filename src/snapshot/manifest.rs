@@ -102,6 +102,8 @@ pub struct BucketEntry {
     pub fetched: u64,
     /// HEAD requests sent; objects unchanged since the parent snapshot need none.
     pub heads: u64,
+    /// Ranged GETs sent, for objects large enough to be read in parts.
+    pub ranged_gets: u64,
     /// Keys listed but deleted before they could be read: not in the snapshot.
     pub vanished: Vec<String>,
 }

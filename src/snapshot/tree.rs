@@ -374,8 +374,14 @@ impl CheckedReader {
     fn fail(&mut self, err: io::Error) -> io::Error {
         if !self.failed {
             self.failed = true;
-            self.ledger
-                .record(format!("{}: {err} (after {} bytes)", self.path, self.read));
+            // A source that finds its entry gone part-way (an object rewritten while it was
+            // read in parts) leaves it out, as if it had vanished before the open.
+            match err.get_ref().and_then(|e| e.downcast_ref::<Vanished>()) {
+                Some(v) => self.ledger.vanished(v.0.clone()),
+                None => self
+                    .ledger
+                    .record(format!("{}: {err} (after {} bytes)", self.path, self.read)),
+            }
         }
         err
     }

@@ -21,12 +21,28 @@ use crate::repo::{Repo, RepoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("backup failed: {} source(s) did not finish, so no snapshot was kept: {}", .0.len(), .0.join("; "))]
+    #[error("backup failed: {} source(s) did not finish, so no snapshot was kept: {}", .0.len(), first_few(.0))]
     SourceFailed(Vec<String>),
     #[error("invalid tag `{0}`: tags may not contain commas")]
     BadTag(String),
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+/// The first failures, in the order seen: after a dead endpoint, hundreds of objects fail
+/// for the same reason, and one line must stay readable.
+fn first_few(failures: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut s = failures
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures.len() > SHOWN {
+        s.push_str(&format!("; and {} more", failures.len() - SHOWN));
+    }
+    s
 }
 
 /// Fills in the manifest once every other file has been read; sees the stream ledger.

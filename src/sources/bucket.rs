@@ -1,5 +1,5 @@
-//! S3 buckets as a backup source: reversible key escaping to snapshot paths, listing, and a
-//! streaming reader for one object.
+//! S3 buckets as a backup source: reversible key escaping to snapshot paths, listing, GETs,
+//! and one-line errors that name the source, the bucket and the endpoint.
 //!
 //! **Key escaping.** An S3 key is any UTF-8 string, but a snapshot path is a tree of named
 //! segments. [`escape_key`] maps every key to a safe, unique, `/`-separated path and
@@ -16,14 +16,12 @@
 //! cannot hold as a file and a folder of the same name; the backup then appends `%!` to the
 //! file's name, which [`unescape`] drops. The exact key is also stored in `index.jsonl`.
 
-use std::io::{self, Read};
 use std::sync::Arc;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use rustic_core::jiff::Timestamp;
-use tokio::runtime::Handle;
 
 /// Longest path segment produced, in bytes (file systems allow 255).
 pub const MAX_SEGMENT: usize = 240;
@@ -132,23 +130,47 @@ pub struct Listed {
     pub last_modified: Timestamp,
 }
 
+/// A failed bucket request; every message names the source, the bucket and the endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum BucketError {
-    #[error("bucket `{bucket}` does not exist at {endpoint}")]
-    Missing { bucket: String, endpoint: String },
-    #[error("access to bucket `{bucket}` at {endpoint} was denied: check the source's credentials ({detail})")]
+    #[error("bucket source `{source_name}`: bucket `{bucket}` does not exist at {endpoint}")]
+    Missing {
+        source_name: String,
+        bucket: String,
+        endpoint: String,
+    },
+    #[error("bucket source `{source_name}`: access to bucket `{bucket}` at {endpoint} was denied: check the source's credentials ({detail})")]
     Denied {
+        source_name: String,
         bucket: String,
         endpoint: String,
         detail: String,
     },
-    #[error("S3 {op} of `{key}` in bucket `{bucket}` at {endpoint} failed: {detail}")]
+    #[error("bucket source `{source_name}`: S3 {op} of `{key}` in bucket `{bucket}` at {endpoint} failed: {detail}")]
     Request {
+        source_name: String,
         op: &'static str,
         bucket: String,
         key: String,
         endpoint: String,
         detail: String,
+    },
+    #[error("bucket source `{source_name}`: reading `{key}` from bucket `{bucket}` at {endpoint} failed after {after} bytes: {detail}")]
+    Read {
+        source_name: String,
+        bucket: String,
+        key: String,
+        endpoint: String,
+        after: u64,
+        detail: String,
+    },
+    /// Later objects of a bucket after one request failed: not requested at all.
+    #[error("bucket source `{source_name}`: not requested, after an earlier request to bucket `{bucket}` at {endpoint} failed ({first})")]
+    Abandoned {
+        source_name: String,
+        bucket: String,
+        endpoint: String,
+        first: String,
     },
 }
 
@@ -156,6 +178,8 @@ pub enum BucketError {
 #[derive(Clone, Debug)]
 pub struct Bucket {
     pub client: Client,
+    /// The bucket source's name in the config, for messages.
+    pub source: String,
     pub bucket: String,
     /// For messages: the endpoint URL, or "AWS".
     pub endpoint: String,
@@ -173,6 +197,7 @@ impl Bucket {
             let code = ctx.err().code();
             if code == Some("NoSuchBucket") {
                 return BucketError::Missing {
+                    source_name: self.source.clone(),
                     bucket: self.bucket.clone(),
                     endpoint: self.endpoint.clone(),
                 };
@@ -185,6 +210,7 @@ impl Bucket {
                     | Some("Forbidden")
             ) {
                 return BucketError::Denied {
+                    source_name: self.source.clone(),
                     bucket: self.bucket.clone(),
                     endpoint: self.endpoint.clone(),
                     detail,
@@ -192,11 +218,30 @@ impl Bucket {
             }
         }
         BucketError::Request {
+            source_name: self.source.clone(),
             op,
             bucket: self.bucket.clone(),
             key: key.to_string(),
             endpoint: self.endpoint.clone(),
             detail,
+        }
+    }
+
+    /// A GET body that broke off after `after` bytes.
+    pub fn read_error(&self, key: &str, after: u64, err: &dyn std::error::Error) -> BucketError {
+        let mut detail = err.to_string();
+        let mut src = err.source();
+        while let Some(e) = src {
+            detail = format!("{detail}: {e}");
+            src = e.source();
+        }
+        BucketError::Read {
+            source_name: self.source.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            endpoint: self.endpoint.clone(),
+            after,
+            detail: detail.replace('\n', " "),
         }
     }
 
@@ -293,64 +338,6 @@ pub fn one_line_detail<
             }
             s.replace('\n', " ")
         }
-    }
-}
-
-/// A sync [`Read`] over a GET body, for archiver threads outside the runtime: each chunk is
-/// awaited with `block_on`, so memory holds one chunk at a time.
-pub struct BodyReader {
-    rt: Handle,
-    body: ByteStream,
-    chunk: bytes::Bytes,
-    read: u64,
-    expected: u64,
-    key: String,
-}
-
-impl BodyReader {
-    pub fn new(rt: Handle, body: ByteStream, expected: u64, key: String) -> Self {
-        Self {
-            rt,
-            body,
-            chunk: bytes::Bytes::new(),
-            read: 0,
-            expected,
-            key,
-        }
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.chunk.is_empty() {
-            match self.rt.block_on(self.body.next()) {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => {
-                    return Err(io::Error::other(format!(
-                        "reading object `{}` failed after {} bytes: {e}",
-                        self.key, self.read
-                    )))
-                }
-                None if self.read < self.expected => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "object `{}` ended at {} of {} bytes",
-                            self.key, self.read, self.expected
-                        ),
-                    ))
-                }
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        let _ = self.chunk.split_to(n);
-        self.read += n as u64;
-        Ok(n)
     }
 }
 

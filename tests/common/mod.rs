@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 pub mod db;
 pub mod kube;
+pub mod proxy;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
