@@ -534,11 +534,9 @@ async fn wait_established(cluster: &Cluster, served: &Served, name: &str) -> Res
         return Ok(());
     };
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
-    let deadline = Instant::now() + wait_limit();
-    loop {
-        if let Ok(crd) = api.get(name).await {
-            let established = crd
-                .data
+    let established = || async {
+        api.get(name).await.is_ok_and(|crd| {
+            crd.data
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .is_some_and(|c| {
@@ -546,18 +544,16 @@ async fn wait_established(cluster: &Cluster, served: &Served, name: &str) -> Res
                         c.get("type").and_then(Value::as_str) == Some("Established")
                             && c.get("status").and_then(Value::as_str) == Some("True")
                     })
-                });
-            if established {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "CRD {name} is not Established after {:?}; its custom resources may fail",
-                wait_limit()
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+                })
+        })
+    };
+    if poll(established).await {
+        Ok(())
+    } else {
+        Err(format!(
+            "CRD {name} is not Established after {:?}; its custom resources may fail",
+            wait_limit()
+        ))
     }
 }
 
@@ -567,17 +563,31 @@ async fn wait_namespace(cluster: &Cluster, served: &Served, name: &str) -> Resul
         return Ok(());
     };
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
+    let exists = || async { api.get_opt(name).await.ok().flatten().is_some() };
+    if poll(exists).await {
+        Ok(())
+    } else {
+        Err(format!(
+            "namespace {name} of Profile {name} did not appear within {:?}; is the profile controller running?",
+            wait_limit()
+        ))
+    }
+}
+
+/// Asks `ready` every 100 ms until it says yes (true) or the wait limit passes (false).
+async fn poll<F, Fut>(mut ready: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = Instant::now() + wait_limit();
     loop {
-        if api.get_opt(name).await.ok().flatten().is_some() {
-            return Ok(());
+        if ready().await {
+            return true;
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "namespace {name} of Profile {name} did not appear within {:?}; is the profile controller running?",
-                wait_limit()
-            ));
+            return false;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
