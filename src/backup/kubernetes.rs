@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use rustic_core::jiff::Timestamp;
-use tokio::runtime::Handle;
 
 use crate::config::KubernetesConfig;
 use crate::snapshot::tree::{stream_meta, VirtualFile};
@@ -22,15 +21,9 @@ pub struct Kubernetes {
     pub namespaces: Vec<String>,
 }
 
-pub fn capture(
-    rt: &Handle,
-    cfg: &KubernetesConfig,
-    started: Timestamp,
-) -> Result<Kubernetes, KubeError> {
-    let cap = rt.block_on(async {
-        let cluster = Cluster::connect(cfg).await?;
-        catalog::capture(&cluster, cfg).await
-    })?;
+pub async fn capture(cfg: KubernetesConfig, started: Timestamp) -> Result<Kubernetes, KubeError> {
+    let cluster = Cluster::connect(&cfg).await?;
+    let cap = catalog::capture(&cluster, &cfg).await?;
     let mut counts = BTreeMap::new();
     let mut files = Vec::with_capacity(cap.objects.len());
     for (key, obj) in &cap.objects {

@@ -47,23 +47,28 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         .into());
     }
 
+    // Kubernetes objects are captured first, into memory, while the repository key is derived:
+    // they are small, and an unreachable API server fails the backup before any dump starts.
+    // `--only kubernetes` asks for them even when the config leaves them off.
+    let kube_task = (args.only.contains(&Component::Kubernetes)
+        || (cfg.kubernetes.enabled && wanted(Component::Kubernetes)))
+    .then(|| {
+        ctx.rt
+            .spawn(kubernetes::capture(cfg.kubernetes.clone(), started))
+    });
     let (mut repo, location) = ctx.open()?;
-    // Kubernetes objects are captured first, into memory: they are small, and an unreachable
-    // API server fails the backup before any dump starts. `--only kubernetes` asks for them
-    // even when the config leaves them off.
-    let kube = if args.only.contains(&Component::Kubernetes)
-        || (cfg.kubernetes.enabled && wanted(Component::Kubernetes))
-    {
-        let k = kubernetes::capture(ctx.rt.handle(), &cfg.kubernetes, started)?;
-        tracing::info!(
-            "kubernetes: {} objects of {} kinds in {} namespaces",
-            k.files.len(),
-            k.counts.len(),
-            k.namespaces.len()
-        );
-        Some(k)
-    } else {
-        None
+    let kube = match kube_task {
+        Some(task) => {
+            let k = ctx.rt.block_on(task)??;
+            tracing::info!(
+                "kubernetes: {} objects of {} kinds in {} namespaces",
+                k.files.len(),
+                k.counts.len(),
+                k.namespaces.len()
+            );
+            Some(k)
+        }
+        None => None,
     };
     // Buckets are listed first: a missing bucket or bad credentials fail before any dump starts.
     let mut bkts = if wanted(Component::Buckets) && !cfg.buckets.is_empty() {
