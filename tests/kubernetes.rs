@@ -104,6 +104,16 @@ fn clean(o: &Value) -> Value {
     o
 }
 
+/// A workspace with a repository, and a source stand-in seeded with `cluster_yaml()`; the
+/// stand-in serves until the returned `Server` is dropped.
+fn seeded_cluster() -> (Kf, Server, std::path::PathBuf) {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    (kf, src, src_cfg)
+}
+
 fn backup(kf: &Kf, kubeconfig: &std::path::Path) -> Value {
     kf.json(&[
         "--kubeconfig",
@@ -151,10 +161,7 @@ fn writes(server: &Server) -> Vec<kube_standin::Request> {
 
 #[test]
 fn round_trip_into_an_empty_cluster_in_dependency_order() {
-    let kf = Kf::local();
-    kf.ok(&["init"]);
-    let (src, src_cfg) = standin(&kf, "src");
-    src.seed_yaml(&cluster_yaml()).unwrap();
+    let (kf, src, src_cfg) = seeded_cluster();
     let written = backup(&kf, &src_cfg);
     let m = &written["manifest"];
     assert_eq!(m["kubernetes"]["kubeflow.org/Profile"], 2, "{m}");
@@ -307,10 +314,7 @@ fn round_trip_into_an_empty_cluster_in_dependency_order() {
 
 #[test]
 fn dry_run_plans_in_order_and_changes_nothing() {
-    let kf = Kf::local();
-    kf.ok(&["init"]);
-    let (src, src_cfg) = standin(&kf, "src");
-    src.seed_yaml(&cluster_yaml()).unwrap();
+    let (kf, _src, src_cfg) = seeded_cluster();
     backup(&kf, &src_cfg);
 
     // Half-restored target: the CRDs and namespaces exist, one ConfigMap differs.
@@ -369,10 +373,7 @@ fn dry_run_plans_in_order_and_changes_nothing() {
 
 #[test]
 fn namespace_map_and_kind_selection() {
-    let kf = Kf::local();
-    kf.ok(&["init"]);
-    let (src, src_cfg) = standin(&kf, "src");
-    src.seed_yaml(&cluster_yaml()).unwrap();
+    let (kf, _src, src_cfg) = seeded_cluster();
     backup(&kf, &src_cfg);
     let (dst, dst_cfg) = standin(&kf, "dst");
     let out = kf.json(&[
@@ -420,10 +421,7 @@ fn namespace_map_and_kind_selection() {
 
 #[test]
 fn pagination_throttling_and_server_errors() {
-    let kf = Kf::local();
-    kf.ok(&["init"]);
-    let (src, src_cfg) = standin(&kf, "src");
-    src.seed_yaml(&cluster_yaml()).unwrap();
+    let (kf, src, src_cfg) = seeded_cluster();
     let mut many = String::new();
     for i in 0..620 {
         many.push_str(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: run-{i:04}, namespace: kubeflow}}\ndata: {{i: \"{i}\"}}\n---\n"));
@@ -486,10 +484,7 @@ fn pagination_throttling_and_server_errors() {
 
 #[test]
 fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected() {
-    let kf = Kf::local();
-    kf.ok(&["init"]);
-    let (src, src_cfg) = standin(&kf, "src");
-    src.seed_yaml(&cluster_yaml()).unwrap();
+    let (kf, _src, src_cfg) = seeded_cluster();
     backup(&kf, &src_cfg);
 
     // No Istio on the target: the AuthorizationPolicies fail, everything else is restored.

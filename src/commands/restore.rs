@@ -208,10 +208,7 @@ fn kube_text(k: &kubernetes::Report, dry_run: bool) -> String {
             stage = step.stage;
             s.push_str(&format!("  {stage}. {}\n", step.stage_name));
         }
-        let action = serde_json::to_value(step.action)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
+        let action = step.action.as_str();
         s.push_str(&format!("    {action:<9} {}\n", step.object));
         for c in &step.changes {
             s.push_str(&format!("        {}\n", c.line()));

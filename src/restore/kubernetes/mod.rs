@@ -62,6 +62,19 @@ pub enum Action {
     Failed,
 }
 
+impl Action {
+    /// The word of the plan and of the counts: `create`, `update`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Unchanged => "unchanged",
+            Self::Skip => "skip",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// One object of the plan and what became of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -231,6 +244,7 @@ async fn apply_all(
         stages.entry(item.stage).or_default().push(item);
     }
     let mut rediscovered = false;
+    let mut namespaces_live: Option<BTreeSet<String>> = None;
     for (stage, items) in stages {
         if stage > 1 && !rediscovered && !sel.dry_run {
             // CRDs restored in stage 1 are served by now (Profiles already in stage 2); learn
@@ -245,23 +259,20 @@ async fn apply_all(
                 uids.insert(uid_key(k), uid.to_string());
             }
         }
-        let namespaces_live: BTreeSet<String> = if stage >= 2 {
-            let ns_kind = served.get("", "Namespace").cloned();
-            match ns_kind {
-                Some(k) => catalog::list_kind(cluster, &k)
-                    .await?
-                    .iter()
-                    .filter_map(|o| {
-                        o.pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .map(String::from)
-                    })
-                    .collect(),
-                None => BTreeSet::new(),
+        // Namespaced objects start at stage 3, once stage 2 has created the namespaces: list
+        // them once, then.
+        if stage >= 3 && namespaces_live.is_none() {
+            let mut names = BTreeSet::new();
+            if let Some(k) = served.get("", "Namespace").cloned() {
+                for o in catalog::list_kind(cluster, &k).await? {
+                    if let Some(n) = o.pointer("/metadata/name").and_then(Value::as_str) {
+                        names.insert(n.to_string());
+                    }
+                }
             }
-        } else {
-            BTreeSet::new()
-        };
+            namespaces_live = Some(names);
+        }
+        let namespaces_live = namespaces_live.as_ref();
         // Owners before dependents: objects whose owner is restored in this same stage go in a
         // later wave, once the owner has its new UID.
         let in_stage: BTreeSet<UidKey> = items.iter().map(|i| uid_key(&i.key)).collect();
@@ -300,7 +311,7 @@ async fn apply_all(
                     continue;
                 };
                 if let Some(ns) = &item.key.namespace {
-                    if !namespaces_live.contains(ns) {
+                    if !namespaces_live.is_some_and(|live| live.contains(ns)) {
                         if planned_ns.contains(ns) && sel.dry_run {
                             step.notes.push(format!("namespace {ns} is created by this restore; not validated by the server"));
                             report.steps.push(step);
@@ -316,12 +327,11 @@ async fn apply_all(
                         }
                     }
                 }
+                relink_owners(&mut item.obj, &item.key, &uids, &mut step.notes);
                 if let Some(live_obj) = live.get(&item.key) {
                     let mut live_clean = live_obj.clone();
                     object::sanitize(&mut live_clean);
-                    let mut desired = item.obj.clone();
-                    relink_owners(&mut desired, &item.key, &uids, &mut Vec::new());
-                    step.changes = fields::applied(&live_clean, &desired);
+                    step.changes = fields::applied(&live_clean, &item.obj);
                     step.action = if step.changes.is_empty() {
                         Action::Unchanged
                     } else if sel.existing == Existing::Skip {
@@ -335,7 +345,6 @@ async fn apply_all(
                         continue;
                     }
                 }
-                relink_owners(&mut item.obj, &item.key, &uids, &mut step.notes);
                 tasks.push((item, kind, step));
             }
             let results: Vec<(ObjectKey, Step, Option<String>)> = stream::iter(tasks)
@@ -388,11 +397,7 @@ async fn apply_all(
         .steps
         .sort_by(|a, b| (a.stage, &a.object).cmp(&(b.stage, &b.object)));
     for s in &report.steps {
-        let name = serde_json::to_value(s.action)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        *report.counts.entry(name).or_default() += 1;
+        *report.counts.entry(s.action.as_str().into()).or_default() += 1;
     }
     let failed: Vec<&Step> = report
         .steps
