@@ -2,7 +2,7 @@
 # The project's test command (CI runs it through .ci/run).
 #
 # Usage: scripts/test.sh [cargo test args] [-- test harness args]
-#   e.g. scripts/test.sh --test s3 -- --nocapture
+#   e.g. scripts/test.sh --test integration s3:: -- --nocapture
 # Lints (fmt, clippy) run first when KFGUARD_LINT=1 or CI=true.
 set -euo pipefail
 

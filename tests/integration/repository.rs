@@ -1,6 +1,6 @@
 //! The repository on a local folder: lifecycle, bad inputs, and the two archive-path traps.
 
-mod common;
+use crate::common;
 
 use common::{code, error_line, sample_folder, Kf};
 

@@ -2,7 +2,7 @@
 //! then restore into another, in order, with dry-run, namespace mapping, retries and drift of
 //! existing objects.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

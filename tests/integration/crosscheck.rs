@@ -1,7 +1,7 @@
 //! Cross-check of database artifact references against bucket objects: a seeded MLMD/KFP-like
 //! MariaDB database whose URIs point at objects on the local S3 server, some of them missing.
 
-mod common;
+use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::db::{mysql_exec, unique_db};

@@ -1,6 +1,6 @@
 //! The command line: help, config layering and errors, and exit codes for bad usage.
 
-mod common;
+use crate::common;
 
 use common::{code, error_line, Kf};
 

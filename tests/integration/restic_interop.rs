@@ -1,6 +1,6 @@
 //! A repository written by kfguard is readable by a stock `restic`: list, check, restore.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `kfguard discover`: a kfguard.toml read off a KFP install on the stand-in API server, with
 //! secrets named, never copied.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! Drift: `kfguard diff` of a live cluster (the stand-in API server) against a Kubernetes
 //! backup, and `kfguard crds diff` of its CRDs against pinned files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

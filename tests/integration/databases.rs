@@ -2,7 +2,7 @@
 //! round trips compared row by row with independent SQL, second nights, consistency under
 //! concurrent writers, and bad inputs that must leave no snapshot behind.
 
-mod common;
+use crate::common;
 
 use common::db::{self, mysql_exec, mysql_rows, pg_exec, pg_text_rows, unique_db};
 use common::{code, error_line, Kf};

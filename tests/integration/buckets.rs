@@ -1,7 +1,7 @@
 //! Artifact buckets on the local S3 server: round trip with awkward keys, incremental backups
 //! that download only changed objects, and clear failures.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,6 +1,6 @@
 //! The repository on S3 (the local test server): lifecycle, and failures that must be quick and clear.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

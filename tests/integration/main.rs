@@ -1,0 +1,18 @@
+//! The integration suite, one test binary: each module is one area of kfguard, driven as a user would
+//! (the CLI binary, the real databases, a real S3 server and the stand-in Kubernetes API server).
+//! One binary instead of one per area keeps link time, the longest step of a cold build, down.
+
+mod common;
+
+mod buckets;
+mod cli;
+mod crosscheck;
+mod databases;
+mod discover;
+mod drift;
+mod kubernetes;
+mod mysql_engine;
+mod postgres_engine;
+mod repository;
+mod restic_interop;
+mod s3;
