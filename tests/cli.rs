@@ -237,3 +237,70 @@ fn config_show_redacts_query_passwords() {
     let out = kf.ok(&["config", "show"]);
     assert!(!out.contains("hunter2"), "{out}");
 }
+
+#[test]
+fn help_examples_stay_one_command_per_line_when_piped() {
+    let kf = Kf::local();
+    for cmd in [
+        vec!["init"],
+        vec!["backup"],
+        vec!["restore"],
+        vec!["snapshots"],
+        vec!["show"],
+        vec!["dump"],
+        vec!["check"],
+        vec!["forget"],
+        vec!["diff"],
+        vec!["crds", "diff"],
+        vec!["discover"],
+        vec!["config", "show"],
+        vec!["completions"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let out = kf.ok(&args);
+        let examples: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Example"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .collect();
+        assert!(!examples.is_empty(), "{cmd:?}: no example\n{out}");
+        for line in examples {
+            assert!(
+                line.starts_with("  kfguard ") || line.starts_with("  KFGUARD_"),
+                "{cmd:?} --help wraps an example onto `{line}`:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn existing_has_one_spelling_in_help_and_parser() {
+    let kf = Kf::local();
+    let help = kf.ok(&["restore", "--help"]);
+    assert!(help.contains("overwrite"), "{help}");
+    assert!(!help.contains("update"), "{help}");
+    let out = kf.run(&["restore", "latest", "--existing", "update"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        common::stderr(&out).contains("overwrite"),
+        "the refusal names the spelling to use: {}",
+        common::stderr(&out)
+    );
+}
+
+#[test]
+fn forget_prune_dry_run_says_what_it_would_repack() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    kf.ok(&["backup", "--from-command", "a=echo b"]);
+    let out = kf.ok(&["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    assert!(out.contains("would repack"), "{out}");
+    assert!(
+        !out.contains("repacked"),
+        "a dry run repacks nothing:\n{out}"
+    );
+    assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 2);
+}

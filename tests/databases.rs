@@ -422,3 +422,83 @@ fn postgres_round_trip_and_second_night() {
     );
     drop_pg(&[&db, &into, &into2]);
 }
+
+#[test]
+fn restore_into_a_system_database_is_refused_on_both_engines() {
+    let (my, pg) = (unique_db("my_sys"), unique_db("pg_sys"));
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{my}`"),
+            &format!("CREATE TABLE `{my}`.t (id int PRIMARY KEY)"),
+            &format!("INSERT INTO `{my}`.t VALUES (1)"),
+        ],
+    );
+    pg_exec("postgres", &[&format!("CREATE DATABASE \"{pg}\"")]);
+    pg_exec(
+        &pg,
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "INSERT INTO t VALUES (1)",
+        ],
+    );
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{my}\"]\n\n[[databases]]\nname = \"mlmd\"\nengine = \"postgres\"\nurl = \"{}\"\ndatabases = [\"{pg}\"]\n",
+            db::mysql_url(),
+            db::pg_url()
+        ),
+    );
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+    let system = [
+        "mysql",
+        "information_schema",
+        "performance_schema",
+        "sys",
+        "template0",
+        "template1",
+    ];
+    for (source, name) in [("kfp", &my), ("mlmd", &pg)] {
+        for target in system {
+            // A plan is refused like the real thing; one real attempt per engine is enough.
+            let real = target == "mysql" || target == "template1";
+            for extra in [&["--force", "--dry-run"][..], &["--force"][..]] {
+                if extra.len() == 1 && !real {
+                    continue;
+                }
+                let mut args = vec![
+                    "restore".to_string(),
+                    "latest".into(),
+                    "--database".into(),
+                    format!("{source}/{name}"),
+                    "--into".into(),
+                    target.into(),
+                ];
+                args.extend(extra.iter().map(|e| e.to_string()));
+                let out = kf.run(&args);
+                assert_eq!(
+                    code(&out),
+                    2,
+                    "{source} into {target}: {}",
+                    common::stderr(&out)
+                );
+                let line = error_line(&out);
+                assert!(
+                    line.contains(&format!("`{target}`"))
+                        && line.contains("system database")
+                        && line.contains("--into"),
+                    "{line}"
+                );
+                assert!(out.stdout.is_empty(), "no plan is printed");
+            }
+        }
+    }
+    // The servers' own schemas are untouched.
+    assert!(!mysql_rows("mysql", "SHOW TABLES").is_empty());
+    assert!(mysql_rows("mysql", "SHOW TABLES LIKE 't'").is_empty());
+    drop_mysql(&[&my]);
+    drop_pg(&[&pg]);
+}

@@ -223,6 +223,15 @@ pub enum DbError {
     },
     #[error("cannot read `{path}` from the snapshot: {detail}")]
     Fetch { path: String, detail: String },
+    #[error("interrupted by {0}")]
+    Interrupted(crate::interrupt::Signal),
+    /// A restore that failed or was stopped part-way; `left` says what became of its target.
+    #[error("{left}")]
+    Abandoned {
+        left: String,
+        #[source]
+        cause: Box<DbError>,
+    },
 }
 
 /// File-name stem of a table: reversible, safe as a path segment, and sorting like the name
