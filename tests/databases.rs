@@ -502,3 +502,52 @@ fn restore_into_a_system_database_is_refused_on_both_engines() {
     drop_mysql(&[&my]);
     drop_pg(&[&pg]);
 }
+
+#[test]
+fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
+    let db = unique_db("my_noins");
+    let into = format!("{db}_r");
+    let user = format!("kfg_noins_{}", std::process::id());
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{db}`"),
+            &format!("CREATE TABLE `{db}`.t (id int PRIMARY KEY, v text)"),
+            &format!("INSERT INTO `{db}`.t VALUES (1, 'a'), (2, 'b')"),
+            &format!("DROP USER IF EXISTS '{user}'@'%'"),
+            &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+            // Everything a restore needs but INSERT, which LOAD DATA needs.
+            &format!("GRANT SELECT, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER, REFERENCES ON *.* TO '{user}'@'%'"),
+        ],
+    );
+    let kf = Kf::local().env("KFG_TEST_DB_PASSWORD", "pw");
+    mysql_config(&kf, &db, &db::mysql_url());
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+
+    let limited = db::mysql_url().replace("root@", &format!("{user}@"));
+    kf.write(
+        "limited.toml",
+        &format!("[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{limited}\"\npassword_env = \"KFG_TEST_DB_PASSWORD\"\ndatabases = [\"{db}\"]\n"),
+    );
+    let mut args = vec!["--config".to_string(), "limited.toml".into()];
+    args.extend(restore_into(&db, &into, &[]));
+    let out = kf.run(&args);
+    assert_eq!(code(&out), 1, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains(&format!(
+            "`{into}`, which this restore had created, was dropped"
+        )) && line.contains("LOAD DATA"),
+        "the message says what failed and what became of the target: {line}"
+    );
+    assert!(
+        mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(),
+        "no half-restored database is left behind"
+    );
+    // With the privilege, the same restore runs again without --force.
+    kf.ok(&restore_into(&db, &into, &[]));
+    assert_eq!(mysql_rows(&into, "SELECT v FROM t ORDER BY id").len(), 2);
+    mysql_exec(None, &[&format!("DROP USER IF EXISTS '{user}'@'%'")]);
+    drop_mysql(&[&db, &into]);
+}
