@@ -304,3 +304,52 @@ fn forget_prune_dry_run_says_what_it_would_repack() {
     );
     assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn sigint_stops_a_backup_with_no_snapshot_and_a_usable_repository() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let started = kf.path().join("started");
+    // A source that never ends, as a slow dump would.
+    let source = format!(
+        "slow=touch {}; while :; do echo data; sleep 0.02; done",
+        started.display()
+    );
+    let child = kf
+        .std_cmd()
+        .args(["backup", "--from-command", &source])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_file(&started, 60);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::signal(&child, "INT");
+    let out = common::wait_for(child, 30);
+    assert_eq!(code(&out), 130, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains("interrupted by SIGINT") && line.contains("no snapshot was saved"),
+        "{line}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no result is printed for a stopped backup"
+    );
+    assert_eq!(kf.json(&["snapshots"]), serde_json::json!([]));
+
+    // Nothing is left locked or broken: the next backup works, and stock restic agrees.
+    kf.ok(&["backup", "--from-command", "a=echo after"]);
+    assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    let check = std::process::Command::new(common::restic())
+        .args(["check", "--no-cache"])
+        .env("RESTIC_REPOSITORY", &kf.repo)
+        .env("RESTIC_PASSWORD", common::PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -551,3 +551,92 @@ fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
     mysql_exec(None, &[&format!("DROP USER IF EXISTS '{user}'@'%'")]);
     drop_mysql(&[&db, &into]);
 }
+
+#[test]
+fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
+    use mysql_async::prelude::Queryable;
+    let (db, other) = (unique_db("my_term"), unique_db("my_term_ref"));
+    let into = format!("{db}_r");
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{other}`"),
+            &format!("CREATE TABLE `{other}`.t (id int PRIMARY KEY)"),
+            &format!("CREATE DATABASE `{db}`"),
+            &format!("CREATE TABLE `{db}`.runs (id int PRIMARY KEY)"),
+            &format!("INSERT INTO `{db}`.runs VALUES (1), (2)"),
+            // Its restore waits while another session holds `other`.t: a slow step to stop in.
+            &format!("CREATE VIEW `{db}`.v AS SELECT id FROM `{other}`.t"),
+        ],
+    );
+    let kf = Kf::local();
+    mysql_config(&kf, &db, &db::mysql_url());
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let other = other.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut c = mysql_async::Conn::from_url(db::mysql_url()).await.unwrap();
+                c.query_drop(format!("LOCK TABLES `{other}`.t WRITE"))
+                    .await
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                c.query_drop("UNLOCK TABLES").await.unwrap();
+                c.disconnect().await.unwrap();
+            })
+        })
+    };
+    is_locked.recv().unwrap();
+    let child = kf
+        .std_cmd()
+        .args(restore_into(&db, &into, &[]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The data is in; the restore waits to create the view.
+    let waiting = format!(
+        "SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = '{into}' AND STATE LIKE '%metadata lock%'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mysql_rows(&db, &waiting).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never reached the view"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    common::signal(&child, "TERM");
+    // The statement in flight is finished, not left running on the server.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let out = common::wait_for(child, 60);
+    assert_eq!(code(&out), 143, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains("interrupted by SIGTERM: restore stopped; restored: nothing")
+            && line.contains(&format!("not restored: database kfp/{db}"))
+            && line.contains(&format!(
+                "`{into}`, which this restore had created, was dropped"
+            )),
+        "{line}"
+    );
+    assert!(
+        mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(),
+        "no half-restored database is left behind"
+    );
+    // Nothing is left locked: the same restore runs again, without --force.
+    kf.ok(&restore_into(&db, &into, &[]));
+    assert_eq!(mysql_rows(&into, "SELECT id FROM runs").len(), 2);
+    drop_mysql(&[&db, &into, &other]);
+}

@@ -36,8 +36,8 @@ use mysql_async::{Column, Conn, Opts, OptsBuilder, Row, Value};
 use tokio::sync::mpsc;
 
 use super::database::{
-    part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
-    RestoreReport, RestoreRequest, RowChecksum, TableStream,
+    abandoned, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
+    Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
 use crate::snapshot::manifest::TableEntry;
 
@@ -2041,38 +2041,23 @@ async fn fill(
 /// After a failed fill: drops the target if this restore created it (never one that existed
 /// before), and says what became of it.
 async fn abandon(conn: &Connection, target: &str, created: bool, cause: DbError) -> DbError {
-    let how = if matches!(cause, DbError::Interrupted(_)) {
-        "stopped"
-    } else {
-        "failed"
-    };
-    let left = if created {
-        let dropped = async {
-            let mut c = connect(conn).await?;
-            let r = c
-                .query_drop(format!("DROP DATABASE IF EXISTS {}", qi(target)))
-                .await
-                .map_err(|e| query_err("DROP DATABASE", target, None, &e));
-            let _ = c.disconnect().await;
-            r
-        };
-        match dropped.await {
-            Ok(()) => format!(
-                "restore into `{target}` {how}, and `{target}`, which this restore had created, was dropped; run the restore again once the cause is fixed"
-            ),
-            Err(e) => format!(
-                "restore into `{target}` {how} and left `{target}` behind, partly restored, because dropping it failed ({e}); drop it, or run the restore again with --force"
-            ),
-        }
-    } else {
-        format!(
-            "restore into `{target}` {how} and left `{target}`, which existed before, partly restored; run the restore again with --force to replace its tables"
-        )
-    };
-    DbError::Abandoned {
-        left,
-        cause: Box::new(cause),
+    if !created {
+        return abandoned(target, cause, Left::Existed);
     }
+    let dropped = async {
+        let mut c = connect(conn).await?;
+        let r = c
+            .query_drop(format!("DROP DATABASE IF EXISTS {}", qi(target)))
+            .await
+            .map_err(|e| query_err("DROP DATABASE", target, None, &e));
+        let _ = c.disconnect().await;
+        r
+    };
+    let left = match dropped.await {
+        Ok(()) => Left::Dropped,
+        Err(e) => Left::DropFailed(e),
+    };
+    abandoned(target, cause, left)
 }
 
 /// Verification has no consumer to go away; kept as an error rather than a panic.

@@ -50,8 +50,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
 
 use super::database::{
-    file_stem, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
-    Fetch, RestoreReport, RestoreRequest, RowChecksum, TableStream,
+    abandoned, file_stem, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions,
+    DumpSession, Fetch, Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
 use crate::snapshot::manifest::TableEntry;
 
@@ -2026,40 +2026,25 @@ async fn fill(
 /// After a failed fill: drops the target if this restore created it (never one that existed
 /// before), and says what became of it.
 async fn abandon(server: &Server, target: &str, created: bool, cause: DbError) -> DbError {
-    let how = if matches!(cause, DbError::Interrupted(_)) {
-        "stopped"
-    } else {
-        "failed"
-    };
-    let left = if created {
-        let dropped = async {
-            let (maint, _) = server.connect_maintenance().await?;
-            // FORCE: the fill's own sessions may not have closed yet.
-            maint
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    ident(target)
-                ))
-                .await
-                .map_err(|e| query_err("drop database", target, None, &e))
-        };
-        match dropped.await {
-            Ok(()) => format!(
-                "restore into `{target}` {how}, and `{target}`, which this restore had created, was dropped; run the restore again once the cause is fixed"
-            ),
-            Err(e) => format!(
-                "restore into `{target}` {how} and left `{target}` behind, partly restored, because dropping it failed ({e}); drop it, or run the restore again with --force"
-            ),
-        }
-    } else {
-        format!(
-            "restore into `{target}` {how} and left `{target}`, which existed before, partly restored; run the restore again with --force to replace it"
-        )
-    };
-    DbError::Abandoned {
-        left,
-        cause: Box::new(cause),
+    if !created {
+        return abandoned(target, cause, Left::Existed);
     }
+    let dropped = async {
+        let (maint, _) = server.connect_maintenance().await?;
+        // FORCE: the fill's own sessions may not have closed yet.
+        maint
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(target)
+            ))
+            .await
+            .map_err(|e| query_err("drop database", target, None, &e))
+    };
+    let left = match dropped.await {
+        Ok(()) => Left::Dropped,
+        Err(e) => Left::DropFailed(e),
+    };
+    abandoned(target, cause, left)
 }
 
 fn pool_gone(db: &str) -> DbError {
