@@ -28,8 +28,9 @@ impl Progress {
         self.done.push(what);
     }
 
-    /// The stop, as an error; `err` is what the stop cut short, if anything.
-    fn stopped(&self, err: Option<anyhow::Error>) -> anyhow::Error {
+    /// The stop, as an error; `err` is what the stop cut short, if anything, and `partly`
+    /// what that step leaves behind.
+    fn stopped(&self, err: Option<anyhow::Error>, partly: Option<&str>) -> anyhow::Error {
         let list = |v: &[String]| {
             if v.is_empty() {
                 "nothing".to_string()
@@ -49,6 +50,9 @@ impl Progress {
                 if let Some(e) = &err {
                     tracing::debug!(error = %format!("{e:#}"), "restore step stopped");
                 }
+                if let (Some(_), Some(p)) = (&err, partly) {
+                    summary.push_str(&format!("; {p}"));
+                }
             }
         }
         let signal = interrupt::requested().unwrap_or(interrupt::Signal::Term);
@@ -56,9 +60,9 @@ impl Progress {
     }
 
     /// An error of a step, explained by the stop request when there is one.
-    fn step<T>(&self, r: anyhow::Result<T>) -> anyhow::Result<T> {
+    fn step<T>(&self, r: anyhow::Result<T>, partly: Option<&str>) -> anyhow::Result<T> {
         r.map_err(|e| match interrupt::requested() {
-            Some(_) => self.stopped(Some(e)),
+            Some(_) => self.stopped(Some(e), partly),
             None => e,
         })
     }
@@ -66,7 +70,7 @@ impl Progress {
     /// Between steps: stop here when asked to.
     fn checkpoint(&self) -> anyhow::Result<()> {
         match interrupt::requested() {
-            Some(_) => Err(self.stopped(None)),
+            Some(_) => Err(self.stopped(None, None)),
             None => Ok(()),
         }
     }
@@ -164,14 +168,17 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         // One at a time, so that a stop request is honoured between databases.
         for entry in &entries {
             progress.checkpoint()?;
-            let report = progress.step(databases::restore(
-                ctx.rt.handle(),
-                &ctx.config,
-                repo.clone(),
-                &snap,
-                &[entry],
-                &sel,
-            ))?;
+            let report = progress.step(
+                databases::restore(
+                    ctx.rt.handle(),
+                    &ctx.config,
+                    repo.clone(),
+                    &snap,
+                    &[entry],
+                    &sel,
+                ),
+                None,
+            )?;
             result.databases.extend(report);
             progress.finish(label(entry));
         }
@@ -197,14 +204,17 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         };
         let entries = buckets::select(&manifest, &sel)?;
         progress.checkpoint()?;
-        result.buckets = progress.step(buckets::restore(
-            ctx.rt.handle(),
-            &ctx.config,
-            repo.clone(),
-            &snap,
-            &entries,
-            &sel,
-        ))?;
+        result.buckets = progress.step(
+            buckets::restore(
+                ctx.rt.handle(),
+                &ctx.config,
+                repo.clone(),
+                &snap,
+                &entries,
+                &sel,
+            ),
+            Some("the objects uploaded before the stop stay; run the restore again with --existing skip to finish"),
+        )?;
         progress.finish("buckets".into());
     } else if !args.buckets.is_empty() || args.prefix.is_some() {
         return Err(super::UsageError(
@@ -233,6 +243,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         let report = progress.step(
             kubernetes::restore(ctx.rt.handle(), &ctx.config.kubernetes, objects, &sel)
                 .map_err(anyhow::Error::from),
+            Some("the objects applied before the stop stay; run the restore again to finish"),
         )?;
         progress.finish("Kubernetes objects".into());
         warnings.extend(report.warnings.iter().cloned());
