@@ -520,6 +520,14 @@ fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
             &format!("GRANT SELECT, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER, REFERENCES ON *.* TO '{user}'@'%'"),
         ],
     );
+    // Dropped also when the test fails: the server is shared.
+    struct DropUser(String);
+    impl Drop for DropUser {
+        fn drop(&mut self) {
+            mysql_exec(None, &[&format!("DROP USER IF EXISTS '{}'@'%'", self.0)]);
+        }
+    }
+    let _user = DropUser(user.clone());
     let kf = Kf::local().env("KFG_TEST_DB_PASSWORD", "pw");
     mysql_config(&kf, &db, &db::mysql_url());
     kf.ok(&["init"]);
@@ -548,7 +556,6 @@ fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
     // With the privilege, the same restore runs again without --force.
     kf.ok(&restore_into(&db, &into, &[]));
     assert_eq!(mysql_rows(&into, "SELECT v FROM t ORDER BY id").len(), 2);
-    mysql_exec(None, &[&format!("DROP USER IF EXISTS '{user}'@'%'")]);
     drop_mysql(&[&db, &into]);
 }
 
