@@ -156,7 +156,7 @@ step "kfguard restore latest --dry-run (a database restore plan; nothing is chan
 "$KFGUARD" restore latest --dry-run --into kfguard_demo_restored --database kfp/kfguard_demo_mlpipeline
 
 step "kfguard restore latest --only kubernetes --dry-run (the ordered plan, validated with dryRun=All)"
-"$KFGUARD" restore latest --only kubernetes --dry-run --existing update
+"$KFGUARD" restore latest --only kubernetes --dry-run --existing overwrite
 
 step "kfguard check --read-data"
 "$KFGUARD" check --read-data

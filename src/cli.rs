@@ -84,7 +84,7 @@ pub enum Command {
 
     /// Restore parts of a snapshot, in dependency order
     #[command(
-        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored\n  kfguard restore latest --only buckets --bucket kfp/mlpipeline --into mlpipeline-restored --existing skip"
+        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored\n  kfguard restore latest --bucket kfp/mlpipeline --into mlpipeline-restored --existing skip"
     )]
     Restore(RestoreArgs),
 
@@ -147,7 +147,6 @@ pub enum Existing {
     /// Keep the live object, restore nothing over it
     Skip,
     /// Replace it with the snapshot's (for Kubernetes objects: apply the snapshot's fields)
-    #[value(alias = "update")]
     Overwrite,
     /// Stop before changing anything
     Fail,
@@ -292,7 +291,7 @@ pub struct DiffArgs {
 #[derive(Debug, Subcommand)]
 pub enum CrdsCommand {
     #[command(
-        after_help = "Example:\n  kfguard crds diff --against crds.yaml\n\nExit code 0: the live CRDs match; 3: drift; 2: the pinned file is missing or holds something other than CRDs."
+        after_help = "Example:\n  kfguard crds diff --against crds.yaml\n\nExit code 0: the live CRDs match; 3: drift; 2: the pinned file is missing, holds no CRD, or holds something other than CRDs."
     )]
     /// Compare the live CRDs with pinned manifests: missing CRDs, served and storage versions,
     /// schema changes

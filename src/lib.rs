@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod discover;
 pub mod drift;
+pub mod interrupt;
 pub mod logging;
 pub mod output;
 pub mod progress;
@@ -38,9 +39,13 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     commands::dispatch(cli)
 }
 
-/// Maps an error to its exit code: problems of usage or configuration are 2, the rest 1.
+/// Maps an error to its exit code: a stop by a signal is 128 + its number (130, 143),
+/// problems of usage or configuration are 2, the rest 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
+        if let Some(i) = cause.downcast_ref::<interrupt::Interrupted>() {
+            return i.signal.exit_code();
+        }
         if cause.downcast_ref::<config::ConfigError>().is_some()
             || cause.downcast_ref::<commands::UsageError>().is_some()
             || cause

@@ -5,12 +5,22 @@ use clap::Parser;
 fn main() {
     let cli = kfguard::cli::Cli::parse();
     kfguard::logging::init(cli.global.verbose, cli.global.quiet);
-    let code = match kfguard::run(cli) {
-        Ok(kfguard::Outcome::Ok) => kfguard::exit::OK,
-        Ok(kfguard::Outcome::Warnings(_)) => kfguard::exit::WARNINGS,
-        Err(err) => {
+    let result = kfguard::run(cli);
+    let code = match (&result, kfguard::interrupt::requested()) {
+        (Ok(_), Some(sig)) => {
+            // The work was done before the stop request could cut it short.
+            eprintln!("kfguard: interrupted by {sig}, after the command had finished: its result is complete");
+            sig.exit_code()
+        }
+        (Ok(kfguard::Outcome::Ok), None) => kfguard::exit::OK,
+        (Ok(kfguard::Outcome::Warnings(_)), None) => kfguard::exit::WARNINGS,
+        (Err(err), sig) => {
             eprintln!("kfguard: error: {err:#}");
-            kfguard::exit_code(&err)
+            // An error after a stop request is most likely its consequence.
+            sig.map_or_else(
+                || kfguard::exit_code(err),
+                kfguard::interrupt::Signal::exit_code,
+            )
         }
     };
     std::process::exit(code);

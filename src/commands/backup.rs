@@ -5,12 +5,18 @@ use rustic_core::jiff::Timestamp;
 use super::Context;
 use crate::backup::{buckets, crosscheck, databases, kubernetes};
 use crate::cli::{BackupArgs, Component};
+use crate::interrupt;
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
 use crate::snapshot::tree::VirtualFile;
 use crate::snapshot::writer::{self, Request};
 use crate::sources;
 use crate::Outcome;
+
+/// What an interrupted backup leaves: nothing that looks like a snapshot.
+fn not_saved() -> String {
+    "backup stopped; no snapshot was saved (one is kept only whole; `forget --prune` frees the data read so far)".into()
+}
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let started = Timestamp::now();
@@ -57,6 +63,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             .spawn(kubernetes::capture(cfg.kubernetes.clone(), started))
     });
     let (mut repo, location) = ctx.open()?;
+    interrupt::check(not_saved)?;
     let kube = match kube_task {
         Some(task) => {
             let k = ctx.rt.block_on(task)??;
@@ -85,6 +92,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    interrupt::check(not_saved)?;
     // Databases are dumped at their consistent point now; their data streams into the archive.
     let mut dbs = if wanted(Component::Databases) && !cfg.databases.is_empty() {
         Some(databases::start(
@@ -193,7 +201,18 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             }),
             dry_run: args.dry_run,
         },
-    )?;
+    )
+    .map_err(|e| match interrupt::requested() {
+        // The failure the stop caused (every unread source) says nothing new.
+        Some(signal) => {
+            tracing::debug!(error = %e, "archive stopped");
+            anyhow::Error::new(interrupt::Interrupted {
+                signal,
+                summary: not_saved(),
+            })
+        }
+        None => e.into(),
+    })?;
     // Objects that vanished while being read are only known once the archive is done.
     let warnings = written.manifest.warnings.clone();
     for w in &warnings {

@@ -158,8 +158,13 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
             s.push_str(&format!("\n  {verb} {} {}", r.short_id, r.time));
         }
         if let Some(p) = &f.prune {
+            let repack = if f.dry_run {
+                "would repack"
+            } else {
+                "repacked"
+            };
             s.push_str(&format!(
-                "\nprune: {verb} {} pack(s), {}; repacked {}",
+                "\nprune: {verb} {} pack(s), {}; {repack} {}",
                 p.packs_removed,
                 human_bytes(p.bytes_removed),
                 p.packs_repacked

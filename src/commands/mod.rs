@@ -80,6 +80,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         .worker_threads(4)
         .thread_name("kfguard-io")
         .build()?;
+    // Commands that write stop by themselves at a safe point; the others stop at once.
+    let graceful = matches!(
+        cli.command,
+        Command::Init | Command::Backup(_) | Command::Restore(_) | Command::Forget(_)
+    );
+    crate::interrupt::install(rt.handle(), graceful)?;
     let ctx = Context {
         config,
         global: cli.global,

@@ -6,13 +6,75 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::{Component, RestoreArgs};
+use crate::interrupt::{self, Interrupted};
 use crate::output::emit;
 use crate::restore::buckets;
 use crate::restore::databases::{self, Selection};
 use crate::restore::kubernetes;
 use crate::snapshot::{full_id, read};
-use crate::sources::database::RestoreReport;
+use crate::sources::database::{DbError, RestoreReport};
 use crate::Outcome;
+
+/// What a restore has done so far, for the summary of an interrupted one.
+#[derive(Default)]
+struct Progress {
+    done: Vec<String>,
+    pending: Vec<String>,
+}
+
+impl Progress {
+    fn finish(&mut self, what: String) {
+        self.pending.retain(|p| p != &what);
+        self.done.push(what);
+    }
+
+    /// The stop, as an error; `err` is what the stop cut short, if anything, and `partly`
+    /// what that step leaves behind.
+    fn stopped(&self, err: Option<anyhow::Error>, partly: Option<&str>) -> anyhow::Error {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "nothing".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut summary = format!(
+            "restore stopped; restored: {}; not restored: {}",
+            list(&self.done),
+            list(&self.pending)
+        );
+        // What the engine did with the database it was filling.
+        match err.as_ref().and_then(|e| e.downcast_ref::<DbError>()) {
+            Some(DbError::Abandoned { left, .. }) => summary.push_str(&format!("; {left}")),
+            _ => {
+                if let Some(e) = &err {
+                    tracing::debug!(error = %format!("{e:#}"), "restore step stopped");
+                }
+                if let (Some(_), Some(p)) = (&err, partly) {
+                    summary.push_str(&format!("; {p}"));
+                }
+            }
+        }
+        let signal = interrupt::requested().unwrap_or(interrupt::Signal::Term);
+        Interrupted { signal, summary }.into()
+    }
+
+    /// An error of a step, explained by the stop request when there is one.
+    fn step<T>(&self, r: anyhow::Result<T>, partly: Option<&str>) -> anyhow::Result<T> {
+        r.map_err(|e| match interrupt::requested() {
+            Some(_) => self.stopped(Some(e), partly),
+            None => e,
+        })
+    }
+
+    /// Between steps: stop here when asked to.
+    fn checkpoint(&self) -> anyhow::Result<()> {
+        match interrupt::requested() {
+            Some(_) => Err(self.stopped(None, None)),
+            None => Ok(()),
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct Restored {
@@ -47,6 +109,26 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         ))
     })?;
 
+    let mut progress = Progress::default();
+    for (part, present, label) in [
+        (
+            Component::Databases,
+            !manifest.databases.is_empty(),
+            "databases",
+        ),
+        (Component::Buckets, !manifest.buckets.is_empty(), "buckets"),
+        (
+            Component::Kubernetes,
+            !manifest.kubernetes.is_empty(),
+            "Kubernetes objects",
+        ),
+    ] {
+        if wanted(part) && present {
+            progress.pending.push(label.to_string());
+        }
+    }
+    progress.checkpoint()?;
+
     let mut warnings = Vec::new();
     let mut result = Restored {
         snapshot: full_id(&snap.id),
@@ -76,14 +158,30 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             dry_run: args.dry_run,
         };
         let entries = databases::select(&manifest, &sel)?;
-        result.databases = databases::restore(
-            ctx.rt.handle(),
-            &ctx.config,
-            repo.clone(),
-            &snap,
-            &entries,
-            &sel,
-        )?;
+        let label = |e: &crate::snapshot::manifest::DatabaseEntry| {
+            format!("database {}/{}", e.source, e.database)
+        };
+        progress.pending.retain(|p| p != "databases");
+        progress
+            .pending
+            .splice(0..0, entries.iter().map(|e| label(e)));
+        // One at a time, so that a stop request is honoured between databases.
+        for entry in &entries {
+            progress.checkpoint()?;
+            let report = progress.step(
+                databases::restore(
+                    ctx.rt.handle(),
+                    &ctx.config,
+                    repo.clone(),
+                    &snap,
+                    &[entry],
+                    &sel,
+                ),
+                None,
+            )?;
+            result.databases.extend(report);
+            progress.finish(label(entry));
+        }
     } else if !args.databases.is_empty() || db_into.is_some() {
         return Err(super::UsageError(
             "--database and --into apply to databases, which this restore does not include".into(),
@@ -105,14 +203,19 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             dry_run: args.dry_run,
         };
         let entries = buckets::select(&manifest, &sel)?;
-        result.buckets = buckets::restore(
-            ctx.rt.handle(),
-            &ctx.config,
-            repo.clone(),
-            &snap,
-            &entries,
-            &sel,
+        progress.checkpoint()?;
+        result.buckets = progress.step(
+            buckets::restore(
+                ctx.rt.handle(),
+                &ctx.config,
+                repo.clone(),
+                &snap,
+                &entries,
+                &sel,
+            ),
+            Some("the objects uploaded before the stop stay; run the restore again with --existing skip to finish"),
         )?;
+        progress.finish("buckets".into());
     } else if !args.buckets.is_empty() || args.prefix.is_some() {
         return Err(super::UsageError(
             "--bucket and --prefix apply to buckets, which this restore does not include".into(),
@@ -136,7 +239,13 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             dry_run: args.dry_run,
             jobs: usize::from(args.jobs) * 4,
         };
-        let report = kubernetes::restore(ctx.rt.handle(), &ctx.config.kubernetes, objects, &sel)?;
+        progress.checkpoint()?;
+        let report = progress.step(
+            kubernetes::restore(ctx.rt.handle(), &ctx.config.kubernetes, objects, &sel)
+                .map_err(anyhow::Error::from),
+            Some("the objects applied before the stop stay; run the restore again to finish"),
+        )?;
+        progress.finish("Kubernetes objects".into());
         warnings.extend(report.warnings.iter().cloned());
         result.kubernetes = Some(report);
     } else if kube_selected {

@@ -41,6 +41,10 @@ pub enum PinnedError {
     NoName { path: String, document: String },
     #[error("{path}: CustomResourceDefinition {name} is pinned twice; keep one")]
     Twice { path: String, name: String },
+    #[error(
+        "{path} holds no CustomResourceDefinition; pin some, e.g. kubectl get crd -o yaml > {path}"
+    )]
+    Empty { path: String },
 }
 
 /// Reads a pinned CRD file: several YAML documents, `kind: List` unpacked, CRDs only.
@@ -99,6 +103,10 @@ pub fn parse_pinned(text: &str, path: &str) -> Result<BTreeMap<String, Value>, P
                 });
             }
         }
+    }
+    // Nothing pinned would compare as "every live CRD is extra": a wrong file, not drift.
+    if out.is_empty() {
+        return Err(PinnedError::Empty { path: path.into() });
     }
     Ok(out)
 }

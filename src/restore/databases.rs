@@ -26,6 +26,25 @@ pub enum SelectError {
     SourceNotConfigured(String),
     #[error("the snapshot holds no databases")]
     NoDatabases,
+    #[error("refusing to restore into `{0}`: it is a system database of the server; choose another name with --into NAME")]
+    SystemTarget(String),
+}
+
+/// The servers' own schemas (MySQL/MariaDB, then PostgreSQL): a restore into one would replace
+/// the server's users, grants or templates. Refused on both engines, whichever is configured.
+const SYSTEM_DATABASES: [&str; 6] = [
+    "mysql",
+    "information_schema",
+    "performance_schema",
+    "sys",
+    "template0",
+    "template1",
+];
+
+fn is_system_database(name: &str) -> bool {
+    SYSTEM_DATABASES
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
 }
 
 /// What to restore, from `--database`, `--into`, `--jobs`, `--force` and `--dry-run`.
@@ -51,6 +70,12 @@ pub fn select<'m>(
     .map_err(|(want, all)| SelectError::NoMatch(want, all))?;
     if sel.into.is_some() && chosen.len() != 1 {
         return Err(SelectError::IntoNeedsOne(chosen.len()));
+    }
+    for entry in &chosen {
+        let target = sel.into.unwrap_or(&entry.database);
+        if is_system_database(target) {
+            return Err(SelectError::SystemTarget(target.to_string()));
+        }
     }
     Ok(chosen)
 }

@@ -25,6 +25,8 @@ pub enum ReadError {
         snapshot: String,
         detail: String,
     },
+    #[error("interrupted by {0}")]
+    Interrupted(crate::interrupt::Signal),
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -37,6 +39,10 @@ pub fn read_into(
     location: &str,
     out: &mut impl std::io::Write,
 ) -> Result<(), ReadError> {
+    // Restores read file by file: a stop request ends them between two files.
+    if let Some(sig) = crate::interrupt::requested() {
+        return Err(ReadError::Interrupted(sig));
+    }
     let path = path.trim_start_matches('/');
     let snapshot = super::full_id(&snap.id);
     let node = repo

@@ -192,6 +192,7 @@ impl ReadSource for VirtualTree {
             items: items.into_iter(),
             current: None,
             ledger: self.ledger.clone(),
+            stopped: false,
         }
     }
 }
@@ -202,12 +203,21 @@ pub struct Entries {
     items: std::vec::IntoIter<Item>,
     current: Option<FileStream>,
     ledger: Ledger,
+    stopped: bool,
 }
 
 impl Iterator for Entries {
     type Item = RusticResult<ReadSourceEntry<LazyOpen>>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        // A stop request ends the tree here: the archiver finishes what it has, and the
+        // recorded failure keeps the snapshot from being published.
+        if let Some(sig) = crate::interrupt::requested() {
+            if !std::mem::replace(&mut self.stopped, true) {
+                self.ledger.record(format!("interrupted by {sig}"));
+            }
+            return None;
+        }
         loop {
             if let Some(stream) = &mut self.current {
                 match stream.next() {
@@ -278,6 +288,9 @@ fn spool(path: &str, open: Opener) -> io::Result<(Opener, u64)> {
     let mut file: Option<std::fs::File> = None;
     let mut total = 0u64;
     loop {
+        if let Some(sig) = crate::interrupt::requested() {
+            return Err(crate::interrupt::io_error(sig));
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -389,6 +402,9 @@ impl CheckedReader {
 
 impl Read for CheckedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(sig) = crate::interrupt::requested() {
+            return Err(self.fail(crate::interrupt::io_error(sig)));
+        }
         match self.inner.read(buf) {
             Ok(0) if !buf.is_empty() => {
                 if self.read != self.expected {

@@ -223,6 +223,49 @@ pub enum DbError {
     },
     #[error("cannot read `{path}` from the snapshot: {detail}")]
     Fetch { path: String, detail: String },
+    #[error("interrupted by {0}")]
+    Interrupted(crate::interrupt::Signal),
+    /// A restore that failed or was stopped part-way; `left` says what became of its target.
+    #[error("{left}")]
+    Abandoned {
+        left: String,
+        #[source]
+        cause: Box<DbError>,
+    },
+}
+
+/// What became of a restore's target after it failed or was stopped part-way.
+pub enum Left {
+    /// This restore had created it, and dropped it again.
+    Dropped,
+    /// This restore had created it, but dropping it failed.
+    DropFailed(DbError),
+    /// It existed before this restore, and is never dropped.
+    Existed,
+}
+
+/// The error of a restore that failed or was stopped part-way: what happened to its target,
+/// and how to retry, with the cause as its source.
+pub fn abandoned(target: &str, cause: DbError, left: Left) -> DbError {
+    let (how, retry) = match cause {
+        DbError::Interrupted(_) => ("stopped", "to finish it"),
+        _ => ("failed", "once the cause is fixed"),
+    };
+    let left = match left {
+        Left::Dropped => format!(
+            "restore into `{target}` {how}, and `{target}`, which this restore had created, was dropped; run the restore again {retry}"
+        ),
+        Left::DropFailed(e) => format!(
+            "restore into `{target}` {how} and left `{target}` behind, partly restored, because dropping it failed ({e}); drop it, or run the restore again with --force"
+        ),
+        Left::Existed => format!(
+            "restore into `{target}` {how} and left `{target}`, which existed before, partly restored; run the restore again with --force to replace it"
+        ),
+    };
+    DbError::Abandoned {
+        left,
+        cause: Box::new(cause),
+    }
 }
 
 /// File-name stem of a table: reversible, safe as a path segment, and sorting like the name

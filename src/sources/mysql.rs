@@ -36,8 +36,8 @@ use mysql_async::{Column, Conn, Opts, OptsBuilder, Row, Value};
 use tokio::sync::mpsc;
 
 use super::database::{
-    part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
-    RestoreReport, RestoreRequest, RowChecksum, TableStream,
+    abandoned, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
+    Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
 use crate::snapshot::manifest::TableEntry;
 
@@ -1885,6 +1885,40 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
             .await
             .map_err(|e| qerr("CREATE DATABASE", &e))?;
     }
+    // From here on the target holds what this restore put there: a failure (or a stop
+    // request) must not leave it behind unannounced.
+    let created = exists.is_none();
+    let filled = tokio::select! {
+        r = fill(conn, ddl, &target, &req, jobs, &before_data, &after_data) => r,
+        sig = crate::interrupt::wait() => Err(DbError::Interrupted(sig)),
+    };
+    let found = match filled {
+        Ok(found) => found,
+        Err(e) => return Err(abandon(conn, &target, created, e).await),
+    };
+
+    Ok(RestoreReport {
+        database: req.database,
+        target,
+        dry_run: false,
+        plan,
+        tables: found,
+    })
+}
+
+/// Fills the created or emptied target: schema, data, views and triggers, then reads every
+/// table back; returns what was found, already compared with the manifest.
+async fn fill(
+    conn: &Connection,
+    mut ddl: Conn,
+    target: &str,
+    req: &RestoreRequest,
+    jobs: usize,
+    before_data: &[Statement],
+    after_data: &[Statement],
+) -> Result<Vec<TableEntry>, DbError> {
+    let target = target.to_string();
+    let qerr = |what: &str, e: &mysql_async::Error| query_err(what, &target, None, e);
     ddl.query_drop(format!("USE {}", qi(&target)))
         .await
         .map_err(|e| qerr("USE", &e))?;
@@ -1892,7 +1926,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     ddl.query_drop("SET FOREIGN_KEY_CHECKS=0")
         .await
         .map_err(|e| qerr("session setup", &e))?;
-    run_statements(&mut ddl, &target, &before_data).await?;
+    run_statements(&mut ddl, &target, before_data).await?;
 
     // Load, largest tables first, over `jobs` connections.
     let infos: HashMap<String, TableInfo> = table_infos(&mut ddl, &target)
@@ -1934,7 +1968,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     .await?
     .0;
 
-    run_statements(&mut ddl, &target, &after_data).await?;
+    run_statements(&mut ddl, &target, after_data).await?;
     let _ = ddl.disconnect().await;
 
     // Verify: every restored or expected table, read back as the dump reads it.
@@ -2001,13 +2035,29 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
         }
     }
 
-    Ok(RestoreReport {
-        database: req.database,
-        target,
-        dry_run: false,
-        plan,
-        tables: found,
-    })
+    Ok(found)
+}
+
+/// After a failed fill: drops the target if this restore created it (never one that existed
+/// before), and says what became of it.
+async fn abandon(conn: &Connection, target: &str, created: bool, cause: DbError) -> DbError {
+    if !created {
+        return abandoned(target, cause, Left::Existed);
+    }
+    let dropped = async {
+        let mut c = connect(conn).await?;
+        let r = c
+            .query_drop(format!("DROP DATABASE IF EXISTS {}", qi(target)))
+            .await
+            .map_err(|e| query_err("DROP DATABASE", target, None, &e));
+        let _ = c.disconnect().await;
+        r
+    };
+    let left = match dropped.await {
+        Ok(()) => Left::Dropped,
+        Err(e) => Left::DropFailed(e),
+    };
+    abandoned(target, cause, left)
 }
 
 /// Verification has no consumer to go away; kept as an error rather than a panic.

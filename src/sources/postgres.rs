@@ -50,8 +50,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
 
 use super::database::{
-    file_stem, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
-    Fetch, RestoreReport, RestoreRequest, RowChecksum, TableStream,
+    abandoned, file_stem, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions,
+    DumpSession, Fetch, Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
 use crate::snapshot::manifest::TableEntry;
 
@@ -1887,10 +1887,34 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     }
     drop(maint);
 
+    // From here on the target holds what this restore put there: a failure (or a stop
+    // request) must not leave it behind unannounced.
+    let created = !exists;
+    let filled = tokio::select! {
+        r = fill(&server, &target, &req, &schema_stmts, &post_stmts) => r,
+        sig = crate::interrupt::wait() => Err(DbError::Interrupted(sig)),
+    };
+    match filled {
+        Ok(tables) => report.tables = tables,
+        Err(e) => return Err(abandon(&server, &target, created, e).await),
+    }
+    Ok(report)
+}
+
+/// Fills the created or empty target: schema, data, post.sql, then reads every table back;
+/// returns what was found, already compared with the manifest.
+async fn fill(
+    server: &Server,
+    target: &str,
+    req: &RestoreRequest,
+    schema_stmts: &[String],
+    post_stmts: &[String],
+) -> Result<Vec<TableEntry>, DbError> {
+    let target = target.to_string();
     // Schema, in one transaction: a failure leaves an empty database behind.
     let jobs = req.jobs.max(1);
-    let first = open_session(&server, &target).await?;
-    run_script(&first, &target, "schema.sql", &schema_stmts).await?;
+    let first = open_session(server, &target).await?;
+    run_script(&first, &target, "schema.sql", schema_stmts).await?;
     let plans: HashMap<String, TablePlan> = table_plans(&first, &target)
         .await?
         .into_values()
@@ -1914,7 +1938,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     let n_conns = jobs.min(loads.len().max(req.expected.len()).max(1));
     let mut conns = vec![first];
     let more =
-        futures::future::try_join_all((1..n_conns).map(|_| open_session(&server, &target))).await?;
+        futures::future::try_join_all((1..n_conns).map(|_| open_session(server, &target))).await?;
     conns.extend(more);
     let (pool_tx, mut pool_rx) = mpsc::channel(conns.len());
     for c in conns {
@@ -1940,7 +1964,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
 
     // Constraints, indexes, triggers and sequence values.
     let client = pool_rx.recv().await.ok_or_else(|| pool_gone(&target))?;
-    run_script(&client, &target, "post.sql", &post_stmts).await?;
+    run_script(&client, &target, "post.sql", post_stmts).await?;
     let plans: HashMap<String, TablePlan> = table_plans(&client, &target)
         .await?
         .into_values()
@@ -1981,6 +2005,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
         let entry = join_next(&mut verify, &target).await?;
         found.insert(entry.name.clone(), entry);
     }
+    let mut tables = Vec::new();
     for e in &req.expected {
         let got = found.remove(&e.name).unwrap_or_default();
         if got.rows != e.rows || got.checksum != e.checksum {
@@ -1993,9 +2018,33 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
                 found: got.checksum,
             });
         }
-        report.tables.push(got);
+        tables.push(got);
     }
-    Ok(report)
+    Ok(tables)
+}
+
+/// After a failed fill: drops the target if this restore created it (never one that existed
+/// before), and says what became of it.
+async fn abandon(server: &Server, target: &str, created: bool, cause: DbError) -> DbError {
+    if !created {
+        return abandoned(target, cause, Left::Existed);
+    }
+    let dropped = async {
+        let (maint, _) = server.connect_maintenance().await?;
+        // FORCE: the fill's own sessions may not have closed yet.
+        maint
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                ident(target)
+            ))
+            .await
+            .map_err(|e| query_err("drop database", target, None, &e))
+    };
+    let left = match dropped.await {
+        Ok(()) => Left::Dropped,
+        Err(e) => Left::DropFailed(e),
+    };
+    abandoned(target, cause, left)
 }
 
 fn pool_gone(db: &str) -> DbError {

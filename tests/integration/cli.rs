@@ -237,3 +237,119 @@ fn config_show_redacts_query_passwords() {
     let out = kf.ok(&["config", "show"]);
     assert!(!out.contains("hunter2"), "{out}");
 }
+
+#[test]
+fn help_examples_stay_one_command_per_line_when_piped() {
+    let kf = Kf::local();
+    for cmd in [
+        vec!["init"],
+        vec!["backup"],
+        vec!["restore"],
+        vec!["snapshots"],
+        vec!["show"],
+        vec!["dump"],
+        vec!["check"],
+        vec!["forget"],
+        vec!["diff"],
+        vec!["crds", "diff"],
+        vec!["discover"],
+        vec!["config", "show"],
+        vec!["completions"],
+    ] {
+        let mut args = cmd.clone();
+        args.push("--help");
+        let out = kf.ok(&args);
+        let examples: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("Example"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .collect();
+        assert!(!examples.is_empty(), "{cmd:?}: no example\n{out}");
+        for line in examples {
+            assert!(
+                line.starts_with("  kfguard ") || line.starts_with("  KFGUARD_"),
+                "{cmd:?} --help wraps an example onto `{line}`:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn existing_has_one_spelling_in_help_and_parser() {
+    let kf = Kf::local();
+    let help = kf.ok(&["restore", "--help"]);
+    assert!(help.contains("overwrite"), "{help}");
+    assert!(!help.contains("update"), "{help}");
+    let out = kf.run(&["restore", "latest", "--existing", "update"]);
+    assert_eq!(code(&out), 2);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("invalid value 'update'") && err.contains("overwrite"),
+        "the refusal names the spelling to use: {err}"
+    );
+}
+
+#[test]
+fn forget_prune_dry_run_says_what_it_would_repack() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    kf.ok(&["backup", "--from-command", "a=echo b"]);
+    let out = kf.ok(&["forget", "--keep-last", "1", "--prune", "--dry-run"]);
+    assert!(out.contains("would repack"), "{out}");
+    assert!(
+        !out.contains("repacked"),
+        "a dry run repacks nothing:\n{out}"
+    );
+    assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn sigint_stops_a_backup_with_no_snapshot_and_a_usable_repository() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let started = kf.path().join("started");
+    // A source that never ends, as a slow dump would.
+    let source = format!(
+        "slow=touch {}; while :; do echo data; sleep 0.02; done",
+        started.display()
+    );
+    let child = kf
+        .std_cmd()
+        .args(["backup", "--from-command", &source])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for_file(&started, 60);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::signal(&child, "INT");
+    let out = common::wait_for(child, 30);
+    assert_eq!(code(&out), 130, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains("interrupted by SIGINT") && line.contains("no snapshot was saved"),
+        "{line}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no result is printed for a stopped backup"
+    );
+    assert_eq!(kf.json(&["snapshots"]), serde_json::json!([]));
+
+    // Nothing is left locked or broken: the next backup works, and stock restic agrees.
+    kf.ok(&["backup", "--from-command", "a=echo after"]);
+    assert_eq!(kf.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    let check = std::process::Command::new(common::restic())
+        .args(["check", "--no-cache"])
+        .env("RESTIC_REPOSITORY", &kf.repo)
+        .env("RESTIC_PASSWORD", common::PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

@@ -422,3 +422,228 @@ fn postgres_round_trip_and_second_night() {
     );
     drop_pg(&[&db, &into, &into2]);
 }
+
+#[test]
+fn restore_into_a_system_database_is_refused_on_both_engines() {
+    let (my, pg) = (unique_db("my_sys"), unique_db("pg_sys"));
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{my}`"),
+            &format!("CREATE TABLE `{my}`.t (id int PRIMARY KEY)"),
+            &format!("INSERT INTO `{my}`.t VALUES (1)"),
+        ],
+    );
+    pg_exec("postgres", &[&format!("CREATE DATABASE \"{pg}\"")]);
+    pg_exec(
+        &pg,
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            "INSERT INTO t VALUES (1)",
+        ],
+    );
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{my}\"]\n\n[[databases]]\nname = \"mlmd\"\nengine = \"postgres\"\nurl = \"{}\"\ndatabases = [\"{pg}\"]\n",
+            db::mysql_url(),
+            db::pg_url()
+        ),
+    );
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+    let system = [
+        "mysql",
+        "information_schema",
+        "performance_schema",
+        "sys",
+        "template0",
+        "template1",
+    ];
+    for (source, name) in [("kfp", &my), ("mlmd", &pg)] {
+        for target in system {
+            // A plan is refused like the real thing; one real attempt per engine is enough.
+            let real = target == "mysql" || target == "template1";
+            for extra in [&["--force", "--dry-run"][..], &["--force"][..]] {
+                if extra.len() == 1 && !real {
+                    continue;
+                }
+                let mut args = vec![
+                    "restore".to_string(),
+                    "latest".into(),
+                    "--database".into(),
+                    format!("{source}/{name}"),
+                    "--into".into(),
+                    target.into(),
+                ];
+                args.extend(extra.iter().map(|e| e.to_string()));
+                let out = kf.run(&args);
+                assert_eq!(
+                    code(&out),
+                    2,
+                    "{source} into {target}: {}",
+                    common::stderr(&out)
+                );
+                let line = error_line(&out);
+                assert!(
+                    line.contains(&format!("`{target}`"))
+                        && line.contains("system database")
+                        && line.contains("--into"),
+                    "{line}"
+                );
+                assert!(out.stdout.is_empty(), "no plan is printed");
+            }
+        }
+    }
+    // The servers' own schemas are untouched.
+    assert!(!mysql_rows("mysql", "SHOW TABLES").is_empty());
+    assert!(mysql_rows("mysql", "SHOW TABLES LIKE 't'").is_empty());
+    drop_mysql(&[&my]);
+    drop_pg(&[&pg]);
+}
+
+#[test]
+fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
+    let db = unique_db("my_noins");
+    let into = format!("{db}_r");
+    let user = format!("kfg_noins_{}", std::process::id());
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{db}`"),
+            &format!("CREATE TABLE `{db}`.t (id int PRIMARY KEY, v text)"),
+            &format!("INSERT INTO `{db}`.t VALUES (1, 'a'), (2, 'b')"),
+            &format!("DROP USER IF EXISTS '{user}'@'%'"),
+            &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+            // Everything a restore needs but INSERT, which LOAD DATA needs.
+            &format!("GRANT SELECT, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER, REFERENCES ON *.* TO '{user}'@'%'"),
+        ],
+    );
+    // Dropped also when the test fails: the server is shared.
+    struct DropUser(String);
+    impl Drop for DropUser {
+        fn drop(&mut self) {
+            mysql_exec(None, &[&format!("DROP USER IF EXISTS '{}'@'%'", self.0)]);
+        }
+    }
+    let _user = DropUser(user.clone());
+    let kf = Kf::local().env("KFG_TEST_DB_PASSWORD", "pw");
+    mysql_config(&kf, &db, &db::mysql_url());
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+
+    let limited = db::mysql_url().replace("root@", &format!("{user}@"));
+    kf.write(
+        "limited.toml",
+        &format!("[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{limited}\"\npassword_env = \"KFG_TEST_DB_PASSWORD\"\ndatabases = [\"{db}\"]\n"),
+    );
+    let mut args = vec!["--config".to_string(), "limited.toml".into()];
+    args.extend(restore_into(&db, &into, &[]));
+    let out = kf.run(&args);
+    assert_eq!(code(&out), 1, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains(&format!(
+            "`{into}`, which this restore had created, was dropped"
+        )) && line.contains("LOAD DATA"),
+        "the message says what failed and what became of the target: {line}"
+    );
+    assert!(
+        mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(),
+        "no half-restored database is left behind"
+    );
+    // With the privilege, the same restore runs again without --force.
+    kf.ok(&restore_into(&db, &into, &[]));
+    assert_eq!(mysql_rows(&into, "SELECT v FROM t ORDER BY id").len(), 2);
+    drop_mysql(&[&db, &into]);
+}
+
+#[test]
+fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
+    use mysql_async::prelude::Queryable;
+    let (db, other) = (unique_db("my_term"), unique_db("my_term_ref"));
+    let into = format!("{db}_r");
+    mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE `{other}`"),
+            &format!("CREATE TABLE `{other}`.t (id int PRIMARY KEY)"),
+            &format!("CREATE DATABASE `{db}`"),
+            &format!("CREATE TABLE `{db}`.runs (id int PRIMARY KEY)"),
+            &format!("INSERT INTO `{db}`.runs VALUES (1), (2)"),
+            // Its restore waits while another session holds `other`.t: a slow step to stop in.
+            &format!("CREATE VIEW `{db}`.v AS SELECT id FROM `{other}`.t"),
+        ],
+    );
+    let kf = Kf::local();
+    mysql_config(&kf, &db, &db::mysql_url());
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--only", "databases"]);
+
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let other = other.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut c = mysql_async::Conn::from_url(db::mysql_url()).await.unwrap();
+                c.query_drop(format!("LOCK TABLES `{other}`.t WRITE"))
+                    .await
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = released.recv();
+                c.query_drop("UNLOCK TABLES").await.unwrap();
+                c.disconnect().await.unwrap();
+            })
+        })
+    };
+    is_locked.recv().unwrap();
+    let child = kf
+        .std_cmd()
+        .args(restore_into(&db, &into, &[]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The data is in; the restore waits to create the view.
+    let waiting = format!(
+        "SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = '{into}' AND STATE LIKE '%metadata lock%'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while mysql_rows(&db, &waiting).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never reached the view"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    common::signal(&child, "TERM");
+    // The statement in flight is finished, not left running on the server.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let out = common::wait_for(child, 60);
+    assert_eq!(code(&out), 143, "{}", common::stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.contains("interrupted by SIGTERM: restore stopped; restored: nothing")
+            && line.contains(&format!("not restored: database kfp/{db}"))
+            && line.contains(&format!(
+                "`{into}`, which this restore had created, was dropped"
+            )),
+        "{line}"
+    );
+    assert!(
+        mysql_rows(&db, &format!("SHOW DATABASES LIKE '{into}'")).is_empty(),
+        "no half-restored database is left behind"
+    );
+    // Nothing is left locked: the same restore runs again, without --force.
+    kf.ok(&restore_into(&db, &into, &[]));
+    assert_eq!(mysql_rows(&into, "SELECT id FROM runs").len(), 2);
+    drop_mysql(&[&db, &into, &other]);
+}

@@ -525,3 +525,36 @@ fn crds_diff_refuses_a_bad_pinned_file() {
         "a bad file is refused before asking the cluster"
     );
 }
+
+#[test]
+fn crds_diff_refuses_an_empty_pinned_file_as_a_usage_error() {
+    let kf = Kf::local();
+    let (server, kubeconfig) = cluster(&kf);
+    let kc = kubeconfig.to_str().unwrap();
+    for (name, text) in [
+        ("empty.yaml", ""),
+        ("comments.yaml", "# pinned CRDs go here\n---\n"),
+        ("list.yaml", "apiVersion: v1\nkind: List\nitems: []\n"),
+    ] {
+        let file = kf.write(name, text);
+        server.clear_requests();
+        let out = kf.run(&[
+            "--kubeconfig",
+            kc,
+            "crds",
+            "diff",
+            "--against",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 2, "{name}: {}", stderr(&out));
+        let err = common::error_line(&out);
+        assert!(
+            err.contains(name) && err.contains("holds no CustomResourceDefinition"),
+            "{err}"
+        );
+        assert!(
+            server.requests().is_empty(),
+            "{name}: refused before asking the cluster"
+        );
+    }
+}

@@ -338,7 +338,7 @@ fn dry_run_plans_in_order_and_changes_nothing() {
         "kubernetes",
         "--dry-run",
         "--existing",
-        "update",
+        "overwrite",
     ];
     let out = kf.ok(&args);
     // The plan is printed stage by stage, in order.
@@ -511,7 +511,7 @@ fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected()
     );
     assert_eq!(dst.list("kubeflow.org/v1beta1", "Experiment").len(), 2);
 
-    // Live edits are kept by default, replaced with --existing update, and --existing fail
+    // Live edits are kept by default, replaced with --existing overwrite, and --existing fail
     // stops before any change.
     let cm = |dst: &Server| {
         dst.get("v1", "ConfigMap", Some("bob"), "default-install-config")
@@ -562,7 +562,7 @@ fn one_failed_object_does_not_stop_the_rest_and_existing_objects_are_respected()
         "--include-kinds",
         "ConfigMap",
         "--existing",
-        "update",
+        "overwrite",
     ]);
     assert_eq!(upd["kubernetes"]["counts"]["update"], 1, "{upd}");
     assert_eq!(cm(&dst)["data"]["note"], "kept");

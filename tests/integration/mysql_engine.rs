@@ -1168,7 +1168,7 @@ fn restore_refuses_non_empty_database_and_dry_run_changes_nothing() {
 }
 
 #[test]
-fn restore_fails_loudly_on_checksum_mismatch() {
+fn checksum_mismatch_fails_loudly_and_drops_only_the_database_the_restore_created() {
     let rt = rt();
     let mut c = admin(&rt);
     let (src, dst) = (db_name("verify"), db_name("verify_copy"));
@@ -1189,15 +1189,45 @@ fn restore_fails_loudly_on_checksum_mismatch() {
     // A part altered after the manifest was written.
     let part = d.tables[0].parts[0].clone();
     d.files.insert(part, b"1\ta\n2\tB\n".to_vec());
-    match restore_db(&rt, &d, &src, &dst, 1, false, false) {
-        Err(DbError::Verify {
-            table,
-            rows: 2,
-            expected_rows: 2,
-            ..
-        }) => assert_eq!(table, "t"),
-        other => panic!("expected Verify, got {other:?}"),
+    let exists = |c: &mut Conn| {
+        !strings(
+            &rt,
+            c,
+            &format!("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{dst}'"),
+        )
+        .is_empty()
+    };
+    let err = restore_db(&rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
+    match &err {
+        DbError::Abandoned { cause, .. } => match &**cause {
+            DbError::Verify {
+                table,
+                rows: 2,
+                expected_rows: 2,
+                ..
+            } => assert_eq!(table, "t"),
+            other => panic!("expected Verify, got {other:?}"),
+        },
+        other => panic!("expected Abandoned, got {other:?}"),
     }
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "`{dst}`, which this restore had created, was dropped"
+        )),
+        "{msg}"
+    );
+    assert!(!exists(&mut c), "the half-restored database is gone");
+
+    // A database that existed before is never dropped: it is named as left behind.
+    exec(&rt, &mut c, &format!("CREATE DATABASE `{dst}`"));
+    let err = restore_db(&rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("which existed before, partly restored") && msg.contains("--force"),
+        "{msg}"
+    );
+    assert!(exists(&mut c));
 }
 
 // ---------------------------------------------------------------------------------------------

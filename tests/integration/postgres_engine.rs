@@ -1129,7 +1129,7 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
 }
 
 #[test]
-fn restore_refuses_non_empty_supports_dry_run_force_and_filters() {
+fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_failures() {
     let rt = runtime();
     let src = TestDb::new(&rt, "refuse");
     sql(
@@ -1214,9 +1214,30 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters() {
     req.force = true;
     let err = restore(&rt, req).expect_err("tampered");
     assert!(
-        matches!(&err, DbError::Verify { table, .. } if table == "keep"),
+        matches!(&err, DbError::Abandoned { cause, .. }
+            if matches!(&**cause, DbError::Verify { table, .. } if table == "keep")),
         "{err:?}"
     );
+    // The target existed before this restore: it is named as left behind, never dropped.
+    let msg = err.to_string();
+    assert!(
+        msg.contains("which existed before, partly restored") && msg.contains("--force"),
+        "{msg}"
+    );
+    assert!(database_exists(&rt, &target.name));
+
+    // A database the failed restore created itself is dropped again, and the message says so.
+    let fresh = TestDb::target(&rt, "tampered_new");
+    let err = restore(&rt, request(&bad, &src.name, &fresh.name)).expect_err("tampered");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "`{}`, which this restore had created, was dropped",
+            fresh.name
+        )),
+        "{msg}"
+    );
+    assert!(!database_exists(&rt, &fresh.name));
 }
 
 const EXOTIC_SCHEMA: &str = r#"

@@ -44,7 +44,7 @@ pub struct Selection<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("{count} object(s) already exist in the cluster, e.g. {examples}; choose --existing skip or --existing update")]
+    #[error("{count} object(s) already exist in the cluster, e.g. {examples}; choose --existing skip or --existing overwrite")]
     Exists { count: usize, examples: String },
     #[error("the snapshot holds no Kubernetes objects{0}")]
     Nothing(String),
@@ -335,7 +335,7 @@ async fn apply_all(
                     step.action = if step.changes.is_empty() {
                         Action::Unchanged
                     } else if sel.existing == Existing::Skip {
-                        step.notes.push("exists and differs; kept as is (--existing update applies the snapshot)".into());
+                        step.notes.push("exists and differs; kept as is (--existing overwrite applies the snapshot)".into());
                         Action::Skip
                     } else {
                         Action::Update

@@ -71,7 +71,14 @@ impl Kf {
 
     /// `kfguard` run in the workspace, with the repository and password set through env.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("kfguard").expect("binary");
+        let mut c = Command::from_std(self.std_cmd());
+        c.timeout(std::time::Duration::from_secs(300));
+        c
+    }
+
+    /// [`Kf::cmd`] as a plain `std::process::Command`, to spawn and signal it.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kfguard"));
         c.current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
             if k.starts_with("KFGUARD_") && !k.starts_with("KFGUARD_TEST_") {
@@ -89,7 +96,6 @@ impl Kf {
         for (k, v) in &self.envs {
             c.env(k, v);
         }
-        c.timeout(std::time::Duration::from_secs(300));
         c
     }
 
@@ -225,4 +231,40 @@ pub fn sample_folder(kf: &Kf, name: &str) -> PathBuf {
         .collect();
     std::fs::write(root.join("nested/deeper/big.bin"), &big).unwrap();
     root
+}
+
+/// Sends `signal` (e.g. "INT", "TERM") to a spawned kfguard.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{signal} {}", child.id());
+}
+
+/// Waits for a spawned kfguard to exit, at most `secs` seconds, and returns its output.
+pub fn wait_for(mut child: std::process::Child, secs: u64) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kfguard did not exit within {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Waits until `path` exists, at most `secs` seconds.
+pub fn wait_for_file(path: &Path, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} did not appear within {secs} s",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
