@@ -310,6 +310,11 @@ fn config_mistakes_a_backup_would_hit_fail_at_load_with_file_line_and_key() {
             "not a valid glob",
         ),
         (
+            "[kubernetes]\nnamespaces = [\"kubeflow\", \"kubeflow-user-[\"]\n".to_string(),
+            "kfguard.toml:2:27: invalid config: `kubernetes.namespaces[1]`",
+            "`kubeflow-user-[` is not a valid glob",
+        ),
+        (
             "[repository.s3]\nendpoint = \"minio.kubeflow:9000\"\n".to_string(),
             "kfguard.toml:2:12: invalid config: `repository.s3.endpoint`",
             "not an http:// or https:// URL",

@@ -70,6 +70,26 @@ pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
+    // These globs are matched by `sources::kube::glob_match`, which treats a bad one as
+    // matching nothing: a typo would silently leave namespaces out of every backup.
+    let kube = &config.kubernetes;
+    for (list, patterns) in [
+        ("namespaces", &kube.namespaces),
+        ("exclude_namespaces", &kube.exclude_namespaces),
+        ("crd_groups", &kube.crd_groups),
+    ] {
+        for (j, p) in patterns.iter().enumerate() {
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(c.err(
+                    &[Key("kubernetes"), Key(list), Index(j)],
+                    format!(
+                        "`{p}` is not a valid glob: {}; use `*`, `?` and `[...]`",
+                        e.msg
+                    ),
+                ));
+            }
+        }
+    }
     let mut names = BTreeSet::new();
     for (i, b) in config.buckets.iter().enumerate() {
         let key = |k| [Key("buckets"), Index(i), Key(k)];
