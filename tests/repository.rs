@@ -352,6 +352,8 @@ fn relative_paths_in_a_config_file_resolve_from_its_folder() {
 fn a_local_repository_is_private_to_its_owner() {
     use std::os::unix::fs::PermissionsExt;
     let kf = Kf::local();
+    // The repository's parent is open to all, like /srv or a home folder often is.
+    std::fs::set_permissions(kf.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     kf.ok(&["init"]);
     kf.ok(&["backup", "--from-command", "a=echo a"]);
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -375,5 +377,23 @@ fn a_local_repository_is_private_to_its_owner() {
     // snapshot, an index and packs.
     assert!(folders > 256, "{folders} folders");
     assert!(files >= 5, "{files} files");
-    assert!(root.join("config").is_file());
+    // Another local user cannot copy a key file to guess the password offline.
+    let key = std::fs::read_dir(root.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let as_nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(&key)
+        .output();
+    match as_nobody {
+        // Only root can switch to another user; elsewhere the modes above are the check.
+        Ok(out) if common::is_root() => {
+            assert!(!out.status.success(), "another user read {}", key.display());
+            assert!(out.stdout.is_empty());
+        }
+        _ => {}
+    }
 }

@@ -226,3 +226,11 @@ pub fn sample_folder(kf: &Kf, name: &str) -> PathBuf {
     std::fs::write(root.join("nested/deeper/big.bin"), &big).unwrap();
     root
 }
+
+/// Whether the tests run as root (who can switch to another user, and whom modes do not stop).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
