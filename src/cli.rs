@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 
     /// Only warnings and errors
-    #[arg(short, long, global = true, env = "KFGUARD_QUIET")]
+    #[arg(short, long, global = true, env = "KFGUARD_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     pub quiet: bool,
 
     /// Output format of the command's result on stdout
@@ -60,6 +60,33 @@ pub struct GlobalArgs {
     /// Kubeconfig context to use [default: the current one]
     #[arg(long, global = true, env = "KFGUARD_KUBE_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
+}
+
+impl GlobalArgs {
+    /// Settles the `KFGUARD_*` environment before the command line is parsed:
+    /// - an empty variable is unset, as `KFGUARD_CLUSTER` always was;
+    /// - `KFGUARD_QUIET` that is false, or overridden by `-v` on the command line, is unset, so
+    ///   that clap does not see `-v` conflict with it: a flag beats the environment.
+    pub fn prepare_env() {
+        let verbose_flag = std::env::args().skip(1).take_while(|a| a != "--").any(|a| {
+            a == "--verbose"
+                || (a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| c == 'v'))
+        });
+        for (name, value) in std::env::vars_os() {
+            let name_str = name.to_string_lossy();
+            if !name_str.starts_with("KFGUARD_") {
+                continue;
+            }
+            let quiet_off = name_str == "KFGUARD_QUIET"
+                && (verbose_flag
+                    || ["0", "false", "no", "off", "n", "f"]
+                        .contains(&value.to_string_lossy().to_ascii_lowercase().as_str()));
+            if value.is_empty() || quiet_off {
+                // Runs first thing in main, before any other thread exists.
+                std::env::remove_var(&name);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -229,7 +256,7 @@ pub struct RestoreArgs {
 
     /// Restore only these Kubernetes kinds: Kind or group/Kind, comma-separated (e.g.
     /// ConfigMap,kubeflow.org/Profile)
-    #[arg(long, value_delimiter = ',', value_name = "KINDS")]
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = crate::sources::kube::kinds::parse_kind)]
     pub include_kinds: Vec<String>,
 
     /// Restore KFP ScheduledWorkflows and Argo CronWorkflows enabled; by default they come back

@@ -3,8 +3,12 @@
 use clap::Parser;
 
 fn main() {
+    kfguard::cli::GlobalArgs::prepare_env();
     let cli = kfguard::cli::Cli::parse();
-    kfguard::logging::init(cli.global.verbose, cli.global.quiet);
+    if let Err(err) = kfguard::logging::init(cli.global.verbose, cli.global.quiet) {
+        eprintln!("kfguard: error: {err}");
+        std::process::exit(kfguard::exit::USAGE);
+    }
     let result = kfguard::run(cli);
     let code = match (&result, kfguard::interrupt::requested()) {
         (Ok(_), Some(sig)) => {

@@ -58,8 +58,7 @@ pub fn start(
         let opts = DumpOptions {
             jobs: jobs.max(1),
             databases: src.databases.clone(),
-            include_tables: src.include_tables.clone(),
-            exclude_tables: src.exclude_tables.clone(),
+            tables: src.tables.clone(),
             ..DumpOptions::default()
         };
         let session: DumpSession = rt.block_on(async {

@@ -108,6 +108,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             full_id(&snap.id)
         ))
     })?;
+    kinds_in_snapshot(&args.include_kinds, &manifest.kubernetes)?;
 
     let mut progress = Progress::default();
     for (part, present, label) in [
@@ -302,6 +303,48 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Warnings(warnings)
     })
+}
+
+/// Every `--include-kinds` entry must select a kind the snapshot holds: one that selects none is
+/// a typo, refused before anything is restored rather than silently ignored.
+fn kinds_in_snapshot(
+    kinds: &[String],
+    held: &std::collections::BTreeMap<String, u64>,
+) -> Result<(), super::UsageError> {
+    if held.is_empty() {
+        // Nothing to choose from; the Kubernetes restore says so itself.
+        return Ok(());
+    }
+    let keys: Vec<crate::sources::kube::object::ObjectKey> = held
+        .keys()
+        .filter_map(|k| {
+            let (group, kind) = k.rsplit_once('/')?;
+            Some(crate::sources::kube::object::ObjectKey {
+                group: if group == "core" { "" } else { group }.into(),
+                kind: kind.into(),
+                namespace: None,
+                name: String::new(),
+            })
+        })
+        .collect();
+    let missing: Vec<&str> = kinds
+        .iter()
+        .filter(|want| {
+            !keys
+                .iter()
+                .any(|k| kubernetes::order::kind_selected(std::slice::from_ref(*want), k))
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let held: Vec<&str> = held.keys().map(String::as_str).collect();
+    Err(super::UsageError(format!(
+        "--include-kinds {}: the snapshot holds no such kind; it holds {}",
+        missing.join(","),
+        held.join(", ")
+    )))
 }
 
 /// The Kubernetes plan or result, one line per object, in restore order.

@@ -1,11 +1,11 @@
 //! The backup repository: restic format v2 through rustic_core, on a local folder or S3.
 
+mod local;
 pub mod s3;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use rustic_backend::local::LocalBackend;
 use rustic_core::{
     ConfigOptions, Credentials, FileType, KeyOptions, OpenStatus, ReadBackend, Repository,
     RepositoryBackends, RepositoryOptions, RusticError, WriteBackend,
@@ -102,7 +102,7 @@ impl Location {
             })
         } else {
             let path = cfg.url.strip_prefix("local:").unwrap_or(&cfg.url);
-            let backend = LocalBackend::new(path, Vec::<(String, String)>::new())
+            let backend = local::PrivateLocal::new(path)
                 .map_err(|e| RepoError::rustic("opening the local backend", path, &e))?;
             Ok(Self {
                 display: path.to_string(),
@@ -158,7 +158,8 @@ impl Location {
     }
 }
 
-/// The repository password: flag/env file > config file > config env > `KFGUARD_PASSWORD`.
+/// The repository password, from what the config layering chose: a file, a named variable,
+/// or else `KFGUARD_PASSWORD`.
 pub fn password(cfg: &RepositoryConfig) -> Result<String, RepoError> {
     let (password, from) = if let Some(path) = &cfg.password_file {
         let text = std::fs::read_to_string(path).map_err(|e| RepoError::Password {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{self, ConfigError, DatabaseSource, Engine};
+use crate::config::{self, ConfigError, DatabaseSource, Engine, TableFilter};
 use crate::snapshot::manifest::TableEntry;
 
 /// Connection settings of one database source, with its password resolved.
@@ -51,14 +51,29 @@ impl Connection {
         })
     }
 
-    /// `host:port` for messages.
+    /// `host:port` for messages, without credentials.
     pub fn address(&self) -> String {
-        let rest = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r);
+        let Some((_, rest)) = self.url.split_once("://") else {
+            return key_value_address(&self.url);
+        };
         let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
         rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+    }
+}
+
+/// `host:port` of libpq's `host=h port=p password=...` form. The config refuses that form, but
+/// a `Connection` built in code may still carry it; only host and port may reach a message.
+fn key_value_address(conn: &str) -> String {
+    let value = |key: &str| {
+        conn.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim_matches('\'').to_string())
+    };
+    let host = value("host").unwrap_or_else(|| "localhost".into());
+    match value("port") {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
     }
 }
 
@@ -71,9 +86,8 @@ pub struct DumpOptions {
     pub part_bytes: usize,
     /// Databases to dump; empty means every non-system database.
     pub databases: Vec<String>,
-    /// Glob patterns on table names; empty include means all.
-    pub include_tables: Vec<String>,
-    pub exclude_tables: Vec<String>,
+    /// The `include_tables` / `exclude_tables` globs, compiled by the config.
+    pub tables: TableFilter,
 }
 
 impl Default for DumpOptions {
@@ -82,8 +96,7 @@ impl Default for DumpOptions {
             jobs: 4,
             part_bytes: 8 * 1024 * 1024,
             databases: Vec::new(),
-            include_tables: Vec::new(),
-            exclude_tables: Vec::new(),
+            tables: TableFilter::default(),
         }
     }
 }
@@ -91,15 +104,7 @@ impl Default for DumpOptions {
 impl DumpOptions {
     /// Whether a table is selected by the include/exclude globs.
     pub fn selects(&self, table: &str) -> bool {
-        let matches = |pats: &[String]| {
-            pats.iter().any(|p| {
-                glob::Pattern::new(p)
-                    .map(|g| g.matches(table))
-                    .unwrap_or(p == table)
-            })
-        };
-        (self.include_tables.is_empty() || matches(&self.include_tables))
-            && !matches(&self.exclude_tables)
+        self.tables.selects(table)
     }
 }
 
@@ -344,13 +349,18 @@ mod tests {
             password: None,
         };
         assert_eq!(c.address(), "db.kubeflow:3306");
+        let c = Connection {
+            url: "host=db.kubeflow port=5432 user=u password=hunter2".into(),
+            ..c
+        };
+        assert_eq!(c.address(), "db.kubeflow:5432");
+        assert!(!format!("{c:?}").contains("hunter2"), "{c:?}");
     }
 
     #[test]
     fn table_selection() {
         let o = DumpOptions {
-            include_tables: vec!["run*".into()],
-            exclude_tables: vec!["run_metrics".into()],
+            tables: TableFilter::new(&["run*".into()], &["run_metrics".into()]).unwrap(),
             ..DumpOptions::default()
         };
         assert!(o.selects("run_details"));

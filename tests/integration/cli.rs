@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use common::{code, error_line, Kf};
+use common::{code, error_line, stderr, Kf};
 
 #[test]
 fn every_command_has_help_with_an_example() {
@@ -352,4 +352,207 @@ fn sigint_stops_a_backup_with_no_snapshot_and_a_usable_repository() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+#[test]
+fn postgres_key_value_connection_string_is_refused_and_its_password_never_printed() {
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        "[[databases]]\nname = \"mlmd\"\nengine = \"postgres\"\nurl = \"host=db user=mlmd password=hunter2 dbname=metadb\"\n",
+    );
+    for args in [
+        vec!["config", "show"],
+        vec!["--output", "json", "config", "show"],
+        vec!["backup", "--only", "databases"],
+    ] {
+        let out = kf.run(&args);
+        assert_eq!(code(&out), 2, "{args:?}");
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(
+            !all.contains("hunter2"),
+            "{args:?} leaks the password:\n{all}"
+        );
+        let line = error_line(&out);
+        assert!(
+            line.contains("kfguard.toml:4:7: invalid config: `databases[0].url`"),
+            "{line}"
+        );
+        assert!(
+            line.contains("postgres://") && line.contains("password_env"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_database_listed_twice_in_one_source_is_refused_at_load() {
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"mysql://root@db:3306\"\ndatabases = [\"mlpipeline\", \"cachedb\", \"mlpipeline\"]\n",
+    );
+    let out = kf.run(&["config", "show"]);
+    assert_eq!(code(&out), 2);
+    let line = error_line(&out);
+    assert!(
+        line.contains("kfguard.toml:5:39: invalid config: `databases[0].databases[2]`"),
+        "{line}"
+    );
+    assert!(line.contains("`mlpipeline` is listed twice"), "{line}");
+}
+
+/// Each of these passed `config show` and failed only once a backup reached the source.
+#[test]
+fn config_mistakes_a_backup_would_hit_fail_at_load_with_file_line_and_key() {
+    let kf = Kf::local();
+    let db = |extra: &str| {
+        format!("[[databases]]\nname = \"kfp\"\nengine = \"postgres\"\nurl = \"postgres://u@db:5432\"\n{extra}")
+    };
+    let cases = [
+        (
+            "[[databases]]\nname = \"kfp\"\nengine = \"postgres\"\nurl = \"mysql://root@db:3306\"\n".to_string(),
+            "kfguard.toml:4:7: invalid config: `databases[0].url`",
+            "engine = \"mysql\"",
+        ),
+        (
+            db("include_tables = [\"run*\", \"jobs[\"]\n"),
+            "kfguard.toml:5:27: invalid config: `databases[0].include_tables[1]`",
+            "`jobs[` is not a valid glob",
+        ),
+        (
+            db("exclude_tables = [\"[z-a]\"]\n"),
+            "kfguard.toml:5:19: invalid config: `databases[0].exclude_tables[0]`",
+            "not a valid glob",
+        ),
+        (
+            "[kubernetes]\nnamespaces = [\"kubeflow\", \"kubeflow-user-[\"]\n".to_string(),
+            "kfguard.toml:2:27: invalid config: `kubernetes.namespaces[1]`",
+            "`kubeflow-user-[` is not a valid glob",
+        ),
+        (
+            "[repository.s3]\nendpoint = \"minio.kubeflow:9000\"\n".to_string(),
+            "kfguard.toml:2:12: invalid config: `repository.s3.endpoint`",
+            "not an http:// or https:// URL",
+        ),
+        (
+            "[[buckets]]\nname = \"kfp\"\nbucket = \"mlpipeline\"\nendpoint = \"seaweedfs\"\n"
+                .to_string(),
+            "kfguard.toml:4:12: invalid config: `buckets[0].endpoint`",
+            "http://minio.kubeflow:9000",
+        ),
+    ];
+    for (toml, at, hint) in cases {
+        kf.write("kfguard.toml", &toml);
+        let out = kf.run(&["config", "show"]);
+        assert_eq!(code(&out), 2, "{toml}");
+        let line = error_line(&out);
+        assert!(line.contains(at) && line.contains(hint), "{toml}\n{line}");
+    }
+}
+
+#[test]
+fn an_unknown_kind_in_include_kinds_is_refused_before_the_repository_is_opened() {
+    let kf = Kf::local();
+    // No repository exists: the kinds are checked first.
+    for (kinds, hint) in [
+        (
+            "core/Pod",
+            "it captures Namespace, ServiceAccount, ConfigMap",
+        ),
+        ("ConfigMap,configmaps", "write the kind, ConfigMap"),
+        ("Config Map", "write Kind or group/Kind"),
+    ] {
+        let out = kf.run(&["restore", "latest", "--include-kinds", kinds, "--dry-run"]);
+        assert_eq!(code(&out), 2, "{kinds}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("--include-kinds") && err.contains(hint),
+            "{kinds}:\n{err}"
+        );
+        assert!(!err.contains("no repository"), "{err}");
+    }
+}
+
+#[test]
+fn boolean_environment_values_are_accepted_for_quiet() {
+    let kf = Kf::local();
+    for value in ["1", "0", "true", "false", "yes", "no"] {
+        let out = kf
+            .cmd()
+            .env("KFGUARD_QUIET", value)
+            .args(["config", "show"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "KFGUARD_QUIET={value}: {}", stderr(&out));
+    }
+    let out = kf
+        .cmd()
+        .env("KFGUARD_QUIET", "maybe")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    // A flag beats the environment: -v is not a conflict with KFGUARD_QUIET.
+    for value in ["1", "0"] {
+        let out = kf
+            .cmd()
+            .env("KFGUARD_QUIET", value)
+            .args(["-v", "config", "show"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "KFGUARD_QUIET={value} -v: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn an_empty_environment_variable_counts_as_unset() {
+    let kf = Kf::local();
+    kf.write("kfguard.toml", "cluster = \"from-file\"\n");
+    for name in [
+        "KFGUARD_OUTPUT",
+        "KFGUARD_CONFIG",
+        "KFGUARD_KUBECONFIG",
+        "KFGUARD_CLUSTER",
+        "KFGUARD_QUIET",
+        "KFGUARD_LOG",
+        "KFGUARD_KUBE_CONTEXT",
+    ] {
+        let out = kf
+            .cmd()
+            .env(name, "")
+            .args(["config", "show"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{name}=: {}", stderr(&out));
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            shown.contains("cluster = \"from-file\""),
+            "{name}=:\n{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_log_filter_is_a_clear_usage_error() {
+    let kf = Kf::local();
+    let out = kf
+        .cmd()
+        .env("KFGUARD_LOG", "kfguard=loud")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let line = error_line(&out);
+    assert!(
+        line.contains("invalid KFGUARD_LOG filter `kfguard=loud`") && line.contains("debug"),
+        "{line}"
+    );
+    let out = kf
+        .cmd()
+        .env("KFGUARD_LOG", "kfguard=debug")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

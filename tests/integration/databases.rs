@@ -647,3 +647,35 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
     assert_eq!(mysql_rows(&into, "SELECT id FROM runs").len(), 2);
     drop_mysql(&[&db, &into, &other]);
 }
+
+#[test]
+fn table_globs_from_the_config_select_what_is_dumped() {
+    let db = unique_db("my_globs");
+    mysql_exec(None, &[&format!("CREATE DATABASE `{db}`")]);
+    mysql_exec(
+        Some(&db),
+        &[
+            "CREATE TABLE run_a (id int PRIMARY KEY)",
+            "CREATE TABLE run_b (id int PRIMARY KEY)",
+            "CREATE TABLE jobs (id int PRIMARY KEY)",
+        ],
+    );
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\ninclude_tables = [\"run*\"]\nexclude_tables = [\"run_b\"]\n",
+            db::mysql_url()
+        ),
+    );
+    kf.ok(&["init"]);
+    let backup = kf.json(&["backup", "--only", "databases"]);
+    let tables: Vec<&str> = backup["manifest"]["databases"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tables, ["run_a"], "{backup}");
+    drop_mysql(&[&db]);
+}

@@ -601,3 +601,29 @@ fn unreachable_cluster_and_bad_kubeconfig_fail_clearly() {
     let snaps = kf.json(&["snapshots"]);
     assert_eq!(snaps.as_array().map(Vec::len), Some(0), "{snaps}");
 }
+
+#[test]
+fn a_kind_the_snapshot_does_not_hold_is_refused_before_anything_is_restored() {
+    let (kf, _src, src_cfg) = seeded_cluster();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let out = kf.run(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--include-kinds",
+        "ConfigMap,Notebok",
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let line = common::error_line(&out);
+    assert!(
+        line.contains("--include-kinds Notebok: the snapshot holds no such kind")
+            && line.contains("kubeflow.org/Profile"),
+        "{line}"
+    );
+    assert!(
+        dst.list("v1", "ConfigMap").is_empty(),
+        "nothing is restored"
+    );
+}

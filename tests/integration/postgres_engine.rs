@@ -1142,7 +1142,7 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
     );
     let opts = DumpOptions {
         databases: vec![src.name.clone()],
-        exclude_tables: vec!["skip_*".into()],
+        tables: kfguard::config::TableFilter::new(&[], &["skip_*".into()]).unwrap(),
         ..DumpOptions::default()
     };
     let d = dump(&rt, &opts);

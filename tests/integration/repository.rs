@@ -222,3 +222,178 @@ fn unknown_snapshot_and_path_are_clear_errors() {
     assert_eq!(code(&out), 1);
     assert!(error_line(&out).contains("`files/nope` is not in snapshot"));
 }
+
+#[test]
+fn init_refuses_an_unsupported_repository_scheme_and_creates_no_folder() {
+    let kf = Kf::local();
+    for url in [
+        "gs://b/p",
+        "S3://b/p",
+        "file:///srv/kfguard",
+        "http://h/r",
+        "s3:h/b",
+    ] {
+        let out = kf.run(&["--repo", url, "init"]);
+        assert_eq!(code(&out), 2, "{url}");
+        let line = error_line(&out);
+        assert!(line.contains("--repo"), "{url}: {line}");
+        assert!(line.contains("s3://"), "{url}: {line}");
+    }
+    for junk in ["gs:", "S3:", "file:", "http:", "s3:h"] {
+        assert!(!kf.path().join(junk).exists(), "{junk} was created");
+    }
+    kf.write("kfguard.toml", "[repository]\nurl = \"gs://b/p\"\n");
+    let out = kf
+        .cmd()
+        .env_remove("KFGUARD_REPO")
+        .arg("init")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    let line = error_line(&out);
+    assert!(
+        line.contains("kfguard.toml:2:7: invalid config: `repository.url`: `gs://`"),
+        "{line}"
+    );
+    assert!(line.contains("a local path"), "{line}");
+}
+
+#[test]
+fn the_password_layers_flag_then_environment_then_file() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    kf.write("wrong", "not the password\n");
+    kf.write("kfguard.toml", "[repository]\npassword_file = \"wrong\"\n");
+    // KFGUARD_PASSWORD beats the file's password_file.
+    let env_only = || {
+        let mut c = kf.cmd();
+        c.env_remove("KFGUARD_PASSWORD_FILE")
+            .env("KFGUARD_PASSWORD", common::PASSWORD);
+        c
+    };
+    let out = env_only().arg("snapshots").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    // ... and beats the file's password_env too.
+    kf.write(
+        "kfguard.toml",
+        "[repository]\npassword_env = \"NOT_SET_ANYWHERE\"\n",
+    );
+    let out = env_only().arg("snapshots").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    // The flag beats the environment.
+    let out = env_only()
+        .args(["--password-file", "wrong", "snapshots"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("wrong password"));
+    // With nothing else set, the file's password applies.
+    kf.write("kfguard.toml", "[repository]\npassword_file = \"wrong\"\n");
+    let out = kf
+        .cmd()
+        .env_remove("KFGUARD_PASSWORD_FILE")
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(error_line(&out).contains("wrong password"));
+}
+
+#[test]
+fn relative_paths_in_a_config_file_resolve_from_its_folder() {
+    let kf = Kf::local();
+    kf.write(
+        "conf/kfguard.toml",
+        "[repository]\nurl = \"./relrepo\"\npassword_file = \"pw\"\n",
+    );
+    kf.write("conf/pw", &format!("{}\n", common::PASSWORD));
+    std::fs::create_dir_all(kf.path().join("elsewhere")).unwrap();
+    let run = |cwd: &str, config: &str, args: &[&str]| {
+        kf.cmd()
+            .current_dir(kf.path().join(cwd))
+            .env_remove("KFGUARD_REPO")
+            .env_remove("KFGUARD_PASSWORD_FILE")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(".", "conf/kfguard.toml", &["init"]);
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    assert!(kf.path().join("conf/relrepo/config").is_file());
+    let out = run(
+        "elsewhere",
+        "../conf/kfguard.toml",
+        &["backup", "--from-command", "a=echo a"],
+    );
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    let out = run("conf", "kfguard.toml", &["--output", "json", "snapshots"]);
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    let snaps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "one repository: {snaps}"
+    );
+    assert!(!kf.path().join("relrepo").exists() && !kf.path().join("elsewhere/relrepo").exists());
+    // Paths from flags still resolve from the working directory.
+    let out = run(
+        "elsewhere",
+        "../conf/kfguard.toml",
+        &["--repo", "./flagrepo", "init"],
+    );
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    assert!(kf.path().join("elsewhere/flagrepo/config").is_file());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_local_repository_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let kf = Kf::local();
+    // The repository's parent is open to all, like /srv or a home folder often is.
+    std::fs::set_permissions(kf.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    kf.ok(&["init"]);
+    kf.ok(&["backup", "--from-command", "a=echo a"]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let root = std::path::PathBuf::from(&kf.repo);
+    let mut dirs = vec![root.clone()];
+    let (mut folders, mut files) = (0, 0);
+    while let Some(dir) = dirs.pop() {
+        assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        folders += 1;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                assert_eq!(mode(&p), 0o400, "{}", p.display());
+                files += 1;
+            }
+        }
+    }
+    // The root, the folders of each file type and the 256 pack folders; config, a key, a
+    // snapshot, an index and packs.
+    assert!(folders > 256, "{folders} folders");
+    assert!(files >= 5, "{files} files");
+    // Another local user cannot copy a key file to guess the password offline.
+    let key = std::fs::read_dir(root.join("keys"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let as_nobody = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(&key)
+        .output();
+    match as_nobody {
+        // Only root can switch to another user; elsewhere the modes above are the check.
+        Ok(out) if common::is_root() => {
+            assert!(!out.status.success(), "another user read {}", key.display());
+            assert!(out.stdout.is_empty());
+        }
+        _ => {}
+    }
+}

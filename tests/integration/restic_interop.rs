@@ -98,3 +98,43 @@ fn restic_reads_an_s3_kfguard_repository() {
     let endpoint = s3_endpoint();
     interop(&kf, &format!("s3:{endpoint}/{bucket}/kf/backups"));
 }
+
+/// kfguard makes a local repository's folders 0700 and its files 0400, as restic does; restic
+/// must still write into it (a backup, then forget and prune remove files) and check it.
+#[cfg(unix)]
+#[test]
+fn restic_writes_and_prunes_a_private_local_kfguard_repository() {
+    use std::os::unix::fs::PermissionsExt;
+    let kf = Kf::local();
+    let repo = kf.repo.clone();
+    kf.ok(&["init"]);
+    let ours = kf.json(&["backup", "--from-command", "a.txt=echo kfguard"]);
+    let ours = ours["id"].as_str().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(std::path::Path::new(&repo)), 0o700);
+    assert_eq!(mode(&std::path::Path::new(&repo).join("config")), 0o400);
+
+    let data = sample_folder(&kf, "data");
+    let backup = ["backup", "--host", "restic-host", data.to_str().unwrap()];
+    restic_ok(&kf, &repo, &backup);
+    std::fs::write(data.join("hello.txt"), "changed\n").unwrap();
+    restic_ok(&kf, &repo, &backup);
+    let forget = [
+        "forget",
+        "--host",
+        "restic-host",
+        "--keep-last",
+        "1",
+        "--prune",
+    ];
+    restic_ok(&kf, &repo, &forget);
+    restic_ok(&kf, &repo, &["check", "--read-data"]);
+    let check = kf.json(&["check", "--read-data"]);
+    assert_eq!(check["errors"], serde_json::json!([]), "{check}");
+    let out = kf
+        .cmd()
+        .args(["dump", ours, "files/a.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kfguard\n");
+}

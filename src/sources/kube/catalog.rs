@@ -22,7 +22,7 @@ const PROFILE_NS_LABEL: (&str, &str) = ("app.kubernetes.io/part-of", "kubeflow-p
 const BUILTIN_CLUSTER_ROLES: [&str; 4] = ["cluster-admin", "admin", "edit", "view"];
 
 /// The built-in kinds kfguard captures besides the CRD groups, as (group, kind).
-const BUILTIN_KINDS: [(&str, &str); 11] = [
+pub(super) const BUILTIN_KINDS: [(&str, &str); 11] = [
     ("", "Namespace"),
     ("", "ServiceAccount"),
     ("", "ConfigMap"),
@@ -35,9 +35,9 @@ const BUILTIN_KINDS: [(&str, &str); 11] = [
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
     ("networking.k8s.io", "NetworkPolicy"),
 ];
-const CRD: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
-const AUTHZ_POLICY: (&str, &str) = ("security.istio.io", "AuthorizationPolicy");
-const SECRET: (&str, &str) = ("", "Secret");
+pub(super) const CRD: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
+pub(super) const AUTHZ_POLICY: (&str, &str) = ("security.istio.io", "AuthorizationPolicy");
+pub(super) const SECRET: (&str, &str) = ("", "Secret");
 
 /// A kind to list: its API resource and whether it lives in namespaces.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! sanitising of the objects a Kubeflow cluster cannot rebuild by itself.
 
 pub mod catalog;
+pub mod kinds;
 pub mod object;
 
 use std::time::Duration;

@@ -268,3 +268,11 @@ pub fn wait_for_file(path: &Path, secs: u64) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Whether the tests run as root (who can switch to another user, and whom modes do not stop).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}

@@ -1,10 +1,18 @@
 //! Configuration: one struct, layered as flags > `KFGUARD_*` environment > `kfguard.toml` > defaults.
 
+mod check;
+mod origin;
+mod paths;
+mod redact;
+mod tables;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
+pub use redact::redact_url;
+pub use tables::TableFilter;
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "kfguard.toml";
@@ -27,8 +35,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("invalid config: `{key}`: {message}")]
-    Invalid { key: String, message: String },
+    /// `at` is `file:line:column` when the value comes from the config file.
+    #[error("{}invalid config: `{key}`: {message}", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    Invalid {
+        at: Option<String>,
+        key: String,
+        message: String,
+    },
     #[error("cannot read the secret for `{key}` from {from}: {detail}")]
     Secret {
         key: String,
@@ -48,6 +61,18 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub retention: RetentionConfig,
     pub runbooks: RunbooksConfig,
+    /// Where the values came from, for messages.
+    #[serde(skip)]
+    layers: Layers,
+}
+
+/// Which layers set what, where it matters for messages and path resolution.
+#[derive(Debug, Clone, Default)]
+struct Layers {
+    /// The config file, when one was read.
+    file: Option<origin::Origin>,
+    /// `repository.url` came from `--repo` / `KFGUARD_REPO`.
+    repo_from_cli: bool,
 }
 
 impl Default for Config {
@@ -60,6 +85,7 @@ impl Default for Config {
             kubernetes: KubernetesConfig::default(),
             retention: RetentionConfig::default(),
             runbooks: RunbooksConfig::default(),
+            layers: Layers::default(),
         }
     }
 }
@@ -138,6 +164,9 @@ pub struct DatabaseSource {
     pub include_tables: Vec<String>,
     #[serde(default)]
     pub exclude_tables: Vec<String>,
+    /// `include_tables` and `exclude_tables`, compiled when the config is validated.
+    #[serde(skip)]
+    pub tables: TableFilter,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,7 +274,8 @@ impl Default for RunbooksConfig {
 }
 
 impl Config {
-    /// Builds the effective config: the file (explicit, or `kfguard.toml` if present), then env, then flags.
+    /// Builds the effective config: the file (explicit, or `kfguard.toml` if present), then env,
+    /// then flags. Relative paths in the file are resolved from the file's folder.
     pub fn load(global: &GlobalArgs) -> Result<Self, ConfigError> {
         let mut config = match &global.config {
             Some(path) => Self::from_file(path)?,
@@ -260,9 +290,16 @@ impl Config {
         // clap has already layered the flag over its KFGUARD_* variable.
         if let Some(repo) = &global.repo {
             config.repository.url = repo.clone();
+            config.layers.repo_from_cli = true;
         }
+        // The password, like every key: flag, then environment, then file. A password file
+        // (--password-file or KFGUARD_PASSWORD_FILE) beats KFGUARD_PASSWORD, as in restic.
         if let Some(file) = &global.password_file {
             config.repository.password_file = Some(file.clone());
+            config.repository.password_env = None;
+        } else if non_empty_env(PASSWORD_ENV).is_some() {
+            config.repository.password_file = None;
+            config.repository.password_env = Some(PASSWORD_ENV.into());
         }
         if let Some(file) = &global.kubeconfig {
             config.kubernetes.kubeconfig = Some(file.clone());
@@ -270,7 +307,7 @@ impl Config {
         if let Some(context) = &global.context {
             config.kubernetes.context = Some(context.clone());
         }
-        config.validate()?;
+        check::validate(&mut config)?;
         Ok(config)
     }
 
@@ -282,81 +319,22 @@ impl Config {
         Self::from_toml(&text, path)
     }
 
+    /// Parses a config file's text; relative paths in it are resolved from `path`'s folder.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|err| parse_error(text, path, &err))
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| ConfigError::Invalid {
-            key: key.into(),
-            message: message.into(),
-        };
-        if self.repository.url.trim().is_empty() {
-            return Err(invalid(
-                "repository.url",
-                "is empty; set a local path or s3://BUCKET/PREFIX",
-            ));
-        }
-        if self.cluster.trim().is_empty() {
-            return Err(invalid(
-                "cluster",
-                "is empty; name the cluster, e.g. prod-kubeflow",
-            ));
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for db in &self.databases {
-            if !is_path_safe_name(&db.name) {
-                return Err(invalid(
-                    "databases.name",
-                    &format!(
-                        "`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`",
-                        db.name
-                    ),
-                ));
-            }
-            if !names.insert(db.name.clone()) {
-                return Err(invalid(
-                    "databases.name",
-                    &format!("`{}` is used twice", db.name),
-                ));
-            }
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for b in &self.buckets {
-            if !is_path_safe_name(&b.name) {
-                return Err(invalid(
-                    "buckets.name",
-                    &format!(
-                        "`{}` must be non-empty and use only letters, digits, `-`, `_` and `.`",
-                        b.name
-                    ),
-                ));
-            }
-            if !names.insert(b.name.clone()) {
-                return Err(invalid(
-                    "buckets.name",
-                    &format!("`{}` is used twice", b.name),
-                ));
-            }
-        }
-        Ok(())
+        let mut config: Self = toml::from_str(text).map_err(|err| parse_error(text, path, &err))?;
+        let origin = origin::Origin::new(path, text);
+        paths::resolve(&mut config, &origin);
+        config.layers.file = Some(origin);
+        check::compile_tables(&mut config)?;
+        Ok(config)
     }
 
     /// The effective config as JSON with every secret value redacted.
     pub fn redacted(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("config serialises");
-        redact(&mut value, None);
+        redact::redact(&mut value, None);
         value
     }
-}
-
-fn is_path_safe_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn non_empty_env(name: &str) -> Option<String> {
@@ -368,9 +346,8 @@ fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
     let (line, column, snippet, line_text) = match err.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
+            let (line, column) = origin::line_column(text, span.start);
             let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let column = before[line_start..].chars().count() + 1;
             let line_text = text[line_start..].lines().next().unwrap_or("").to_string();
             let snippet = text[span.start.min(text.len())..span.end.min(text.len())].to_string();
             (line, column, snippet, line_text)
@@ -399,68 +376,6 @@ fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> ConfigError {
         column,
         message,
     }
-}
-
-/// Replaces inline secrets: password-like keys, and passwords inside URLs.
-fn redact(value: &mut serde_json::Value, key: Option<&str>) {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                redact(v, Some(k));
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
-        Value::String(s) => {
-            let secret_key = key.is_some_and(|k| {
-                let k = k.to_ascii_lowercase();
-                !k.ends_with("_env")
-                    && !k.ends_with("_file")
-                    && (k.contains("password") || k.contains("secret") || k.contains("token"))
-            });
-            if secret_key {
-                *s = "***".into();
-            } else {
-                *s = redact_url(s);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// `scheme://user:pass@host/db?password=x` becomes `scheme://user:***@host/db?password=***`.
-pub fn redact_url(s: &str) -> String {
-    let Some(scheme_end) = s.find("://") else {
-        return s.to_string();
-    };
-    let rest = &s[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let mut out = match authority.rfind('@') {
-        Some(at) => match authority[..at].split_once(':') {
-            Some((user, _)) => format!("{}{}:***{}", &s[..scheme_end + 3], user, &rest[at..]),
-            None => s.to_string(),
-        },
-        None => s.to_string(),
-    };
-    // Connection strings also carry secrets as query parameters.
-    if let Some(q) = out.find('?') {
-        let (head, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
-                _ => kv.to_string(),
-            })
-            .collect();
-        out = format!("{head}{}", query.join("&"));
-    }
-    out
-}
-
-fn is_secret_name(k: &str) -> bool {
-    let k = k.to_ascii_lowercase();
-    k.contains("password") || k.contains("secret") || k.contains("token") || k == "pass"
 }
 
 /// Reads a secret from a named environment variable or a file; `Ok(None)` when neither is set.
@@ -565,28 +480,5 @@ dir = "./runbooks"
         let msg = err.to_string();
         assert!(msg.starts_with("kfguard.toml:2:"), "{msg}");
         assert!(msg.contains("`max_attempts`"), "{msg}");
-    }
-
-    #[test]
-    fn urls_and_secret_keys_are_redacted() {
-        assert_eq!(
-            redact_url("mysql://root:hunter2@db:3306/x"),
-            "mysql://root:***@db:3306/x"
-        );
-        assert_eq!(redact_url("mysql://root@db:3306"), "mysql://root@db:3306");
-        assert_eq!(
-            redact_url("postgres://u@h:5432/x?sslmode=require&password=hunter2"),
-            "postgres://u@h:5432/x?sslmode=require&password=***"
-        );
-        assert_eq!(
-            redact_url("http://ak:sk@127.0.0.1:9000"),
-            "http://ak:***@127.0.0.1:9000"
-        );
-        let mut v =
-            serde_json::json!({"password": "p", "password_env": "E", "url": "postgres://u:p@h/db"});
-        redact(&mut v, None);
-        assert_eq!(v["password"], "***");
-        assert_eq!(v["password_env"], "E");
-        assert_eq!(v["url"], "postgres://u:***@h/db");
     }
 }
