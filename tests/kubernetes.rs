@@ -601,3 +601,328 @@ fn unreachable_cluster_and_bad_kubeconfig_fail_clearly() {
     let snaps = kf.json(&["snapshots"]);
     assert_eq!(snaps.as_array().map(Vec::len), Some(0), "{snaps}");
 }
+
+/// A Secret's values as the cluster holds them (base64) and as they read (plain): none of
+/// these, nor the prefix they share, may ever be printed.
+const SECRET_SNAP: &str = "a2YtdG9rZW4tT0xELTdmM2E="; // kf-token-OLD-7f3a
+const SECRET_LIVE: &str = "a2YtdG9rZW4tTElWRS0yYjhk"; // kf-token-LIVE-2b8d
+const SECRET_SHOWN: [&str; 4] = ["a2YtdG9rZW4", "kf-token", "7f3a", "2b8d"];
+
+fn secret_yaml(value: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: kfp-token, namespace: kubeflow}}\ntype: Opaque\ndata: {{token: {value}}}\n")
+}
+
+#[test]
+fn restore_plans_say_a_secret_changes_without_showing_its_values() {
+    let kf = Kf::local();
+    kf.write("kfguard.toml", "[kubernetes]\ninclude_secrets = true\n");
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    src.seed_yaml(&secret_yaml(SECRET_SNAP)).unwrap();
+    let written = backup(&kf, &src_cfg);
+    assert_eq!(written["manifest"]["kubernetes"]["core/Secret"], 2);
+
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    dst.seed_yaml(ISTIO_CRD).unwrap();
+    dst.seed_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: kubeflow}}\n---\n{}",
+        secret_yaml(SECRET_LIVE)
+    ))
+    .unwrap();
+    let restore = |dry_run: bool, json: bool| {
+        let mut args = vec!["--kubeconfig", dst_cfg.to_str().unwrap()];
+        if json {
+            args.extend(["--output", "json"]);
+        }
+        args.extend([
+            "restore",
+            "latest",
+            "--only",
+            "kubernetes",
+            "--existing",
+            "update",
+        ]);
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = kf.run(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        for s in SECRET_SHOWN {
+            assert!(!all.contains(s), "{args:?} printed {s}:\n{all}");
+        }
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let live_again = || {
+        let status = api(
+            &dst,
+            "PATCH",
+            "/api/v1/namespaces/kubeflow/secrets/kfp-token",
+            Some(&json!({"data": {"token": SECRET_LIVE}})),
+        );
+        assert_eq!(status, 200);
+    };
+    for (dry_run, json) in [(true, false), (true, true), (false, false), (false, true)] {
+        let out = restore(dry_run, json);
+        if json {
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let step = v["kubernetes"]["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["object"]["kind"] == "Secret" && s["object"]["name"] == "kfp-token")
+                .unwrap()
+                .clone();
+            assert_eq!(step["action"], "update", "{v}");
+            assert_eq!(
+                step["changes"],
+                json!([{"path": "data.token", "before": "(value hidden)", "after": "(value hidden)", "redacted": true}])
+            );
+        } else {
+            assert!(
+                out.contains("update    core/Secret kubeflow/kfp-token"),
+                "{out}"
+            );
+            assert!(
+                out.contains("        ~ data.token: changed (value hidden)\n"),
+                "{out}"
+            );
+        }
+        if !dry_run {
+            let s = dst
+                .get("v1", "Secret", Some("kubeflow"), "kfp-token")
+                .unwrap();
+            assert_eq!(
+                s["data"]["token"], SECRET_SNAP,
+                "the value itself is restored"
+            );
+            live_again();
+        }
+    }
+}
+
+/// Kinds that others refer to (Argo's templates, KServe's runtimes, Katib's Experiments) and
+/// the kinds that refer to them, four objects of each.
+fn referencing_cluster() -> String {
+    let crd = |group: &str, plural: &str, kind: &str, version: &str, scope: &str| {
+        format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {}, kind: {kind}}}\n  versions:\n  - {{name: {version}, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}\n---\n", kind.to_lowercase())
+    };
+    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\n");
+    for (group, plural, kind, version, scope) in [
+        (
+            "argoproj.io",
+            "workflowtemplates",
+            "WorkflowTemplate",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "argoproj.io",
+            "clusterworkflowtemplates",
+            "ClusterWorkflowTemplate",
+            "v1alpha1",
+            "Cluster",
+        ),
+        (
+            "argoproj.io",
+            "workflows",
+            "Workflow",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "argoproj.io",
+            "cronworkflows",
+            "CronWorkflow",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "kubeflow.org",
+            "scheduledworkflows",
+            "ScheduledWorkflow",
+            "v1beta1",
+            "Namespaced",
+        ),
+        (
+            "serving.kserve.io",
+            "servingruntimes",
+            "ServingRuntime",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "serving.kserve.io",
+            "clusterservingruntimes",
+            "ClusterServingRuntime",
+            "v1alpha1",
+            "Cluster",
+        ),
+        (
+            "serving.kserve.io",
+            "inferenceservices",
+            "InferenceService",
+            "v1beta1",
+            "Namespaced",
+        ),
+        (
+            "kubeflow.org",
+            "experiments",
+            "Experiment",
+            "v1beta1",
+            "Namespaced",
+        ),
+        ("kubeflow.org", "trials", "Trial", "v1beta1", "Namespaced"),
+        (
+            "kubeflow.org",
+            "suggestions",
+            "Suggestion",
+            "v1beta1",
+            "Namespaced",
+        ),
+    ] {
+        y.push_str(&crd(group, plural, kind, version, scope));
+        let ns = if scope == "Namespaced" {
+            ", namespace: kubeflow"
+        } else {
+            ""
+        };
+        for i in 0..4 {
+            y.push_str(&format!(
+                "apiVersion: {group}/{version}\nkind: {kind}\nmetadata: {{name: {}-{i}{ns}}}\nspec: {{n: {i}}}\nstatus: {{phase: Running}}\n---\n",
+                kind.to_lowercase()
+            ));
+        }
+    }
+    y
+}
+
+#[test]
+fn templates_runtimes_and_experiments_are_restored_before_what_refers_to_them() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&referencing_cluster()).unwrap();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    kf.ok(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+        "--jobs",
+        "8",
+    ]);
+    let w = writes(&dst);
+    let positions = |plurals: &[&str]| -> Vec<usize> {
+        w.iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let resource = r.path.rsplit('/').nth(1).unwrap_or("");
+                plurals.contains(&resource)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    for (first, then) in [
+        (
+            &["workflowtemplates", "clusterworkflowtemplates"][..],
+            &["workflows", "cronworkflows", "scheduledworkflows"][..],
+        ),
+        (
+            &["servingruntimes", "clusterservingruntimes"][..],
+            &["inferenceservices"][..],
+        ),
+        (&["experiments"][..], &["trials", "suggestions"][..]),
+    ] {
+        let (a, b) = (positions(first), positions(then));
+        assert_eq!(a.len(), 4 * first.len(), "{first:?}");
+        assert_eq!(b.len(), 4 * then.len(), "{then:?}");
+        let order: Vec<&str> = w.iter().map(|r| r.path.as_str()).collect();
+        assert!(
+            a.iter().max() < b.iter().min(),
+            "{first:?} must all be applied before {then:?}:\n{order:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_profile_served_at_v1_and_v1beta1_is_captured_at_v1() {
+    // Katib's Experiment, v1beta1 only, sorts before Profile by CRD name; kubeflow.org's
+    // preferred version is still v1, as a real API server orders versions.
+    let profiles_crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: profiles.kubeflow.org}\nspec:\n  group: kubeflow.org\n  scope: Cluster\n  names: {plural: profiles, singular: profile, kind: Profile}\n  versions:\n  - {name: v1beta1, served: true, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n";
+    let yaml: String = cluster_yaml()
+        .split("\n---\n")
+        .filter(|d| !d.contains("name: profiles.kubeflow.org"))
+        .map(|d| format!("{d}\n---\n"))
+        .collect::<String>()
+        + profiles_crd;
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&yaml).unwrap();
+    let written = backup(&kf, &src_cfg);
+    assert_eq!(written["manifest"]["kubernetes"]["kubeflow.org/Profile"], 2);
+    let profile = kf.ok(&[
+        "dump",
+        "latest",
+        "kubernetes/cluster/kubeflow.org/Profile/bob.yaml",
+    ]);
+    assert!(
+        profile.contains("apiVersion: kubeflow.org/v1\n"),
+        "{profile}"
+    );
+    let exp = kf.ok(&[
+        "dump",
+        "latest",
+        "kubernetes/namespaces/bob/kubeflow.org/Experiment/tune.yaml",
+    ]);
+    assert!(exp.contains("apiVersion: kubeflow.org/v1beta1\n"), "{exp}");
+}
+
+#[test]
+fn namespace_map_mistakes_are_refused_before_anything_is_restored() {
+    let (kf, _src, src_cfg) = seeded_cluster();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let cfg = dst_cfg.to_str().unwrap();
+    for (maps, reason) in [
+        (
+            &["nosuch:restored"][..],
+            "--namespace-map nosuch:restored: the snapshot holds no namespace nosuch; it holds bob, kubeflow, kubeflow-user-alice",
+        ),
+        (
+            &["bob:bob-1", "bob:bob-2"][..],
+            "--namespace-map maps bob twice (to bob-1 and to bob-2)",
+        ),
+        (
+            &["kubeflow-user-alice:kubeflow"][..],
+            "--namespace-map kubeflow-user-alice:kubeflow: the snapshot holds namespace kubeflow too, and the two would be merged",
+        ),
+        (
+            &["kubeflow-user-alice:x", "bob:x"][..],
+            "would merge bob and kubeflow-user-alice into one namespace",
+        ),
+    ] {
+        for dry_run in [false, true] {
+            let mut args = vec!["--kubeconfig", cfg, "restore", "latest"];
+            for m in maps {
+                args.extend(["--namespace-map", m]);
+            }
+            if dry_run {
+                args.push("--dry-run");
+            }
+            let out = kf.run(&args);
+            assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+            let err = common::error_line(&out);
+            assert!(err.contains(reason), "{args:?}: {err}");
+        }
+    }
+    assert!(
+        dst.requests().is_empty(),
+        "refused before asking the cluster"
+    );
+}
