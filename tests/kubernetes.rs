@@ -6,7 +6,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::kube::{api, cluster_yaml, standin};
+use common::kube::{
+    api, cluster_yaml, expected_keys, key_of, profiles_crd_v1beta1_and_v1, referencing_cluster,
+    secret_yaml, standin,
+};
 use common::{code, stderr, Kf};
 use kube_standin::{Fault, Server};
 use serde_json::{json, Value};
@@ -21,63 +24,6 @@ spec:
   versions:
   - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
 "#;
-
-/// What a backup of `cluster_yaml()` must hold, as `group/Kind ns/name` (`core` for v1).
-fn expected_keys() -> BTreeSet<String> {
-    let mut k: BTreeSet<String> = [
-        "apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition notebooks.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition scheduledworkflows.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition experiments.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition workflows.argoproj.io",
-        "core/Namespace kubeflow",
-        "core/Namespace kubeflow-user-alice",
-        "core/Namespace bob",
-        "kubeflow.org/Profile kubeflow-user-alice",
-        "kubeflow.org/Profile bob",
-        "rbac.authorization.k8s.io/ClusterRole kubeflow-admin",
-        "rbac.authorization.k8s.io/ClusterRole kubeflow-edit",
-        "rbac.authorization.k8s.io/ClusterRole ml-pipeline",
-        "rbac.authorization.k8s.io/ClusterRoleBinding ml-pipeline",
-        "core/ConfigMap kubeflow/pipeline-install-config",
-        "core/ServiceAccount kubeflow/ml-pipeline",
-        "networking.k8s.io/NetworkPolicy kubeflow/metadata-grpc",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    for ns in ["kubeflow-user-alice", "bob"] {
-        for obj in [
-            "core/ServiceAccount default-editor",
-            "core/ServiceAccount default-viewer",
-            "rbac.authorization.k8s.io/RoleBinding namespaceAdmin",
-            "rbac.authorization.k8s.io/RoleBinding default-editor",
-            "security.istio.io/AuthorizationPolicy ns-owner-access-istio",
-            "core/ResourceQuota kf-resource-quota",
-            "core/ConfigMap default-install-config",
-            "core/PersistentVolumeClaim workspace",
-            "kubeflow.org/Notebook nb",
-            "kubeflow.org/ScheduledWorkflow nightly-train",
-            "argoproj.io/Workflow nightly-train-001",
-            "kubeflow.org/Experiment tune",
-        ] {
-            let (kind, name) = obj.split_once(' ').unwrap();
-            k.insert(format!("{kind} {ns}/{name}"));
-        }
-    }
-    k
-}
-
-fn key_of(o: &Value) -> String {
-    let av = o["apiVersion"].as_str().unwrap();
-    let group = av.rsplit_once('/').map_or("core", |(g, _)| g);
-    let kind = o["kind"].as_str().unwrap();
-    let name = o["metadata"]["name"].as_str().unwrap();
-    match o["metadata"]["namespace"].as_str() {
-        Some(ns) => format!("{group}/{kind} {ns}/{name}"),
-        None => format!("{group}/{kind} {name}"),
-    }
-}
 
 /// An object without what the server owns, for comparing two clusters.
 fn clean(o: &Value) -> Value {
@@ -608,10 +554,6 @@ const SECRET_SNAP: &str = "a2YtdG9rZW4tT0xELTdmM2E="; // kf-token-OLD-7f3a
 const SECRET_LIVE: &str = "a2YtdG9rZW4tTElWRS0yYjhk"; // kf-token-LIVE-2b8d
 const SECRET_SHOWN: [&str; 4] = ["a2YtdG9rZW4", "kf-token", "7f3a", "2b8d"];
 
-fn secret_yaml(value: &str) -> String {
-    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: kfp-token, namespace: kubeflow}}\ntype: Opaque\ndata: {{token: {value}}}\n")
-}
-
 #[test]
 fn restore_plans_say_a_secret_changes_without_showing_its_values() {
     let kf = Kf::local();
@@ -702,102 +644,6 @@ fn restore_plans_say_a_secret_changes_without_showing_its_values() {
     }
 }
 
-/// Kinds that others refer to (Argo's templates, KServe's runtimes, Katib's Experiments) and
-/// the kinds that refer to them, four objects of each.
-fn referencing_cluster() -> String {
-    let crd = |group: &str, plural: &str, kind: &str, version: &str, scope: &str| {
-        format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {}, kind: {kind}}}\n  versions:\n  - {{name: {version}, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}\n---\n", kind.to_lowercase())
-    };
-    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\n");
-    for (group, plural, kind, version, scope) in [
-        (
-            "argoproj.io",
-            "workflowtemplates",
-            "WorkflowTemplate",
-            "v1alpha1",
-            "Namespaced",
-        ),
-        (
-            "argoproj.io",
-            "clusterworkflowtemplates",
-            "ClusterWorkflowTemplate",
-            "v1alpha1",
-            "Cluster",
-        ),
-        (
-            "argoproj.io",
-            "workflows",
-            "Workflow",
-            "v1alpha1",
-            "Namespaced",
-        ),
-        (
-            "argoproj.io",
-            "cronworkflows",
-            "CronWorkflow",
-            "v1alpha1",
-            "Namespaced",
-        ),
-        (
-            "kubeflow.org",
-            "scheduledworkflows",
-            "ScheduledWorkflow",
-            "v1beta1",
-            "Namespaced",
-        ),
-        (
-            "serving.kserve.io",
-            "servingruntimes",
-            "ServingRuntime",
-            "v1alpha1",
-            "Namespaced",
-        ),
-        (
-            "serving.kserve.io",
-            "clusterservingruntimes",
-            "ClusterServingRuntime",
-            "v1alpha1",
-            "Cluster",
-        ),
-        (
-            "serving.kserve.io",
-            "inferenceservices",
-            "InferenceService",
-            "v1beta1",
-            "Namespaced",
-        ),
-        (
-            "kubeflow.org",
-            "experiments",
-            "Experiment",
-            "v1beta1",
-            "Namespaced",
-        ),
-        ("kubeflow.org", "trials", "Trial", "v1beta1", "Namespaced"),
-        (
-            "kubeflow.org",
-            "suggestions",
-            "Suggestion",
-            "v1beta1",
-            "Namespaced",
-        ),
-    ] {
-        y.push_str(&crd(group, plural, kind, version, scope));
-        let ns = if scope == "Namespaced" {
-            ", namespace: kubeflow"
-        } else {
-            ""
-        };
-        for i in 0..4 {
-            y.push_str(&format!(
-                "apiVersion: {group}/{version}\nkind: {kind}\nmetadata: {{name: {}-{i}{ns}}}\nspec: {{n: {i}}}\nstatus: {{phase: Running}}\n---\n",
-                kind.to_lowercase()
-            ));
-        }
-    }
-    y
-}
-
 #[test]
 fn templates_runtimes_and_experiments_are_restored_before_what_refers_to_them() {
     let kf = Kf::local();
@@ -853,13 +699,12 @@ fn templates_runtimes_and_experiments_are_restored_before_what_refers_to_them() 
 fn a_profile_served_at_v1_and_v1beta1_is_captured_at_v1() {
     // Katib's Experiment, v1beta1 only, sorts before Profile by CRD name; kubeflow.org's
     // preferred version is still v1, as a real API server orders versions.
-    let profiles_crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: profiles.kubeflow.org}\nspec:\n  group: kubeflow.org\n  scope: Cluster\n  names: {plural: profiles, singular: profile, kind: Profile}\n  versions:\n  - {name: v1beta1, served: true, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n";
     let yaml: String = cluster_yaml()
         .split("\n---\n")
         .filter(|d| !d.contains("name: profiles.kubeflow.org"))
         .map(|d| format!("{d}\n---\n"))
         .collect::<String>()
-        + profiles_crd;
+        + &profiles_crd_v1beta1_and_v1();
     let kf = Kf::local();
     kf.ok(&["init"]);
     let (src, src_cfg) = standin(&kf, "src");
