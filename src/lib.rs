@@ -62,7 +62,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             || cause.downcast_ref::<restore::buckets::SelectError>().is_some()
             || cause
                 .downcast_ref::<restore::kubernetes::RestoreError>()
-                .is_some_and(|e| matches!(e, restore::kubernetes::RestoreError::Nothing(_)))
+                .is_some_and(restore::kubernetes::RestoreError::is_usage)
             || cause
                 .downcast_ref::<sources::kube::KubeError>()
                 .is_some_and(sources::kube::KubeError::is_usage)

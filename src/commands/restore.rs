@@ -139,6 +139,14 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         kubernetes: None,
         warnings: Vec::new(),
     };
+    // A mistaken --namespace-map is refused before any part is restored.
+    let mut kube_objects = None;
+    if !args.namespace_map.is_empty() && wanted(Component::Kubernetes) {
+        let objects = crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?;
+        kubernetes::namespace_map::check(&objects, &args.namespace_map)
+            .map_err(kubernetes::RestoreError::from)?;
+        kube_objects = Some(objects);
+    }
     // `--into` names a bucket when buckets, and not databases, are restored.
     let into_bucket = (only.contains(&Component::Buckets) && !only.contains(&Component::Databases))
         || (only.is_empty() && manifest.databases.is_empty() && !manifest.buckets.is_empty());
@@ -231,7 +239,10 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             || only.contains(&Component::Kubernetes)
             || kube_selected)
     {
-        let objects = crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?;
+        let objects = match kube_objects.take() {
+            Some(objects) => objects,
+            None => crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?,
+        };
         let sel = kubernetes::Selection {
             namespace_map: &args.namespace_map,
             include_kinds: &args.include_kinds,

@@ -13,9 +13,32 @@ pub struct Change {
     /// Absent when the field was removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// The values are hidden (a Secret's data): `before` and `after` only say that a value
+    /// was there.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 impl Change {
+    fn new(path: String, before: Option<Value>, after: Option<Value>) -> Self {
+        Self {
+            path,
+            before,
+            after,
+            redacted: false,
+        }
+    }
+
+    /// Hides the values: each side that has one says only [`HIDDEN`].
+    pub fn redact(&mut self) {
+        for side in [&mut self.before, &mut self.after] {
+            if side.is_some() {
+                *side = Some(HIDDEN.into());
+            }
+        }
+        self.redacted = true;
+    }
+
     /// One line, `~ path: before -> after`, `+ path: after` or `- path: before`.
     pub fn line(&self) -> String {
         let show = |v: &Value| {
@@ -30,6 +53,14 @@ impl Change {
                 s
             }
         };
+        if self.redacted {
+            return match (&self.before, &self.after) {
+                (Some(_), Some(_)) => format!("~ {}: changed {HIDDEN}", self.path),
+                (None, Some(_)) => format!("+ {}: added {HIDDEN}", self.path),
+                (Some(_), None) => format!("- {}: removed {HIDDEN}", self.path),
+                (None, None) => format!("  {}", self.path),
+            };
+        }
         match (&self.before, &self.after) {
             (Some(b), Some(a)) => format!("~ {}: {} -> {}", self.path, show(b), show(a)),
             (None, Some(a)) => format!("+ {}: {}", self.path, show(a)),
@@ -38,6 +69,9 @@ impl Change {
         }
     }
 }
+
+/// What stands in for a hidden value, in text and JSON.
+pub const HIDDEN: &str = "(value hidden)";
 
 /// Every difference between `before` and `after`.
 pub fn diff(before: &Value, after: &Value) -> Vec<Change> {
@@ -61,21 +95,13 @@ fn walk(before: &Value, after: &Value, path: String, only_after: bool, out: &mut
                 let p = join(&path, k);
                 match b.get(k) {
                     Some(bv) => walk(bv, av, p, only_after, out),
-                    None => out.push(Change {
-                        path: p,
-                        before: None,
-                        after: Some(av.clone()),
-                    }),
+                    None => out.push(Change::new(p, None, Some(av.clone()))),
                 }
             }
             if !only_after {
                 for (k, bv) in b {
                     if !a.contains_key(k) {
-                        out.push(Change {
-                            path: join(&path, k),
-                            before: Some(bv.clone()),
-                            after: None,
-                        });
+                        out.push(Change::new(join(&path, k), Some(bv.clone()), None));
                     }
                 }
             }
@@ -85,11 +111,11 @@ fn walk(before: &Value, after: &Value, path: String, only_after: bool, out: &mut
                 walk(bv, av, format!("{path}[{i}]"), only_after, out);
             }
         }
-        (b, a) if b != a => out.push(Change {
-            path: if path.is_empty() { ".".into() } else { path },
-            before: Some(b.clone()),
-            after: Some(a.clone()),
-        }),
+        (b, a) if b != a => out.push(Change::new(
+            if path.is_empty() { ".".into() } else { path },
+            Some(b.clone()),
+            Some(a.clone()),
+        )),
         _ => {}
     }
 }

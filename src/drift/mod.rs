@@ -3,3 +3,4 @@
 pub mod crds;
 pub mod fields;
 pub mod objects;
+pub mod redact;

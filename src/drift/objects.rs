@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::fields::{self, Change};
+use super::redact;
 use crate::sources::kube::object::{self, ObjectKey};
 
 /// One object present on both sides whose fields differ.
@@ -61,8 +62,13 @@ impl ObjectDrift {
     }
 }
 
+/// The fields of an owner reference that say who the owner is. The UID is not one of them: a
+/// restore gives every owner a new UID and relinks its dependents to it.
+const OWNER_FIELDS: [&str; 4] = ["apiVersion", "kind", "name", "controller"];
+
 /// Compares a snapshot's objects with the live ones. Both sides are sanitised first, so only
-/// what a restore would bring back counts, not server bookkeeping such as `resourceVersion`.
+/// what a restore would bring back counts, not server bookkeeping such as `resourceVersion`;
+/// owner references are compared by [`OWNER_FIELDS`]. A Secret's values are never shown.
 pub fn compare(
     snapshot: &BTreeMap<ObjectKey, Value>,
     live: &BTreeMap<ObjectKey, Value>,
@@ -70,6 +76,7 @@ pub fn compare(
     let clean = |v: &Value| {
         let mut v = v.clone();
         object::sanitize(&mut v);
+        owner_identities(&mut v);
         v
     };
     let mut drift = ObjectDrift::default();
@@ -77,7 +84,8 @@ pub fn compare(
         match snapshot.get(key) {
             None => drift.added.push(key.clone()),
             Some(snap_obj) => {
-                let changes = fields::diff(&clean(snap_obj), &clean(live_obj));
+                let mut changes = fields::diff(&clean(snap_obj), &clean(live_obj));
+                redact::secret_values(key, &mut changes);
                 if !changes.is_empty() {
                     drift.changed.push(Changed {
                         object: key.clone(),
@@ -93,6 +101,19 @@ pub fn compare(
         .cloned()
         .collect();
     drift
+}
+
+/// Keeps only [`OWNER_FIELDS`] of each owner reference.
+fn owner_identities(obj: &mut Value) {
+    let Some(refs) = obj
+        .pointer_mut("/metadata/ownerReferences")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for r in refs.iter_mut().filter_map(Value::as_object_mut) {
+        r.retain(|k, _| OWNER_FIELDS.contains(&k.as_str()));
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +155,23 @@ mod tests {
             "+ core/ConfigMap kubeflow/c\n- core/ConfigMap kubeflow/b\n~ core/ConfigMap kubeflow/a\n    ~ data.k: \"1\" -> \"2\"\n"
         );
         assert!(compare(&snap, &snap).is_empty());
+    }
+
+    #[test]
+    fn owners_are_compared_by_identity_not_uid() {
+        let trial = |uid: &str, owner: &str| {
+            json!({"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+                "metadata": {"name": "t", "namespace": "a", "ownerReferences": [
+                    {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": owner,
+                     "uid": uid, "controller": true, "blockOwnerDeletion": true}]}})
+        };
+        let snap = set(&[trial("old-uid", "e")]);
+        assert!(compare(&snap, &set(&[trial("new-uid", "e")])).is_empty());
+        let d = compare(&snap, &set(&[trial("new-uid", "other")]));
+        assert_eq!(
+            d.changed[0].changes[0].line(),
+            r#"~ metadata.ownerReferences[0].name: "e" -> "other""#
+        );
+        assert_eq!(d.changed[0].changes.len(), 1);
     }
 }

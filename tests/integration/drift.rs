@@ -558,3 +558,213 @@ fn crds_diff_refuses_an_empty_pinned_file_as_a_usage_error() {
         );
     }
 }
+
+/// A Secret's values as the cluster holds them (base64) and as they read (plain): none of
+/// these, nor the prefix they share, may ever be printed.
+const SECRET_OLD: &str = "a2YtdG9rZW4tT0xELTdmM2E="; // kf-token-OLD-7f3a
+const SECRET_NEW: &str = "a2YtdG9rZW4tTkVXLTljMWU="; // kf-token-NEW-9c1e
+const SECRET_SHOWN: [&str; 4] = ["a2YtdG9rZW4", "kf-token", "7f3a", "9c1e"];
+
+fn assert_no_secret(out: &std::process::Output) {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for s in SECRET_SHOWN {
+        assert!(!all.contains(s), "{s} printed:\n{all}");
+    }
+}
+
+#[test]
+fn diff_says_a_secret_changed_without_showing_its_values() {
+    let kf = Kf::local();
+    kf.write("kfguard.toml", "[kubernetes]\ninclude_secrets = true\n");
+    let (server, kubeconfig) = cluster(&kf);
+    server
+        .seed_yaml(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: kfp-token, namespace: kubeflow}}\ntype: Opaque\ndata: {{token: {SECRET_OLD}, gone: {SECRET_OLD}}}\n"
+        ))
+        .unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    kf.ok(&["init"]);
+    kf.ok(&["--kubeconfig", kc, "backup", "--only", "kubernetes"]);
+    api(
+        &server,
+        "PATCH",
+        "/api/v1/namespaces/kubeflow/secrets/kfp-token",
+        Some(
+            json!({"data": {"token": SECRET_NEW, "gone": null, "added": SECRET_NEW}, "type": "kfp/token"}),
+        ),
+    );
+
+    let out = kf.run(&["--kubeconfig", kc, "diff", "latest"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_no_secret(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "~ core/Secret kubeflow/kfp-token",
+        "    ~ data.token: changed (value hidden)",
+        "    + data.added: added (value hidden)",
+        "    - data.gone: removed (value hidden)",
+        r#"    ~ type: "Opaque" -> "kfp/token""#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+
+    let out = kf.run(&["--kubeconfig", kc, "--output", "json", "diff", "latest"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_no_secret(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes = &report["changed"][0]["changes"];
+    let token = changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "data.token")
+        .unwrap();
+    assert_eq!(
+        token,
+        &json!({"path": "data.token", "before": "(value hidden)", "after": "(value hidden)", "redacted": true})
+    );
+}
+
+/// Katib's kinds: an Experiment owns its Trial and Suggestion.
+const KATIB: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: experiments.kubeflow.org}
+spec:
+  group: kubeflow.org
+  scope: Namespaced
+  names: {plural: experiments, singular: experiment, kind: Experiment}
+  versions:
+  - {name: v1beta1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: trials.kubeflow.org}
+spec:
+  group: kubeflow.org
+  scope: Namespaced
+  names: {plural: trials, singular: trial, kind: Trial}
+  versions:
+  - {name: v1beta1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: suggestions.kubeflow.org}
+spec:
+  group: kubeflow.org
+  scope: Namespaced
+  names: {plural: suggestions, singular: suggestion, kind: Suggestion}
+  versions:
+  - {name: v1beta1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: tune, namespace: kubeflow-user-alice}
+spec: {maxTrialCount: 3}
+---
+apiVersion: kubeflow.org/v1beta1
+kind: Trial
+metadata:
+  name: tune-abc
+  namespace: kubeflow-user-alice
+  ownerReferences:
+  - {apiVersion: kubeflow.org/v1beta1, kind: Experiment, name: tune, uid: 11111111-0000-0000-0000-000000000001, controller: true, blockOwnerDeletion: true}
+spec: {parameterAssignments: [{name: lr, value: "0.01"}]}
+---
+apiVersion: kubeflow.org/v1beta1
+kind: Suggestion
+metadata:
+  name: tune
+  namespace: kubeflow-user-alice
+  ownerReferences:
+  - {apiVersion: kubeflow.org/v1beta1, kind: Experiment, name: tune, uid: 11111111-0000-0000-0000-000000000001, controller: true, blockOwnerDeletion: true}
+spec: {algorithm: {algorithmName: random}, requests: 3}
+"#;
+
+#[test]
+fn no_drift_right_after_a_restore_that_relinked_owners_but_a_changed_owner_is_drift() {
+    let kf = Kf::local();
+    let (source, src_cfg) = cluster(&kf);
+    source.seed_yaml(KATIB).unwrap();
+    kf.ok(&["init"]);
+    kf.ok(&[
+        "--kubeconfig",
+        src_cfg.to_str().unwrap(),
+        "backup",
+        "--only",
+        "kubernetes",
+    ]);
+
+    // Restored into an empty cluster, the owners get new UIDs and the owned objects follow.
+    let target = Server::start(Options::default());
+    let dst_cfg = kf.path().join("target.kubeconfig");
+    target.write_kubeconfig(&dst_cfg).unwrap();
+    let dst = dst_cfg.to_str().unwrap();
+    kf.ok(&[
+        "--kubeconfig",
+        dst,
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+    ]);
+    let exp = target
+        .get(
+            "kubeflow.org/v1beta1",
+            "Experiment",
+            Some("kubeflow-user-alice"),
+            "tune",
+        )
+        .unwrap();
+    let uid = exp["metadata"]["uid"].as_str().unwrap();
+    let source_exp = source
+        .get(
+            "kubeflow.org/v1beta1",
+            "Experiment",
+            Some("kubeflow-user-alice"),
+            "tune",
+        )
+        .unwrap();
+    assert_ne!(json!(uid), source_exp["metadata"]["uid"]);
+    assert_ne!(uid, "11111111-0000-0000-0000-000000000001");
+    for (kind, name) in [("Trial", "tune-abc"), ("Suggestion", "tune")] {
+        let o = target
+            .get(
+                "kubeflow.org/v1beta1",
+                kind,
+                Some("kubeflow-user-alice"),
+                name,
+            )
+            .unwrap();
+        assert_eq!(o["metadata"]["ownerReferences"][0]["uid"], uid, "{kind}");
+    }
+
+    let (status, report) = json_run(&kf, &dst_cfg, &["diff", "latest"]);
+    assert_eq!(status, 0, "{report:#}");
+    assert_eq!(report["changed"], json!([]));
+
+    // Another owner is drift, named by what changed, never by UID.
+    api(
+        &target,
+        "PATCH",
+        "/apis/kubeflow.org/v1beta1/namespaces/kubeflow-user-alice/trials/tune-abc",
+        Some(
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "tune-2", "uid": uid, "controller": true, "blockOwnerDeletion": true}]}}),
+        ),
+    );
+    let (status, report) = json_run(&kf, &dst_cfg, &["diff", "latest"]);
+    assert_eq!(status, 3, "{report:#}");
+    assert_eq!(
+        key(&report["changed"][0]["object"]),
+        "kubeflow.org/Trial kubeflow-user-alice/tune-abc"
+    );
+    assert_eq!(
+        report["changed"][0]["changes"],
+        json!([{"path": "metadata.ownerReferences[0].name", "before": "tune", "after": "tune-2"}]),
+        "{report:#}"
+    );
+}

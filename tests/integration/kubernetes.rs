@@ -6,7 +6,10 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use common::kube::{api, cluster_yaml, standin};
+use common::kube::{
+    api, cluster_yaml, expected_keys, key_of, profiles_crd_v1beta1_and_v1, referencing_cluster,
+    secret_yaml, standin,
+};
 use common::{code, stderr, Kf};
 use kube_standin::{Fault, Server};
 use serde_json::{json, Value};
@@ -21,63 +24,6 @@ spec:
   versions:
   - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
 "#;
-
-/// What a backup of `cluster_yaml()` must hold, as `group/Kind ns/name` (`core` for v1).
-fn expected_keys() -> BTreeSet<String> {
-    let mut k: BTreeSet<String> = [
-        "apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition notebooks.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition scheduledworkflows.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition experiments.kubeflow.org",
-        "apiextensions.k8s.io/CustomResourceDefinition workflows.argoproj.io",
-        "core/Namespace kubeflow",
-        "core/Namespace kubeflow-user-alice",
-        "core/Namespace bob",
-        "kubeflow.org/Profile kubeflow-user-alice",
-        "kubeflow.org/Profile bob",
-        "rbac.authorization.k8s.io/ClusterRole kubeflow-admin",
-        "rbac.authorization.k8s.io/ClusterRole kubeflow-edit",
-        "rbac.authorization.k8s.io/ClusterRole ml-pipeline",
-        "rbac.authorization.k8s.io/ClusterRoleBinding ml-pipeline",
-        "core/ConfigMap kubeflow/pipeline-install-config",
-        "core/ServiceAccount kubeflow/ml-pipeline",
-        "networking.k8s.io/NetworkPolicy kubeflow/metadata-grpc",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    for ns in ["kubeflow-user-alice", "bob"] {
-        for obj in [
-            "core/ServiceAccount default-editor",
-            "core/ServiceAccount default-viewer",
-            "rbac.authorization.k8s.io/RoleBinding namespaceAdmin",
-            "rbac.authorization.k8s.io/RoleBinding default-editor",
-            "security.istio.io/AuthorizationPolicy ns-owner-access-istio",
-            "core/ResourceQuota kf-resource-quota",
-            "core/ConfigMap default-install-config",
-            "core/PersistentVolumeClaim workspace",
-            "kubeflow.org/Notebook nb",
-            "kubeflow.org/ScheduledWorkflow nightly-train",
-            "argoproj.io/Workflow nightly-train-001",
-            "kubeflow.org/Experiment tune",
-        ] {
-            let (kind, name) = obj.split_once(' ').unwrap();
-            k.insert(format!("{kind} {ns}/{name}"));
-        }
-    }
-    k
-}
-
-fn key_of(o: &Value) -> String {
-    let av = o["apiVersion"].as_str().unwrap();
-    let group = av.rsplit_once('/').map_or("core", |(g, _)| g);
-    let kind = o["kind"].as_str().unwrap();
-    let name = o["metadata"]["name"].as_str().unwrap();
-    match o["metadata"]["namespace"].as_str() {
-        Some(ns) => format!("{group}/{kind} {ns}/{name}"),
-        None => format!("{group}/{kind} {name}"),
-    }
-}
 
 /// An object without what the server owns, for comparing two clusters.
 fn clean(o: &Value) -> Value {
@@ -625,5 +571,229 @@ fn a_kind_the_snapshot_does_not_hold_is_refused_before_anything_is_restored() {
     assert!(
         dst.list("v1", "ConfigMap").is_empty(),
         "nothing is restored"
+    );
+}
+
+/// A Secret's values as the cluster holds them (base64) and as they read (plain): none of
+/// these, nor the prefix they share, may ever be printed.
+const SECRET_SNAP: &str = "a2YtdG9rZW4tT0xELTdmM2E="; // kf-token-OLD-7f3a
+const SECRET_LIVE: &str = "a2YtdG9rZW4tTElWRS0yYjhk"; // kf-token-LIVE-2b8d
+const SECRET_SHOWN: [&str; 4] = ["a2YtdG9rZW4", "kf-token", "7f3a", "2b8d"];
+
+#[test]
+fn restore_plans_say_a_secret_changes_without_showing_its_values() {
+    let kf = Kf::local();
+    kf.write("kfguard.toml", "[kubernetes]\ninclude_secrets = true\n");
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&cluster_yaml()).unwrap();
+    src.seed_yaml(&secret_yaml(SECRET_SNAP)).unwrap();
+    let written = backup(&kf, &src_cfg);
+    assert_eq!(written["manifest"]["kubernetes"]["core/Secret"], 2);
+
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    dst.seed_yaml(ISTIO_CRD).unwrap();
+    dst.seed_yaml(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: kubeflow}}\n---\n{}",
+        secret_yaml(SECRET_LIVE)
+    ))
+    .unwrap();
+    let restore = |dry_run: bool, json: bool| {
+        let mut args = vec!["--kubeconfig", dst_cfg.to_str().unwrap()];
+        if json {
+            args.extend(["--output", "json"]);
+        }
+        args.extend([
+            "restore",
+            "latest",
+            "--only",
+            "kubernetes",
+            "--existing",
+            "update",
+        ]);
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let out = kf.run(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        for s in SECRET_SHOWN {
+            assert!(!all.contains(s), "{args:?} printed {s}:\n{all}");
+        }
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let live_again = || {
+        let status = api(
+            &dst,
+            "PATCH",
+            "/api/v1/namespaces/kubeflow/secrets/kfp-token",
+            Some(&json!({"data": {"token": SECRET_LIVE}})),
+        );
+        assert_eq!(status, 200);
+    };
+    for (dry_run, json) in [(true, false), (true, true), (false, false), (false, true)] {
+        let out = restore(dry_run, json);
+        if json {
+            let v: Value = serde_json::from_str(&out).unwrap();
+            let step = v["kubernetes"]["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["object"]["kind"] == "Secret" && s["object"]["name"] == "kfp-token")
+                .unwrap()
+                .clone();
+            assert_eq!(step["action"], "update", "{v}");
+            assert_eq!(
+                step["changes"],
+                json!([{"path": "data.token", "before": "(value hidden)", "after": "(value hidden)", "redacted": true}])
+            );
+        } else {
+            assert!(
+                out.contains("update    core/Secret kubeflow/kfp-token"),
+                "{out}"
+            );
+            assert!(
+                out.contains("        ~ data.token: changed (value hidden)\n"),
+                "{out}"
+            );
+        }
+        if !dry_run {
+            let s = dst
+                .get("v1", "Secret", Some("kubeflow"), "kfp-token")
+                .unwrap();
+            assert_eq!(
+                s["data"]["token"], SECRET_SNAP,
+                "the value itself is restored"
+            );
+            live_again();
+        }
+    }
+}
+
+#[test]
+fn templates_runtimes_and_experiments_are_restored_before_what_refers_to_them() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&referencing_cluster()).unwrap();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    kf.ok(&[
+        "--kubeconfig",
+        dst_cfg.to_str().unwrap(),
+        "restore",
+        "latest",
+        "--only",
+        "kubernetes",
+        "--jobs",
+        "8",
+    ]);
+    let w = writes(&dst);
+    let positions = |plurals: &[&str]| -> Vec<usize> {
+        w.iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                let resource = r.path.rsplit('/').nth(1).unwrap_or("");
+                plurals.contains(&resource)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    for (first, then) in [
+        (
+            &["workflowtemplates", "clusterworkflowtemplates"][..],
+            &["workflows", "cronworkflows", "scheduledworkflows"][..],
+        ),
+        (
+            &["servingruntimes", "clusterservingruntimes"][..],
+            &["inferenceservices"][..],
+        ),
+        (&["experiments"][..], &["trials", "suggestions"][..]),
+    ] {
+        let (a, b) = (positions(first), positions(then));
+        assert_eq!(a.len(), 4 * first.len(), "{first:?}");
+        assert_eq!(b.len(), 4 * then.len(), "{then:?}");
+        let order: Vec<&str> = w.iter().map(|r| r.path.as_str()).collect();
+        assert!(
+            a.iter().max() < b.iter().min(),
+            "{first:?} must all be applied before {then:?}:\n{order:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_profile_served_at_v1_and_v1beta1_is_captured_at_v1() {
+    // Katib's Experiment, v1beta1 only, sorts before Profile by CRD name; kubeflow.org's
+    // preferred version is still v1, as a real API server orders versions.
+    let yaml: String = cluster_yaml()
+        .split("\n---\n")
+        .filter(|d| !d.contains("name: profiles.kubeflow.org"))
+        .map(|d| format!("{d}\n---\n"))
+        .collect::<String>()
+        + &profiles_crd_v1beta1_and_v1();
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (src, src_cfg) = standin(&kf, "src");
+    src.seed_yaml(&yaml).unwrap();
+    let written = backup(&kf, &src_cfg);
+    assert_eq!(written["manifest"]["kubernetes"]["kubeflow.org/Profile"], 2);
+    let profile = kf.ok(&[
+        "dump",
+        "latest",
+        "kubernetes/cluster/kubeflow.org/Profile/bob.yaml",
+    ]);
+    assert!(
+        profile.contains("apiVersion: kubeflow.org/v1\n"),
+        "{profile}"
+    );
+    let exp = kf.ok(&[
+        "dump",
+        "latest",
+        "kubernetes/namespaces/bob/kubeflow.org/Experiment/tune.yaml",
+    ]);
+    assert!(exp.contains("apiVersion: kubeflow.org/v1beta1\n"), "{exp}");
+}
+
+#[test]
+fn namespace_map_mistakes_are_refused_before_anything_is_restored() {
+    let (kf, _src, src_cfg) = seeded_cluster();
+    backup(&kf, &src_cfg);
+    let (dst, dst_cfg) = standin(&kf, "dst");
+    let cfg = dst_cfg.to_str().unwrap();
+    for (maps, reason) in [
+        (
+            &["nosuch:restored"][..],
+            "--namespace-map nosuch:restored: the snapshot holds no namespace nosuch; it holds bob, kubeflow, kubeflow-user-alice",
+        ),
+        (
+            &["bob:bob-1", "bob:bob-2"][..],
+            "--namespace-map maps bob twice (to bob-1 and to bob-2)",
+        ),
+        (
+            &["kubeflow-user-alice:kubeflow"][..],
+            "--namespace-map kubeflow-user-alice:kubeflow: the snapshot holds namespace kubeflow too, and the two would be merged",
+        ),
+        (
+            &["kubeflow-user-alice:x", "bob:x"][..],
+            "would merge bob and kubeflow-user-alice into one namespace",
+        ),
+    ] {
+        for dry_run in [false, true] {
+            let mut args = vec!["--kubeconfig", cfg, "restore", "latest"];
+            for m in maps {
+                args.extend(["--namespace-map", m]);
+            }
+            if dry_run {
+                args.push("--dry-run");
+            }
+            let out = kf.run(&args);
+            assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+            let err = common::error_line(&out);
+            assert!(err.contains(reason), "{args:?}: {err}");
+        }
+    }
+    assert!(
+        dst.requests().is_empty(),
+        "refused before asking the cluster"
     );
 }

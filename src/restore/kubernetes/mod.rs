@@ -6,11 +6,16 @@
 //! - ownerReferences are relinked to the UIDs the owners have on the target cluster (by kind,
 //!   namespace and name); a reference to an owner that is not there is dropped, because the
 //!   garbage collector would delete the object.
+//! - Within a stage, objects go in waves (see [`order::waves`]): owners before what they own,
+//!   templates, runtimes and Experiments before the objects that name them.
+//! - `--namespace-map` is checked against the snapshot first (see [`namespace_map`]).
+//! - A Secret's values never reach the plan: a change to them only says that it changed.
 //! - `--dry-run` sends every create and update with `dryRun=All`, so the server validates the
 //!   plan without storing anything; unchanged and skipped objects are not sent.
 //! - Objects are applied with bounded concurrency and retried on 429 and 5xx; one failed object
 //!   is reported and the others go on.
 
+pub mod namespace_map;
 pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,9 +30,11 @@ use tokio::runtime::Handle;
 use crate::cli::Existing;
 use crate::config::KubernetesConfig;
 use crate::drift::fields::{self, Change};
+use crate::drift::redact;
 use crate::sources::kube::catalog::{self, Kind, Served};
 use crate::sources::kube::object::{self, group_of, ObjectKey};
 use crate::sources::kube::{retry, Cluster, KubeError};
+use order::{uid_key, UidKey};
 
 /// Field manager of every apply.
 pub const FIELD_MANAGER: &str = "kfguard";
@@ -49,7 +56,16 @@ pub enum RestoreError {
     #[error("the snapshot holds no Kubernetes objects{0}")]
     Nothing(String),
     #[error(transparent)]
+    NamespaceMap(#[from] namespace_map::MapError),
+    #[error(transparent)]
     Kube(#[from] KubeError),
+}
+
+impl RestoreError {
+    /// Asking for what the snapshot cannot give: exit 2.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::Nothing(_) | Self::NamespaceMap(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +142,7 @@ fn prepare(
     sel: &Selection,
 ) -> Result<Vec<Item>, RestoreError> {
     let total = objects.len();
+    namespace_map::check(&objects, sel.namespace_map)?;
     let mut items: Vec<Item> = objects
         .into_iter()
         .filter(|(k, _)| order::kind_selected(sel.include_kinds, k))
@@ -156,18 +173,6 @@ fn prepare(
     }
     items.sort_by(|a, b| (a.stage, &a.key).cmp(&(b.stage, &b.key)));
     Ok(items)
-}
-
-/// Identity of an object for UID lookups: group, kind, namespace, name.
-type UidKey = (String, String, Option<String>, String);
-
-fn uid_key(key: &ObjectKey) -> UidKey {
-    (
-        key.group.clone(),
-        key.kind.clone(),
-        key.namespace.clone(),
-        key.name.clone(),
-    )
 }
 
 /// Live objects of the kinds a stage touches, listed once per kind.
@@ -273,13 +278,14 @@ async fn apply_all(
             namespaces_live = Some(names);
         }
         let namespaces_live = namespaces_live.as_ref();
-        // Owners before dependents: objects whose owner is restored in this same stage go in a
-        // later wave, once the owner has its new UID.
-        let in_stage: BTreeSet<UidKey> = items.iter().map(|i| uid_key(&i.key)).collect();
-        let (first, second): (Vec<Item>, Vec<Item>) = items
-            .into_iter()
-            .partition(|i| owners(&i.obj, &i.key).iter().all(|o| !in_stage.contains(o)));
-        for wave in [first, second] {
+        // Owners before dependents, once the owner has its new UID, and referenced kinds
+        // (templates, runtimes, experiments) before their users: wave by wave.
+        let wave_of = order::waves(&items.iter().map(|i| (&i.key, &i.obj)).collect::<Vec<_>>());
+        let mut waves: BTreeMap<usize, Vec<Item>> = BTreeMap::new();
+        for (item, w) in items.into_iter().zip(wave_of) {
+            waves.entry(w).or_default().push(item);
+        }
+        for wave in waves.into_values() {
             let mut tasks = Vec::new();
             for mut item in wave {
                 let kind = served.get(&item.key.group, &item.key.kind).cloned();
@@ -332,6 +338,7 @@ async fn apply_all(
                     let mut live_clean = live_obj.clone();
                     object::sanitize(&mut live_clean);
                     step.changes = fields::applied(&live_clean, &item.obj);
+                    redact::secret_values(&item.key, &mut step.changes);
                     step.action = if step.changes.is_empty() {
                         Action::Unchanged
                     } else if sel.existing == Existing::Skip {
@@ -428,25 +435,6 @@ fn kinds_of<'a>(served: &Served, items: impl Iterator<Item = &'a Item>) -> Vec<K
         .iter()
         .filter_map(|(g, k)| served.get(g, k).cloned())
         .collect()
-}
-
-/// The owners an object names, as UID lookup keys (same namespace, or cluster-scoped).
-fn owners(obj: &Value, key: &ObjectKey) -> Vec<UidKey> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| {
-                    Some((
-                        group_of(r.get("apiVersion")?.as_str()?).to_string(),
-                        r.get("kind")?.as_str()?.to_string(),
-                        key.namespace.clone(),
-                        r.get("name")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Points ownerReferences at the owners' UIDs on the target cluster; drops references to owners

@@ -1,6 +1,8 @@
 //! The restore order of Kubernetes objects, and the rewrites a restore makes to them before
 //! they are applied: namespace mapping, disabled schedules, kind selection.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::sources::kube::object::{group_of, ObjectKey};
@@ -33,6 +35,120 @@ pub fn stage(group: &str, kind: &str) -> u8 {
         ("", "PersistentVolumeClaim") => 8,
         _ => 9,
     }
+}
+
+/// A kind by its group: `("argoproj.io", "Workflow")`.
+type GroupKind = (&'static str, &'static str);
+
+/// Argo's templates, which Workflows, CronWorkflows and KFP's ScheduledWorkflows run.
+const TEMPLATES: &[GroupKind] = &[
+    ("argoproj.io", "WorkflowTemplate"),
+    ("argoproj.io", "ClusterWorkflowTemplate"),
+];
+const RUNTIMES: &[GroupKind] = &[
+    ("serving.kserve.io", "ServingRuntime"),
+    ("serving.kserve.io", "ClusterServingRuntime"),
+];
+const EXPERIMENT: &[GroupKind] = &[("kubeflow.org", "Experiment")];
+
+/// Custom resources that name objects of other kinds, and those kinds: within the
+/// custom-resources stage the second are applied, and finished, before the first. A running
+/// Workflow whose template is missing fails at once; an InferenceService needs its runtime;
+/// Katib's Trials and Suggestions belong to their Experiment.
+const REFERENCES: [(GroupKind, &[GroupKind]); 6] = [
+    (("argoproj.io", "Workflow"), TEMPLATES),
+    (("argoproj.io", "CronWorkflow"), TEMPLATES),
+    (("kubeflow.org", "ScheduledWorkflow"), TEMPLATES),
+    (("serving.kserve.io", "InferenceService"), RUNTIMES),
+    (("kubeflow.org", "Trial"), EXPERIMENT),
+    (("kubeflow.org", "Suggestion"), EXPERIMENT),
+];
+
+/// The kinds a kind refers to and must come after, as (group, kind).
+fn referenced_kinds(group: &str, kind: &str) -> &'static [GroupKind] {
+    REFERENCES
+        .iter()
+        .find(|(user, _)| *user == (group, kind))
+        .map_or(&[], |(_, refs)| refs)
+}
+
+/// Identity of an object for UID lookups: group, kind, namespace, name.
+pub type UidKey = (String, String, Option<String>, String);
+
+pub fn uid_key(key: &ObjectKey) -> UidKey {
+    (
+        key.group.clone(),
+        key.kind.clone(),
+        key.namespace.clone(),
+        key.name.clone(),
+    )
+}
+
+/// The owners an object names, as UID lookup keys (same namespace, or cluster-scoped).
+pub fn owners(obj: &Value, key: &ObjectKey) -> Vec<UidKey> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| {
+                    Some((
+                        group_of(r.get("apiVersion")?.as_str()?).to_string(),
+                        r.get("kind")?.as_str()?.to_string(),
+                        key.namespace.clone(),
+                        r.get("name")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The wave of each object of one stage, 0 first: an object comes after its owners in the
+/// stage (they need their new UIDs first) and after every object of the kinds it refers to
+/// (see [`REFERENCES`]). A wave is applied, and finished, before the next one starts. An
+/// ownership cycle, which Kubernetes never makes, stops the waves from growing.
+pub fn waves(objects: &[(&ObjectKey, &Value)]) -> Vec<usize> {
+    let index: HashMap<UidKey, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (uid_key(k), i))
+        .collect();
+    let deps: Vec<(Vec<usize>, &[GroupKind])> = objects
+        .iter()
+        .map(|(k, o)| {
+            let owners = owners(o, k)
+                .iter()
+                .filter_map(|u| index.get(u).copied())
+                .collect();
+            (owners, referenced_kinds(&k.group, &k.kind))
+        })
+        .collect();
+    let mut wave = vec![0usize; objects.len()];
+    for _ in 0..=objects.len().min(64) {
+        let mut last_of_kind: HashMap<(&str, &str), usize> = HashMap::new();
+        for ((k, _), w) in objects.iter().zip(&wave) {
+            let e = last_of_kind
+                .entry((k.group.as_str(), k.kind.as_str()))
+                .or_default();
+            *e = (*e).max(*w);
+        }
+        let mut changed = false;
+        for (i, (owners, kinds)) in deps.iter().enumerate() {
+            let after_owners = owners.iter().map(|&o| wave[o] + 1);
+            let after_kinds = kinds
+                .iter()
+                .filter_map(|k| last_of_kind.get(k).map(|w| w + 1));
+            let need = after_owners.chain(after_kinds).max().unwrap_or(0);
+            if need > wave[i] {
+                wave[i] = need;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    wave
 }
 
 pub fn stage_name(stage: u8) -> &'static str {
@@ -146,6 +262,47 @@ mod tests {
         assert!(stage("", "ConfigMap") < stage("", "PersistentVolumeClaim"));
         assert_eq!(stage("kubeflow.org", "Notebook"), 9);
         assert_eq!(stage_name(9), "custom resources");
+    }
+
+    #[test]
+    fn referenced_kinds_and_owners_come_in_earlier_waves() {
+        let o = |api: &str, kind: &str, name: &str, owner: Option<(&str, &str)>| {
+            let mut v = json!({"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "a"}});
+            if let Some((k, n)) = owner {
+                v["metadata"]["ownerReferences"] =
+                    json!([{"apiVersion": "kubeflow.org/v1beta1", "kind": k, "name": n}]);
+            }
+            v
+        };
+        let objs = [
+            o(
+                "argoproj.io/v1alpha1",
+                "Workflow",
+                "run",
+                Some(("ScheduledWorkflow", "s")),
+            ),
+            o("kubeflow.org/v1beta1", "ScheduledWorkflow", "s", None),
+            o("argoproj.io/v1alpha1", "WorkflowTemplate", "t", None),
+            o(
+                "kubeflow.org/v1beta1",
+                "Trial",
+                "t1",
+                Some(("Experiment", "e")),
+            ),
+            o("kubeflow.org/v1beta1", "Suggestion", "e", None),
+            o("kubeflow.org/v1beta1", "Experiment", "e", None),
+            o("serving.kserve.io/v1beta1", "InferenceService", "m", None),
+            o(
+                "serving.kserve.io/v1alpha1",
+                "ClusterServingRuntime",
+                "r",
+                None,
+            ),
+            o("kubeflow.org/v1", "Notebook", "nb", None),
+        ];
+        let keys: Vec<ObjectKey> = objs.iter().map(|v| ObjectKey::of(v).unwrap()).collect();
+        let pairs: Vec<(&ObjectKey, &Value)> = keys.iter().zip(objs.iter()).collect();
+        assert_eq!(waves(&pairs), [2, 1, 0, 1, 1, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! A Kubeflow-like cluster for the stand-in API server: profiles with their namespaces, service
 //! accounts, bindings and Istio policies; KFP, Argo, Katib and Istio CRDs (one over 256 KiB);
-//! custom resources, schedules and workflows; and objects a backup must leave out.
+//! custom resources, schedules and workflows; and objects a backup must leave out. Also what a
+//! backup of it must hold, and smaller fixtures: a Secret, kinds that refer to others.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use kube_standin::{Options, Server};
+use serde_json::Value;
 
 use super::Kf;
 
@@ -298,6 +301,170 @@ spec:
     y.push_str(&profile("kubeflow-user-alice", "alice@example.com"));
     y.push_str(&profile("bob", "bob@example.com"));
     y
+}
+
+/// What a backup of `cluster_yaml()` must hold, as `group/Kind ns/name` (`core` for v1).
+pub fn expected_keys() -> BTreeSet<String> {
+    let mut k: BTreeSet<String> = [
+        "apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition notebooks.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition scheduledworkflows.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition experiments.kubeflow.org",
+        "apiextensions.k8s.io/CustomResourceDefinition workflows.argoproj.io",
+        "core/Namespace kubeflow",
+        "core/Namespace kubeflow-user-alice",
+        "core/Namespace bob",
+        "kubeflow.org/Profile kubeflow-user-alice",
+        "kubeflow.org/Profile bob",
+        "rbac.authorization.k8s.io/ClusterRole kubeflow-admin",
+        "rbac.authorization.k8s.io/ClusterRole kubeflow-edit",
+        "rbac.authorization.k8s.io/ClusterRole ml-pipeline",
+        "rbac.authorization.k8s.io/ClusterRoleBinding ml-pipeline",
+        "core/ConfigMap kubeflow/pipeline-install-config",
+        "core/ServiceAccount kubeflow/ml-pipeline",
+        "networking.k8s.io/NetworkPolicy kubeflow/metadata-grpc",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    for ns in ["kubeflow-user-alice", "bob"] {
+        for obj in [
+            "core/ServiceAccount default-editor",
+            "core/ServiceAccount default-viewer",
+            "rbac.authorization.k8s.io/RoleBinding namespaceAdmin",
+            "rbac.authorization.k8s.io/RoleBinding default-editor",
+            "security.istio.io/AuthorizationPolicy ns-owner-access-istio",
+            "core/ResourceQuota kf-resource-quota",
+            "core/ConfigMap default-install-config",
+            "core/PersistentVolumeClaim workspace",
+            "kubeflow.org/Notebook nb",
+            "kubeflow.org/ScheduledWorkflow nightly-train",
+            "argoproj.io/Workflow nightly-train-001",
+            "kubeflow.org/Experiment tune",
+        ] {
+            let (kind, name) = obj.split_once(' ').unwrap();
+            k.insert(format!("{kind} {ns}/{name}"));
+        }
+    }
+    k
+}
+
+/// `group/Kind ns/name` of an object (`core` for v1).
+pub fn key_of(o: &Value) -> String {
+    let av = o["apiVersion"].as_str().unwrap();
+    let group = av.rsplit_once('/').map_or("core", |(g, _)| g);
+    let kind = o["kind"].as_str().unwrap();
+    let name = o["metadata"]["name"].as_str().unwrap();
+    match o["metadata"]["namespace"].as_str() {
+        Some(ns) => format!("{group}/{kind} {ns}/{name}"),
+        None => format!("{group}/{kind} {name}"),
+    }
+}
+
+/// A Secret `kfp-token` in `kubeflow` holding one value.
+pub fn secret_yaml(value: &str) -> String {
+    format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: kfp-token, namespace: kubeflow}}\ntype: Opaque\ndata: {{token: {value}}}\n")
+}
+
+/// Kinds that others refer to (Argo's templates, KServe's runtimes, Katib's Experiments) and
+/// the kinds that refer to them, four objects of each.
+pub fn referencing_cluster() -> String {
+    let crd = |group: &str, plural: &str, kind: &str, version: &str, scope: &str| {
+        format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {}, kind: {kind}}}\n  versions:\n  - {{name: {version}, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}\n---\n", kind.to_lowercase())
+    };
+    let mut y = String::from("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\n");
+    for (group, plural, kind, version, scope) in [
+        (
+            "argoproj.io",
+            "workflowtemplates",
+            "WorkflowTemplate",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "argoproj.io",
+            "clusterworkflowtemplates",
+            "ClusterWorkflowTemplate",
+            "v1alpha1",
+            "Cluster",
+        ),
+        (
+            "argoproj.io",
+            "workflows",
+            "Workflow",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "argoproj.io",
+            "cronworkflows",
+            "CronWorkflow",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "kubeflow.org",
+            "scheduledworkflows",
+            "ScheduledWorkflow",
+            "v1beta1",
+            "Namespaced",
+        ),
+        (
+            "serving.kserve.io",
+            "servingruntimes",
+            "ServingRuntime",
+            "v1alpha1",
+            "Namespaced",
+        ),
+        (
+            "serving.kserve.io",
+            "clusterservingruntimes",
+            "ClusterServingRuntime",
+            "v1alpha1",
+            "Cluster",
+        ),
+        (
+            "serving.kserve.io",
+            "inferenceservices",
+            "InferenceService",
+            "v1beta1",
+            "Namespaced",
+        ),
+        (
+            "kubeflow.org",
+            "experiments",
+            "Experiment",
+            "v1beta1",
+            "Namespaced",
+        ),
+        ("kubeflow.org", "trials", "Trial", "v1beta1", "Namespaced"),
+        (
+            "kubeflow.org",
+            "suggestions",
+            "Suggestion",
+            "v1beta1",
+            "Namespaced",
+        ),
+    ] {
+        y.push_str(&crd(group, plural, kind, version, scope));
+        let ns = if scope == "Namespaced" {
+            ", namespace: kubeflow"
+        } else {
+            ""
+        };
+        for i in 0..4 {
+            y.push_str(&format!(
+                "apiVersion: {group}/{version}\nkind: {kind}\nmetadata: {{name: {}-{i}{ns}}}\nspec: {{n: {i}}}\nstatus: {{phase: Running}}\n---\n",
+                kind.to_lowercase()
+            ));
+        }
+    }
+    y
+}
+
+/// Kubeflow's Profile CRD as it is served: at v1beta1 and v1, stored at v1.
+pub fn profiles_crd_v1beta1_and_v1() -> String {
+    "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: profiles.kubeflow.org}\nspec:\n  group: kubeflow.org\n  scope: Cluster\n  names: {plural: profiles, singular: profile, kind: Profile}\n  versions:\n  - {name: v1beta1, served: true, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n".into()
 }
 
 /// One request to the stand-in over plain HTTP, as a user's `kubectl patch` or `kubectl delete`

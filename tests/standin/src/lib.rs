@@ -8,6 +8,10 @@
 //! stored RBAC objects, Table output for `kubectl get`, fault injection and a request log.
 //! It is test tooling: a dev-dependency of kfguard, never part of the shipped binary.
 //!
+//! Discovery lists each group's versions in Kubernetes version priority and prefers the first,
+//! as a real API server does: GA over beta over alpha, then the higher number (`v1` over
+//! `v2beta1` over `v1beta1` over `v1alpha1`), whatever the order of the CRDs that serve them.
+//!
 //! # In tests
 //!
 //! ```no_run

@@ -212,7 +212,9 @@ pub fn is_established(crd: &Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Established" && c["status"] == "True"))
 }
 
-/// Every group with its versions (preferred first), core group excluded, in a stable order.
+/// Every group with its versions, core group excluded, in a stable order. The versions are in
+/// Kubernetes version priority, so the first is the preferred one, as a real API server
+/// reports it (see [`by_priority`]).
 pub fn groups(all: &[Res]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let mut idx: BTreeMap<String, usize> = BTreeMap::new();
@@ -225,5 +227,81 @@ pub fn groups(all: &[Res]) -> Vec<(String, Vec<String>)> {
             out[i].1.push(r.version.clone());
         }
     }
+    for (_, versions) in &mut out {
+        versions.sort_by(|a, b| by_priority(a, b));
+    }
     out
+}
+
+/// Kubernetes version priority, highest first, as apimachinery's
+/// `CompareKubeAwareVersionStrings` orders a group's versions for discovery: GA before beta
+/// before alpha; within one level the higher major version first, then the higher beta or alpha
+/// number (`v2`, `v1`, `v2beta1`, `v1beta2`, `v1beta1`, `v1alpha1`). Versions not of the form
+/// `vN`, `vNbetaM` or `vNalphaM` come last, alphabetically. A group's preferred version is the
+/// first one: the order CRDs happen to be stored in plays no part.
+pub fn by_priority(a: &str, b: &str) -> std::cmp::Ordering {
+    match (kube_version(a), kube_version(b)) {
+        (Some(x), Some(y)) => y.cmp(&x),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// `(level, major, minor)` of a Kubernetes-style version, level 2 for GA, 1 beta, 0 alpha.
+fn kube_version(v: &str) -> Option<(u8, u64, u64)> {
+    let digits = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let rest = v.strip_prefix('v')?;
+    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let major = digits(&rest[..end])?;
+    let (level, minor) = match &rest[end..] {
+        "" => (2, 0),
+        tail => match (tail.strip_prefix("beta"), tail.strip_prefix("alpha")) {
+            (Some(n), _) => (1, digits(n)?),
+            (_, Some(n)) => (0, digits(n)?),
+            _ => return None,
+        },
+    };
+    Some((level, major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_by_kubernetes_priority() {
+        let mut vs = vec![
+            "v1alpha1",
+            "foo",
+            "v1beta1",
+            "v1",
+            "v2beta1",
+            "v1beta2",
+            "v2",
+            "bar",
+            "v11alpha2",
+            "v1beta",
+        ];
+        vs.sort_by(|a, b| by_priority(a, b));
+        assert_eq!(
+            vs,
+            [
+                "v2",
+                "v1",
+                "v2beta1",
+                "v1beta2",
+                "v1beta1",
+                "v11alpha2",
+                "v1alpha1",
+                "bar",
+                "foo",
+                "v1beta"
+            ]
+        );
+    }
 }

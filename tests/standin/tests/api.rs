@@ -169,6 +169,46 @@ async fn crd_becomes_established_then_serves_and_deletes_its_resources() {
         .is_none());
 }
 
+/// Katib's Experiment (v1beta1 only) sorts before Profile (v1 and v1beta1) by CRD name; the
+/// group's preferred version is still v1, by Kubernetes version priority.
+#[tokio::test]
+async fn discovery_prefers_versions_by_kubernetes_priority_not_crd_order() {
+    let server = Server::start(Options::default());
+    let crd = |plural: &str, kind: &str, versions: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.kubeflow.org}}\nspec:\n  group: kubeflow.org\n  scope: Cluster\n  names: {{kind: {kind}, plural: {plural}}}\n  versions:\n{versions}---\n"
+        )
+    };
+    let v = |name: &str, storage: bool| {
+        format!(
+            "  - {{name: {name}, served: true, storage: {storage}, schema: {{openAPIV3Schema: {{type: object}}}}}}\n"
+        )
+    };
+    let yaml = crd("experiments", "Experiment", &v("v1beta1", true))
+        + &crd("profiles", "Profile", &(v("v1beta1", false) + &v("v1", true)))
+        + &crd(
+            "widgets",
+            "Widget",
+            &(v("v1alpha1", false) + &v("v2beta1", false) + &v("v1beta2", true)),
+        );
+    server.seed_yaml(&yaml).unwrap();
+    let client = client(&server).await;
+    let groups = client.list_api_groups().await.unwrap();
+    let kf = groups.groups.iter().find(|g| g.name == "kubeflow.org").unwrap();
+    let versions: Vec<&str> = kf.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1"]);
+    assert_eq!(kf.preferred_version.as_ref().unwrap().version, "v1");
+
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let group = discovery.groups().find(|g| g.name() == "kubeflow.org").unwrap();
+    let recommended: Vec<String> = group
+        .recommended_resources()
+        .iter()
+        .map(|(ar, _)| format!("{}/{}", ar.kind, ar.version))
+        .collect();
+    assert_eq!(recommended, ["Profile/v1"]);
+}
+
 #[tokio::test]
 async fn lists_paginate_and_filter_in_stable_order() {
     let server = Server::start(Options::default());
