@@ -227,6 +227,37 @@ fn empty_or_comma_tags_are_usage_errors() {
     }
 }
 
+/// Tags starting with `kfguard` carry meaning (scope, incompleteness): a user's tag of that
+/// form could move a snapshot to another retention group or hide it, so it is refused.
+#[test]
+fn reserved_kfguard_tags_are_usage_errors_and_save_nothing() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    for tag in [
+        "kfguard-scope=buckets",
+        "kfguard-incomplete",
+        "kfguard",
+        "KFGuard-mine",
+    ] {
+        let out = kf.run(&["backup", "--from-command", "a=echo a", "--tag", tag]);
+        assert_eq!(code(&out), 2, "{tag}");
+        assert!(
+            common::stderr(&out).contains("reserved"),
+            "{tag}: {}",
+            common::stderr(&out)
+        );
+    }
+    assert_eq!(kf.json(&["snapshots", "--all"]), serde_json::json!([]));
+    // Other tags, even ones that mention kfguard later, are fine.
+    kf.ok(&[
+        "backup",
+        "--from-command",
+        "a=echo a",
+        "--tag",
+        "nightly-kfguard",
+    ]);
+}
+
 #[test]
 fn config_show_redacts_query_passwords() {
     let kf = Kf::local();
