@@ -280,7 +280,12 @@ fn latest_is_the_newest_snapshot_of_the_configured_cluster_that_holds_the_part()
 
     // A newer snapshot of alpha holding only Kubernetes objects is passed over by
     // `--only databases`, and is the one `diff latest` compares with.
-    let (_server, kubeconfig) = common::kube::standin(&kf, "alpha");
+    let (server, kubeconfig) = common::kube::standin(&kf, "alpha");
+    server
+        .seed_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: kubeflow}\ndata: {k: v}\n",
+        )
+        .expect("seed the cluster");
     let kc = kubeconfig.to_str().unwrap();
     let kube = kf.json(&["--kubeconfig", kc, "backup", "--only", "kubernetes"]);
     let again = unique_db("latest_r");
