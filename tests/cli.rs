@@ -119,6 +119,21 @@ fn layering_flag_over_env_over_file() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(v["cluster"], "from-env");
+    let v = kf
+        .cmd()
+        .env("KFGUARD_CLUSTER", "from-env")
+        .args([
+            "--cluster",
+            "from-flag",
+            "--output",
+            "json",
+            "config",
+            "show",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v["cluster"], "from-flag", "--cluster beats KFGUARD_CLUSTER");
 }
 
 #[test]
