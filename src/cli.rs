@@ -41,6 +41,11 @@ pub struct GlobalArgs {
     )]
     pub password_file: Option<PathBuf>,
 
+    /// Cluster name: recorded in each snapshot a backup takes; `latest` means the newest snapshot
+    /// of this cluster [default: KFGUARD_CLUSTER, then `cluster` in the config]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+
     /// More log output (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -357,6 +362,11 @@ fn parse_tag(s: &str) -> Result<String, String> {
     if s.contains(',') {
         return Err(format!(
             "`{s}`: a tag may not contain commas; repeat --tag instead"
+        ));
+    }
+    if crate::snapshot::is_reserved_tag(s) {
+        return Err(format!(
+            "`{s}`: tags starting with `kfguard` are reserved for kfguard's own; choose another tag"
         ));
     }
     Ok(s.to_string())

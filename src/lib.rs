@@ -53,7 +53,13 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .is_some_and(sources::SourceError::is_usage)
             || cause
                 .downcast_ref::<snapshot::writer::WriteError>()
-                .is_some_and(|e| matches!(e, snapshot::writer::WriteError::BadTag(_)))
+                .is_some_and(|e| {
+                    matches!(
+                        e,
+                        snapshot::writer::WriteError::BadTag(_)
+                            | snapshot::writer::WriteError::ReservedTag(_)
+                    )
+                })
             || cause
                 .downcast_ref::<repo::RepoError>()
                 .is_some_and(repo::RepoError::is_usage)

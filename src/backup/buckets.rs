@@ -23,15 +23,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use rustic_core::jiff::Timestamp;
-use rustic_core::repofile::Metadata;
+use rustic_core::repofile::{Metadata, SnapshotFile};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, BucketSource};
 use crate::repo::s3::{self, S3Settings};
 use crate::repo::{Repo, RepoError};
 use crate::snapshot::manifest::BucketEntry;
+use crate::snapshot::read;
 use crate::snapshot::tree::{stream_meta, Ledger, VirtualFile};
-use crate::snapshot::{read, select};
 use crate::sources::bucket::{escape_key, etag_time, unescape, Bucket, Listed, LEAF_SUFFIX};
 
 use super::downloads::{Downloads, Fetcher, Limits, Stats};
@@ -123,20 +123,17 @@ pub fn connect(
 /// Each bucket's `index.jsonl` from the previous snapshot, by key, keyed by bucket folder.
 pub type ParentIndex = BTreeMap<String, HashMap<String, IndexLine>>;
 
-/// Reads the bucket indexes of the snapshot that the writer will take as parent (the newest
-/// complete one of this cluster), so that unchanged objects need no HEAD. A parent without a
-/// bucket's index only means that its objects are all HEADed. Hands the repository back.
+/// Reads the bucket indexes of the buckets part's parent (see [`crate::snapshot::select::Parents`]), the same
+/// snapshot the archiver reuses object content from, so that unchanged objects need no HEAD. A
+/// parent without a bucket's index only means that its objects are all HEADed. Hands the
+/// repository back.
 pub fn parent_index(
     repo: Repo,
     location: &str,
-    cluster: &str,
+    parent: Option<&SnapshotFile>,
     sources: &[BucketSource],
 ) -> Result<(Repo, ParentIndex), RepoError> {
     let mut out = ParentIndex::new();
-    let parent = select::complete(&repo, location)?
-        .into_iter()
-        .filter(|s| s.hostname == cluster)
-        .max_by(|a, b| a.time.cmp(&b.time));
     let Some(parent) = parent else {
         return Ok((repo, out));
     };
@@ -145,7 +142,7 @@ pub fn parent_index(
         .map_err(|e| RepoError::rustic("reading the index", location, &e))?;
     for src in sources {
         let dir = bucket_dir(&src.name, &src.bucket);
-        let Ok(raw) = read::read(&repo, &parent, &format!("{dir}/{INDEX}"), location) else {
+        let Ok(raw) = read::read(&repo, parent, &format!("{dir}/{INDEX}"), location) else {
             continue;
         };
         let lines = raw

@@ -8,6 +8,7 @@ use crate::cli::{BackupArgs, Component};
 use crate::interrupt;
 use crate::output::{emit, human_bytes};
 use crate::snapshot::manifest::{FileEntry, Manifest};
+use crate::snapshot::select;
 use crate::snapshot::tree::VirtualFile;
 use crate::snapshot::writer::{self, Request};
 use crate::sources;
@@ -64,6 +65,29 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     });
     let (mut repo, location) = ctx.open()?;
     interrupt::check(not_saved)?;
+    // What the snapshot will cover, known before any source is read, so that each part's
+    // parent is chosen once, for both the HEADs and the archiver.
+    let with_buckets = wanted(Component::Buckets) && !cfg.buckets.is_empty();
+    let with_databases = wanted(Component::Databases) && !cfg.databases.is_empty();
+    let mut parts = Vec::new();
+    if with_buckets {
+        parts.push("buckets");
+    }
+    if with_databases {
+        parts.push("databases");
+    }
+    if kube_task.is_some() {
+        parts.push("kubernetes");
+    }
+    if !args.from_dir.is_empty() || !args.from_command.is_empty() {
+        parts.push("files");
+    }
+    let scope = if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join("+")
+    };
+    let parents = select::Parents::choose(&repo, &location.display, &cfg.cluster, &parts)?;
     let kube = match kube_task {
         Some(task) => {
             let k = ctx.rt.block_on(task)??;
@@ -78,10 +102,10 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     // Buckets are listed first: a missing bucket or bad credentials fail before any dump starts.
-    let mut bkts = if wanted(Component::Buckets) && !cfg.buckets.is_empty() {
+    let mut bkts = if with_buckets {
         let parent;
         (repo, parent) =
-            buckets::parent_index(repo, &location.display, &cfg.cluster, &cfg.buckets)?;
+            buckets::parent_index(repo, &location.display, parents.of("buckets"), &cfg.buckets)?;
         Some(buckets::start(
             ctx.rt.handle(),
             &cfg.buckets,
@@ -94,7 +118,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     };
     interrupt::check(not_saved)?;
     // Databases are dumped at their consistent point now; their data streams into the archive.
-    let mut dbs = if wanted(Component::Databases) && !cfg.databases.is_empty() {
+    let mut dbs = if with_databases {
         Some(databases::start(
             ctx.rt.handle(),
             &cfg.databases,
@@ -131,7 +155,6 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let mut kube_counts = Default::default();
     let mut kube_skipped = Default::default();
     let mut versions = Default::default();
-    let kube_captured = kube.is_some();
     if let Some(k) = kube {
         files.extend(k.files);
         kube_counts = k.counts;
@@ -141,25 +164,6 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     if files.is_empty() && streams.is_empty() {
         warnings.push("no source produced any file: the snapshot holds only its manifest".into());
     }
-
-    let mut parts = Vec::new();
-    if bkts.is_some() {
-        parts.push("buckets");
-    }
-    if dbs.is_some() {
-        parts.push("databases");
-    }
-    if kube_captured {
-        parts.push("kubernetes");
-    }
-    if !args.from_dir.is_empty() || !args.from_command.is_empty() {
-        parts.push("files");
-    }
-    let scope = if parts.is_empty() {
-        "none".to_string()
-    } else {
-        parts.join("+")
-    };
 
     let mut manifest = Manifest::new(&cfg.cluster, started.to_string());
     manifest.warnings = warnings.clone();
@@ -172,6 +176,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         Request {
             cluster: cfg.cluster.clone(),
             scope,
+            parents,
             tags: args.tags.clone(),
             files,
             streams,
@@ -263,8 +268,14 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             s.push('\n');
             s.push_str(c.text("  ").trim_end());
         }
-        if let Some(p) = &w.parent {
-            s.push_str(&format!("\n  parent: {}", &p[..8.min(p.len())]));
+        if !w.parents.is_empty() {
+            let short: Vec<&str> = w.parents.iter().map(|p| &p[..8.min(p.len())]).collect();
+            let label = if short.len() == 1 {
+                "parent"
+            } else {
+                "parents"
+            };
+            s.push_str(&format!("\n  {label}: {}", short.join(", ")));
         }
         for warning in &w.manifest.warnings {
             s.push_str(&format!("\n  warning: {warning}"));

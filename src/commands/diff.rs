@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Context, UsageError};
-use crate::cli::DiffArgs;
+use crate::cli::{Component, DiffArgs};
 use crate::drift::objects::{self, ObjectDrift};
 use crate::output::emit;
 use crate::snapshot::{full_id, kubernetes};
@@ -19,7 +19,7 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[Component::Kubernetes])?;
     let id = full_id(&snap.id);
     let saved = kubernetes::objects(&repo, &snap, &location.display)?;
     if saved.is_empty() {

@@ -12,7 +12,7 @@ mod restore;
 mod show;
 mod snapshots;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, Component, GlobalArgs};
 use crate::config::Config;
 use crate::repo::{self, Location, Repo, RepoError};
 use crate::snapshot::read::IndexedRepo;
@@ -38,13 +38,19 @@ impl Context {
     }
 
     /// Opens the repository with its full index, to read file contents, and selects one
-    /// complete snapshot (`latest`, an id or a unique prefix).
+    /// complete snapshot: an id, a unique prefix, or `latest`, the newest snapshot of the
+    /// configured cluster that holds every one of `parts`.
     pub fn open_snapshot(
         &self,
         id: &str,
+        parts: &[Component],
     ) -> anyhow::Result<(IndexedRepo, rustic_core::repofile::SnapshotFile, Location)> {
         let (repo, location) = self.open()?;
-        let snap = select::one(&repo, &location.display, id)?;
+        let latest = select::Latest {
+            cluster: &self.config.cluster,
+            parts: parts.iter().map(|c| part(*c)).collect(),
+        };
+        let snap = select::one(&repo, &location.display, id, &latest)?;
         let repo = repo
             .to_indexed()
             .map_err(|e| RepoError::rustic("reading the index", &location.display, &e))?;
@@ -57,6 +63,15 @@ impl Context {
         let location = self.location()?;
         let repo = location.open(&password, self.global.quiet)?;
         Ok((repo, location))
+    }
+}
+
+/// A component's name in a snapshot's scope tag (`kfguard-scope=buckets+databases`).
+pub fn part(c: Component) -> &'static str {
+    match c {
+        Component::Databases => "databases",
+        Component::Buckets => "buckets",
+        Component::Kubernetes => "kubernetes",
     }
 }
 

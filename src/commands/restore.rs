@@ -100,7 +100,13 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
         }
     }
     let wanted = |c: Component| only.is_empty() || only.contains(&c);
-    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    // `latest` is the newest snapshot of the cluster that holds every part asked for; with
+    // only Kubernetes selectors, that means the objects.
+    let mut parts = only.clone();
+    if parts.is_empty() && (!args.namespace_map.is_empty() || !args.include_kinds.is_empty()) {
+        parts.push(Component::Kubernetes);
+    }
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &parts)?;
     let repo = Arc::new(repo);
     let manifest = read::manifest(&repo, &snap, &location.display)?.ok_or_else(|| {
         super::UsageError(format!(

@@ -28,7 +28,7 @@ struct ShownFile {
 }
 
 pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
-    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
     let loc = location.display.as_str();
     let root = repo
         .node_from_snapshot_and_path(&snap, "")
@@ -137,7 +137,7 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn dump(ctx: &Context, args: &DumpArgs) -> anyhow::Result<Outcome> {
-    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot)?;
+    let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     read::read_into(&repo, &snap, &args.path, &location.display, &mut out)?;

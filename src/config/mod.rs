@@ -307,6 +307,9 @@ impl Config {
         if let Some(context) = &global.context {
             config.kubernetes.context = Some(context.clone());
         }
+        if let Some(cluster) = &global.cluster {
+            config.cluster = cluster.clone();
+        }
         check::validate(&mut config)?;
         Ok(config)
     }

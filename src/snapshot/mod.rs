@@ -16,6 +16,15 @@ pub const KFGUARD_TAG: &str = "kfguard";
 /// Prefix of the tag that records a snapshot's scope, e.g. `kfguard-scope=buckets+databases`.
 pub const SCOPE_TAG_PREFIX: &str = "kfguard-scope=";
 
+/// Tags kfguard gives meaning to (`kfguard`, `kfguard-incomplete`, `kfguard-scope=…`) start
+/// with this; a user's tag must not, or it could hide a snapshot or change its retention group.
+pub const RESERVED_TAG_PREFIX: &str = "kfguard";
+
+pub fn is_reserved_tag(tag: &str) -> bool {
+    tag.get(..RESERVED_TAG_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_TAG_PREFIX))
+}
+
 pub fn scope_tag(scope: &str) -> String {
     format!("{SCOPE_TAG_PREFIX}{scope}")
 }

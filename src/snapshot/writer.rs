@@ -25,6 +25,8 @@ pub enum WriteError {
     SourceFailed(Vec<String>),
     #[error("invalid tag `{0}`: tags may not contain commas")]
     BadTag(String),
+    #[error("invalid tag `{0}`: tags starting with `kfguard` are reserved for kfguard's own")]
+    ReservedTag(String),
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -50,9 +52,11 @@ pub type Finalize = Box<dyn FnOnce(&Ledger, &mut Manifest) + Send>;
 
 pub struct Request {
     pub cluster: String,
-    /// What the snapshot covers, e.g. `buckets+databases`: parents and retention groups are
-    /// chosen among snapshots of the same scope.
+    /// What the snapshot covers, e.g. `buckets+databases`: retention groups are chosen among
+    /// snapshots of the same scope.
     pub scope: String,
+    /// The parent of each part (see [`select::Parents`]), chosen before any source is read.
+    pub parents: select::Parents,
     pub tags: Vec<String>,
     pub files: Vec<VirtualFile>,
     /// Files produced while the backup runs, each stream below its own folder.
@@ -67,7 +71,10 @@ pub struct Request {
 pub struct Written {
     /// None on a dry run.
     pub id: Option<String>,
+    /// The newest of `parents`.
     pub parent: Option<String>,
+    /// One per part at most: the newest earlier snapshot holding that part.
+    pub parents: Vec<String>,
     pub files: u64,
     pub bytes_processed: u64,
     pub bytes_added: u64,
@@ -83,15 +90,18 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
         if tag.contains(',') || tag.is_empty() {
             return Err(WriteError::BadTag(tag.clone()));
         }
+        if super::is_reserved_tag(tag) {
+            return Err(WriteError::ReservedTag(tag.clone()));
+        }
     }
 
-    // Choose the parent ourselves: the newest complete kfguard snapshot of this cluster and
-    // scope (a databases-only snapshot holds no objects a bucket backup could reuse).
     let scope_tag = super::scope_tag(&req.scope);
-    let parent = select::complete(&repo, location)?
+    let parents: Vec<String> = req
+        .parents
+        .distinct()
         .into_iter()
-        .filter(|s| s.hostname == req.cluster && s.tags.contains(&scope_tag))
-        .max_by(|a, b| a.time.cmp(&b.time));
+        .map(|p| super::full_id(&p.id))
+        .collect();
     let mut tags = format!("{KFGUARD_TAG},{INCOMPLETE_TAG},{scope_tag}");
     for t in &req.tags {
         tags.push(',');
@@ -108,9 +118,10 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
 
     // Pass 1: the data. The archiver saves it as a snapshot tagged incomplete.
     let ledger = Ledger::default();
-    let parent_opts = match &parent {
-        Some(p) => ParentOptions::default().parents(vec![super::full_id(&p.id)]),
-        None => ParentOptions::default().force(true),
+    let parent_opts = if parents.is_empty() {
+        ParentOptions::default().force(true)
+    } else {
+        ParentOptions::default().parents(parents.clone())
     };
     let opts = BackupOptions::default()
         .parent_opts(parent_opts)
@@ -140,7 +151,8 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
     let summary = data.summary.clone().unwrap_or_default();
     let mut written = Written {
         id: None,
-        parent: parent.map(|p| super::full_id(&p.id)),
+        parent: parents.first().cloned(),
+        parents,
         files: summary.total_files_processed + 1,
         bytes_processed: summary.total_bytes_processed,
         bytes_added: summary.data_added,
@@ -184,7 +196,21 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
     done.remove_tags(&[INCOMPLETE_TAG.parse().expect("tag list")]);
     done.parent = data.parent;
     done.parents = data.parents.clone();
-    done.summary = data.summary.clone();
+    // The merge counts every file and folder of the merged tree into the summary it is given;
+    // starting from the data pass's counts would count them twice.
+    done.summary = data.summary.clone().map(|mut s| {
+        s.files_new = 0;
+        s.files_changed = 0;
+        s.files_unmodified = 0;
+        s.total_files_processed = 0;
+        s.total_bytes_processed = 0;
+        s.dirs_new = 0;
+        s.dirs_changed = 0;
+        s.dirs_unmodified = 0;
+        s.total_dirs_processed = 0;
+        s.total_dirsize_processed = 0;
+        s
+    });
     let by_name =
         |a: &rustic_core::repofile::Node, b: &rustic_core::repofile::Node| a.name.cmp(&b.name);
     let merged = repo.merge_snapshots(&[data.clone(), meta.clone()], &by_name, done);

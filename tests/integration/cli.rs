@@ -119,6 +119,21 @@ fn layering_flag_over_env_over_file() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(v["cluster"], "from-env");
+    let v = kf
+        .cmd()
+        .env("KFGUARD_CLUSTER", "from-env")
+        .args([
+            "--cluster",
+            "from-flag",
+            "--output",
+            "json",
+            "config",
+            "show",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v["cluster"], "from-flag", "--cluster beats KFGUARD_CLUSTER");
 }
 
 #[test]
@@ -225,6 +240,37 @@ fn empty_or_comma_tags_are_usage_errors() {
         let out = kf.run(&["backup", "--tag", tag]);
         assert_eq!(code(&out), 2, "{tag:?}");
     }
+}
+
+/// Tags starting with `kfguard` carry meaning (scope, incompleteness): a user's tag of that
+/// form could move a snapshot to another retention group or hide it, so it is refused.
+#[test]
+fn reserved_kfguard_tags_are_usage_errors_and_save_nothing() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    for tag in [
+        "kfguard-scope=buckets",
+        "kfguard-incomplete",
+        "kfguard",
+        "KFGuard-mine",
+    ] {
+        let out = kf.run(&["backup", "--from-command", "a=echo a", "--tag", tag]);
+        assert_eq!(code(&out), 2, "{tag}");
+        assert!(
+            common::stderr(&out).contains("reserved"),
+            "{tag}: {}",
+            common::stderr(&out)
+        );
+    }
+    assert_eq!(kf.json(&["snapshots", "--all"]), serde_json::json!([]));
+    // Other tags, even ones that mention kfguard later, are fine.
+    kf.ok(&[
+        "backup",
+        "--from-command",
+        "a=echo a",
+        "--tag",
+        "nightly-kfguard",
+    ]);
 }
 
 #[test]

@@ -2,7 +2,8 @@
 
 use crate::common;
 
-use common::{code, error_line, sample_folder, Kf};
+use common::db::{mysql_exec, mysql_rows, mysql_url, unique_db};
+use common::{code, error_line, restic, sample_folder, Kf, PASSWORD};
 
 fn backup_ids(kf: &Kf) -> Vec<String> {
     kf.json(&["snapshots"])
@@ -395,5 +396,144 @@ fn a_local_repository_is_private_to_its_owner() {
             assert!(out.stdout.is_empty());
         }
         _ => {}
+    }
+}
+
+/// Two clusters back up into one repository, each with a database source named `kfp` holding
+/// a database of the same name. `latest` is the configured cluster's own, holding the part
+/// asked for; `--cluster` picks another cluster's.
+#[test]
+fn latest_is_the_newest_snapshot_of_the_configured_cluster_that_holds_the_part() {
+    let db = unique_db("latest");
+    mysql_exec(None, &[&format!("CREATE DATABASE `{db}`")]);
+    mysql_exec(
+        Some(&db),
+        &[
+            "CREATE TABLE t (id INT PRIMARY KEY, who VARCHAR(16))",
+            "INSERT INTO t VALUES (1, 'alpha')",
+        ],
+    );
+    let kf = Kf::local();
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "cluster = \"alpha\"\n[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n",
+            mysql_url()
+        ),
+    );
+    kf.ok(&["init"]);
+    let alpha = kf.json(&["backup"]);
+    // The other cluster backs up later, with other rows under the same names.
+    mysql_exec(Some(&db), &["UPDATE t SET who = 'beta'"]);
+    let out = kf
+        .cmd()
+        .env("KFGUARD_CLUSTER", "beta")
+        .args(["--output", "json", "backup"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", common::stderr(&out));
+    let beta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let restored = unique_db("latest_r");
+    let r = kf.json(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{db}"),
+        "--into",
+        &restored,
+    ]);
+    assert_eq!(r["snapshot"], alpha["id"]);
+    let rows = mysql_rows(&restored, "SELECT who FROM t");
+    assert_eq!(rows, vec![vec![Some(b"alpha".to_vec())]]);
+    assert_eq!(kf.json(&["show", "latest"])["snapshot"]["id"], alpha["id"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&kf.ok(&["dump", "latest", "kfguard.json"])).unwrap();
+    assert_eq!(manifest["cluster"], "alpha");
+    let other = kf.json(&["--cluster", "beta", "show", "latest"]);
+    assert_eq!(other["snapshot"]["id"], beta["id"]);
+
+    // A newer snapshot of alpha holding only Kubernetes objects is passed over by
+    // `--only databases`, and is the one `diff latest` compares with.
+    let (server, kubeconfig) = common::kube::standin(&kf, "alpha");
+    server
+        .seed_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: kubeflow}\ndata: {k: v}\n",
+        )
+        .expect("seed the cluster");
+    let kc = kubeconfig.to_str().unwrap();
+    let kube = kf.json(&["--kubeconfig", kc, "backup", "--only", "kubernetes"]);
+    let again = unique_db("latest_r");
+    let r = kf.json(&["restore", "latest", "--only", "databases", "--into", &again]);
+    assert_eq!(r["snapshot"], alpha["id"]);
+    assert_eq!(
+        mysql_rows(&again, "SELECT who FROM t"),
+        vec![vec![Some(b"alpha".to_vec())]]
+    );
+    kf.ok(&["backup", "--only", "databases"]);
+    let diff = kf.json(&["--kubeconfig", kc, "diff", "latest"]);
+    assert_eq!(diff["snapshot"], kube["id"]);
+
+    // A cluster without snapshots has no `latest`; the message names those there are.
+    let out = kf.run(&["--cluster", "gamma", "show", "latest"]);
+    assert_eq!(code(&out), 1);
+    let line = error_line(&out);
+    assert!(
+        line.contains("cluster `gamma`")
+            && line.contains("`alpha`, `beta`")
+            && line.contains("--cluster"),
+        "{line}"
+    );
+}
+
+/// `snapshots`, `show` and stock restic count the same files and bytes, on a first snapshot
+/// and on one with a parent.
+#[test]
+fn snapshots_show_and_restic_agree_on_files_and_bytes() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let dir = sample_folder(&kf, "data");
+    let dir = dir.to_str().unwrap();
+    kf.ok(&["backup", "--from-dir", dir]);
+    std::fs::write(kf.path().join("data/hello.txt"), "changed\n").unwrap();
+    kf.ok(&["backup", "--from-dir", dir]);
+
+    let listed = kf.json(&["snapshots"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    for snap in listed {
+        let id = snap["id"].as_str().unwrap();
+        let shown = kf.json(&["show", id]);
+        let files = shown["files"].as_array().unwrap();
+        let bytes: u64 = files.iter().map(|f| f["bytes"].as_u64().unwrap()).sum();
+        assert_eq!(files.len(), 5, "4 files + manifest: {shown}");
+        assert_eq!(snap["files"], 5, "{snap}");
+        assert_eq!(snap["bytes"], bytes, "{snap}");
+        assert_eq!(shown["snapshot"]["files"], 5);
+        assert_eq!(shown["snapshot"]["bytes"], bytes);
+
+        let out = std::process::Command::new(restic())
+            .env_clear()
+            .env("HOME", kf.path())
+            .env("RESTIC_REPOSITORY", &kf.repo)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", kf.path().join("restic-cache"))
+            .args(["ls", "--json", id])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (mut n, mut size) = (0, 0);
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let node: serde_json::Value = serde_json::from_str(line).unwrap();
+            if node["type"] == "file" {
+                n += 1;
+                size += node["size"].as_u64().unwrap();
+            }
+        }
+        assert_eq!((n, size), (5, bytes), "restic ls of {id}");
     }
 }
