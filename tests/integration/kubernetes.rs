@@ -609,7 +609,7 @@ fn restore_plans_say_a_secret_changes_without_showing_its_values() {
             "--only",
             "kubernetes",
             "--existing",
-            "update",
+            "overwrite",
         ]);
         if dry_run {
             args.push("--dry-run");
