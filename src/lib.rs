@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod discover;
 pub mod drift;
+pub mod engines;
 pub mod interrupt;
 pub mod logging;
 pub mod output;

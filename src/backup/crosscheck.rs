@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex};
 use crate::backup::buckets::{bucket_dir, IndexLine, INDEX};
 use crate::backup::databases::ROOT as DB_ROOT;
 use crate::config::BucketSource;
+use crate::engines::table_from_stem;
 use crate::snapshot::manifest::{BucketEntry, CrossCheck, Reference};
 use crate::snapshot::tree::{FileStream, VirtualFile};
-use crate::sources::database::table_from_stem;
 
 /// How many examples of each kind the report keeps.
 pub const EXAMPLES: usize = 5;

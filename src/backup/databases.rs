@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use rustic_core::jiff::Timestamp;
 
 use crate::config::{DatabaseSource, Engine};
+use crate::engines::{file_stem, Connection, DumpOptions, DumpSession, TableStream};
+use crate::engines::{mysql, postgres};
 use crate::snapshot::manifest::{DatabaseEntry, TableEntry};
 use crate::snapshot::tree::{stream_meta, FileStream, VirtualFile};
-use crate::sources::database::{file_stem, Connection, DumpOptions, DumpSession, TableStream};
-use crate::sources::{mysql, postgres};
 
 /// Root of database dumps inside a snapshot.
 pub const ROOT: &str = "databases";

@@ -6,13 +6,13 @@ use serde::Serialize;
 
 use super::Context;
 use crate::cli::{Component, RestoreArgs};
+use crate::engines::{DbError, RestoreReport};
 use crate::interrupt::{self, Interrupted};
 use crate::output::emit;
 use crate::restore::buckets;
 use crate::restore::databases::{self, Selection};
 use crate::restore::kubernetes;
 use crate::snapshot::{full_id, read};
-use crate::sources::database::{DbError, RestoreReport};
 use crate::Outcome;
 
 /// What a restore has done so far, for the summary of an interrupted one.

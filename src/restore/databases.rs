@@ -8,13 +8,13 @@ use rustic_core::LsOptions;
 
 use crate::backup::databases::ROOT;
 use crate::config::{Config, Engine};
-use crate::snapshot::manifest::{DatabaseEntry, Manifest};
-use crate::snapshot::read::{self, IndexedRepo};
-use crate::sources::database::{
+use crate::engines::{
     file_stem, table_from_stem, Connection, DbError, Fetch, RestoreReport, RestoreRequest,
     RestoreTable,
 };
-use crate::sources::{mysql, postgres};
+use crate::engines::{mysql, postgres};
+use crate::snapshot::manifest::{DatabaseEntry, Manifest};
+use crate::snapshot::read::{self, IndexedRepo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {

@@ -2,11 +2,8 @@
 
 pub mod bucket;
 pub mod command;
-pub mod database;
 pub mod dir;
 pub mod kube;
-pub mod mysql;
-pub mod postgres;
 
 /// Root of ad-hoc files (folders and command streams) inside a snapshot.
 pub const FILES_ROOT: &str = "files";

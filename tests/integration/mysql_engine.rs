@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kfguard::config::Engine;
-use kfguard::snapshot::manifest::TableEntry;
-use kfguard::sources::database::{
+use kfguard::engines::mysql;
+use kfguard::engines::{
     Connection, DbError, DumpOptions, Fetch, RestoreReport, RestoreRequest, RestoreTable,
 };
-use kfguard::sources::mysql;
+use kfguard::snapshot::manifest::TableEntry;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Row, Value};
 use tokio::runtime::Runtime;

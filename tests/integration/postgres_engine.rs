@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kfguard::config::Engine;
-use kfguard::snapshot::manifest::TableEntry;
-use kfguard::sources::database::{
+use kfguard::engines::postgres;
+use kfguard::engines::{
     Connection, DbError, DumpOptions, Fetch, RestoreReport, RestoreRequest, RestoreTable,
 };
-use kfguard::sources::postgres;
+use kfguard::snapshot::manifest::TableEntry;
 use tokio::runtime::Runtime;
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 

@@ -35,7 +35,7 @@ use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Opts, OptsBuilder, Row, Value};
 use tokio::sync::mpsc;
 
-use super::database::{
+use super::{
     abandoned, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession,
     Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
@@ -727,7 +727,7 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
         )
         .await?;
         let mut tables = captured.tables;
-        tables.sort_by_key(|t| super::database::file_stem(&t.name));
+        tables.sort_by_key(|t| super::file_stem(&t.name));
         let mut streams = Vec::new();
         for info in tables {
             let (tx, rx) = mpsc::channel(1);
@@ -2125,9 +2125,9 @@ fn load_sql(db: &str, info: &TableInfo, file: &str) -> String {
 async fn load_table(
     c: &mut Conn,
     db: &str,
-    table: &super::database::RestoreTable,
+    table: &super::RestoreTable,
     info: &TableInfo,
-    fetch: super::database::Fetch,
+    fetch: super::Fetch,
 ) -> Result<(), DbError> {
     for path in &table.parts {
         let f = fetch.clone();

@@ -1,4 +1,4 @@
-//! Database sources: what the MySQL and PostgreSQL engines share. Connection settings, the
+//! The database engines, both directions (dump and restore), and what they share. Connection settings, the
 //! files of a dump, part streaming with bounded memory, the canonical row checksum, and errors.
 //!
 //! A dump is a set of files under `databases/<source>/<db>/`: `schema.sql`, `post.sql`
@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, ConfigError, DatabaseSource, Engine, TableFilter};
 use crate::snapshot::manifest::TableEntry;
+
+pub mod mysql;
+pub mod postgres;
 
 /// Connection settings of one database source, with its password resolved.
 #[derive(Clone)]
@@ -289,7 +292,7 @@ pub fn file_stem(table: &str) -> String {
 
 /// Inverse of [`file_stem`].
 pub fn table_from_stem(stem: &str) -> Option<String> {
-    super::percent_decode(stem)
+    crate::sources::percent_decode(stem)
 }
 
 /// Path of part `n` (from 1) of a table: `data/<stem>.<n:06>.<ext>`.

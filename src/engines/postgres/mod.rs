@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls, Row};
 
-use super::database::{
+use super::{
     abandoned, file_stem, part_path, Connection, DatabaseDump, DbError, DumpFile, DumpOptions,
     DumpSession, Fetch, Left, RestoreReport, RestoreRequest, RowChecksum, TableStream,
 };
