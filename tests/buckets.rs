@@ -815,7 +815,11 @@ fn s3_repo_config(kf: &Kf, repo_endpoint: &str, bucket: &str, bucket_endpoint: &
 /// Small KFP-like outputs in nested run folders, some with a content-type and user metadata.
 fn put_small_outputs(s3: &S3, bucket: &str, count: usize) {
     for i in 0..count {
-        let key = format!("v2/artifacts/pipeline-{}/run-{:02}/out-{i}.json", i % 3, i % 20);
+        let key = format!(
+            "v2/artifacts/pipeline-{}/run-{:02}/out-{i}.json",
+            i % 3,
+            i % 20
+        );
         let body = pseudo_random(100 + (i * 37) % 3000, i as u64 + 5);
         let run = format!("r{i}");
         let meta: &[(&str, &str)] = if i % 2 == 0 { &[("run", &run)] } else { &[] };
@@ -923,7 +927,13 @@ fn unchanged_backup_from_s3_reads_the_parent_trees_in_a_few_requests() {
     create_bucket(&repo_bucket);
     // 150 folders, each a tree of its own in the snapshot.
     for i in 0..150 {
-        s3.put(&src, &format!("runs/run-{i:03}/metrics.json"), b"{}", None, &[]);
+        s3.put(
+            &src,
+            &format!("runs/run-{i:03}/metrics.json"),
+            b"{}",
+            None,
+            &[],
+        );
     }
     let proxy = Proxy::start(&s3_endpoint(), Faults::default());
     let kf = Kf::s3(&repo_bucket, "kfg");

@@ -161,7 +161,10 @@ impl Budget {
             left = self.freed.wait(left).expect("budget lock");
         }
         *left -= want;
-        Held { budget: self, n: want }
+        Held {
+            budget: self,
+            n: want,
+        }
     }
 }
 
@@ -198,7 +201,10 @@ fn upload_all(
         let node = files.get(&l.path).ok_or_else(|| RestoreError::Mismatch {
             bucket: bucket.bucket.clone(),
             key: l.key.clone(),
-            detail: format!("the index names `{}`, which the snapshot does not hold", l.path),
+            detail: format!(
+                "the index names `{}`, which the snapshot does not hold",
+                l.path
+            ),
         })?;
         if l.size > threshold {
             let _held = budget.take(part_size(l.size) + MAX_BLOB);
@@ -338,7 +344,8 @@ pub fn restore(
         }
         if !sel.dry_run && !todo.is_empty() {
             // One walk of the bucket's trees, instead of one lookup from the root per object.
-            let files = read::files_under(&repo, snap, &format!("{dir}/objects"), "the repository")?;
+            let files =
+                read::files_under(&repo, snap, &format!("{dir}/objects"), "the repository")?;
             upload_all(rt, &bucket, &repo, &files, &todo, sel.transfers, threshold)?;
         }
         reports.push(report);
