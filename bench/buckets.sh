@@ -182,14 +182,9 @@ for i in $(seq "$RUNS"); do
   pipeline pipe
   rclone purge "dst:$BUCKET-copy-$i" >/dev/null 2>&1 || true
 
-  # (d) Restores, each into a new bucket.
+  # (d) Restores, each into a new bucket; one at a time, to bound the disk the S3 server needs.
   rclone mkdir "dst:$BUCKET-kr-$i"
   run restore "$KFGUARD" -q restore latest --only buckets --into "$BUCKET-kr-$i"
-  rm -rf "$WORK/restored"
-  run rpipe.a restic -q restore latest --target "$WORK/restored"
-  # restic restores the absolute path it backed up.
-  run rpipe.b rclone copy "$WORK/restored$WORK/mirror" "dst:$BUCKET-rr-$i"
-  pipeline rpipe
   if [[ $i == "$RUNS" ]]; then
     rclone check --download "src:$BUCKET" "dst:$BUCKET-kr-$i" 2>"$WORK/check.err" || {
       echo "bench: the restored bucket differs from the original:" >&2
@@ -199,6 +194,11 @@ for i in $(seq "$RUNS"); do
     restored_equal=yes
   fi
   rclone purge "dst:$BUCKET-kr-$i" >/dev/null 2>&1 || true
+  rm -rf "$WORK/restored"
+  run rpipe.a restic -q restore latest --target "$WORK/restored"
+  # restic restores the absolute path it backed up.
+  run rpipe.b rclone copy "$WORK/restored$WORK/mirror" "dst:$BUCKET-rr-$i"
+  pipeline rpipe
   rclone purge "dst:$BUCKET-rr-$i" >/dev/null 2>&1 || true
   rm -rf "$WORK/restored"
 done

@@ -140,3 +140,83 @@ impl WriteBackend for TreePacks {
         self.inner.remove(tpe, id, cacheable)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A backend holding one pack, counting the reads that reach it.
+    #[derive(Default)]
+    struct Counting {
+        pack: Mutex<Option<Bytes>>,
+        full: AtomicUsize,
+        partial: AtomicUsize,
+    }
+
+    impl ReadBackend for Counting {
+        fn location(&self) -> String {
+            "counting".into()
+        }
+        fn list_with_size(&self, _: FileType) -> RusticResult<Vec<(Id, u32)>> {
+            Ok(Vec::new())
+        }
+        fn read_full(&self, _: FileType, _: &Id) -> RusticResult<Bytes> {
+            self.full.fetch_add(1, Ordering::SeqCst);
+            Ok(self.pack.lock().unwrap().clone().unwrap_or_default())
+        }
+        fn read_partial(
+            &self,
+            _: FileType,
+            _: &Id,
+            _: bool,
+            offset: u32,
+            length: u32,
+        ) -> RusticResult<Bytes> {
+            self.partial.fetch_add(1, Ordering::SeqCst);
+            let pack = self.pack.lock().unwrap().clone().unwrap_or_default();
+            Ok(pack.slice(offset as usize..(offset + length) as usize))
+        }
+        fn warmup_path(&self, _: FileType, _: &Id) -> String {
+            String::new()
+        }
+    }
+
+    impl WriteBackend for Counting {
+        fn write_bytes(&self, _: FileType, _: &Id, _: bool, _: BytesList) -> RusticResult<()> {
+            Ok(())
+        }
+        fn remove(&self, _: FileType, _: &Id, _: bool) -> RusticResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tree_reads_of_one_pack_fetch_it_once_and_data_reads_pass_through() {
+        let inner = Arc::new(Counting::default());
+        *inner.pack.lock().unwrap() = Some(Bytes::from_static(b"0123456789"));
+        let packs = TreePacks::new(inner.clone());
+        let id = Id::default();
+        for (offset, length, want) in [(0, 3, &b"012"[..]), (5, 5, b"56789"), (2, 2, b"23")] {
+            let got = packs
+                .read_partial(FileType::Pack, &id, true, offset, length)
+                .unwrap();
+            assert_eq!(&got[..], want);
+        }
+        assert_eq!(inner.full.load(Ordering::SeqCst), 1);
+        assert!(packs.read_partial(FileType::Pack, &id, true, 8, 5).is_err());
+
+        let data = packs
+            .read_partial(FileType::Pack, &id, false, 1, 2)
+            .unwrap();
+        assert_eq!(&data[..], b"12");
+        assert_eq!(inner.partial.load(Ordering::SeqCst), 1);
+
+        // A removed pack is never served from memory again.
+        packs.remove(FileType::Pack, &id, true).unwrap();
+        packs.read_partial(FileType::Pack, &id, true, 0, 1).unwrap();
+        assert_eq!(inner.full.load(Ordering::SeqCst), 2);
+    }
+}

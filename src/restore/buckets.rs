@@ -587,3 +587,21 @@ fn upload_multipart(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn common_prefix_of_keys_stops_at_the_first_difference() {
+        assert_eq!(
+            common_prefix(["v2/a/x", "v2/a/y", "v2/b"].into_iter()),
+            "v2/"
+        );
+        assert_eq!(common_prefix(["ünï/a", "ünï/b"].into_iter()), "ünï/");
+        assert_eq!(common_prefix(["ab", "a"].into_iter()), "a");
+        assert_eq!(common_prefix(["é", "è"].into_iter()), "");
+        assert_eq!(common_prefix(["only"].into_iter()), "only");
+        assert_eq!(common_prefix(std::iter::empty()), "");
+    }
+}
