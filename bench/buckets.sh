@@ -4,6 +4,9 @@
 #   (a) kfguard backup --only buckets      vs  rclone copy of the bucket into a second bucket
 #   (b) kfguard backup --only buckets      vs  rclone copy to a local folder + restic backup
 #   (c) a second night with 1% of the objects new or changed, kfguard vs rclone + restic
+#   (d) kfguard restore --only buckets into a new bucket  vs  restic restore to a folder + rclone
+#       copy of it into a new bucket; the last run's restored bucket is checked equal to the
+#       original, byte for byte (rclone check --download)
 # Reports median wall time of N runs (each into fresh repositories, buckets and folders), peak
 # RSS, bytes stored and the ratios.
 #
@@ -17,7 +20,14 @@ RUNS=${3:-3}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kfguard-bench-buckets.XXXXXX")
 BUCKET=kfg-bench-$$
 # The dataset lives in the S3 server's memory and disk: remove it however the script ends.
-trap 'rclone purge "src:$BUCKET" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+cleanup() {
+  local b
+  for b in $(rclone lsf --dirs-only src: 2>/dev/null | grep "^$BUCKET" || true); do
+    rclone purge "src:${b%/}" >/dev/null 2>&1 || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 # Debian's rclone refuses plain http when AWS_CA_BUNDLE is set; everything here is loopback.
 unset AWS_CA_BUNDLE
 eval "$(bash "$REPO/scripts/services.sh" env)"
@@ -171,6 +181,26 @@ for i in $(seq "$RUNS"); do
   run pipe.b restic -q backup "$WORK/mirror"
   pipeline pipe
   rclone purge "dst:$BUCKET-copy-$i" >/dev/null 2>&1 || true
+
+  # (d) Restores, each into a new bucket; one at a time, to bound the disk the S3 server needs.
+  rclone mkdir "dst:$BUCKET-kr-$i"
+  run restore "$KFGUARD" -q restore latest --only buckets --into "$BUCKET-kr-$i"
+  if [[ $i == "$RUNS" ]]; then
+    rclone check --download "src:$BUCKET" "dst:$BUCKET-kr-$i" 2>"$WORK/check.err" || {
+      echo "bench: the restored bucket differs from the original:" >&2
+      tail -5 "$WORK/check.err" >&2
+      exit 1
+    }
+    restored_equal=yes
+  fi
+  rclone purge "dst:$BUCKET-kr-$i" >/dev/null 2>&1 || true
+  rm -rf "$WORK/restored"
+  run rpipe.a restic -q restore latest --target "$WORK/restored"
+  # restic restores the absolute path it backed up.
+  run rpipe.b rclone copy "$WORK/restored$WORK/mirror" "dst:$BUCKET-rr-$i"
+  pipeline rpipe
+  rclone purge "dst:$BUCKET-rr-$i" >/dev/null 2>&1 || true
+  rm -rf "$WORK/restored"
 done
 kbytes=$(du -sb "$WORK/kr" | cut -f1)
 rbytes=$(du -sb "$WORK/rr" | cut -f1)
@@ -195,6 +225,10 @@ krss=$(col kfguard 2 | sort -n | tail -1)
 crss=$(col rclone-s3 2 | sort -n | tail -1)
 prss=$(col pipe 2 | sort -n | tail -1)
 krss2=$(col kfguard2 2 | sort -n | tail -1)
+rt=$(col restore 1 | median)
+rpt=$(col rpipe 1 | median)
+rrss=$(col restore 2 | sort -n | tail -1)
+rprss=$(col rpipe 2 | sort -n | tail -1)
 prss2=$(col pipe2 2 | sort -n | tail -1)
 met() { awk -v v="$1" -v t="$2" 'BEGIN { print (v <= t) ? "met" : "MISSED" }'; }
 
@@ -204,12 +238,16 @@ printf '%-34s %10s %10s %8s\n' "(a) backup vs rclone to bucket (s)" "$kt" "$ct" 
 printf '%-34s %10s %10s %8s %14s\n' "(b) backup vs rclone+restic (s)" "$kt" "$pt" "$(ratio "$kt" "$pt")" "<= 1.0x $(met "$(ratio "$kt" "$pt")" 1.0)"
 printf '%-34s %10s %10s %8s %14s\n' "(c) second night (s)" "$kt2" "$pt2" "$(ratio "$kt2" "$pt2")"
 printf '%-34s %9s%% %9s%% %8s %14s\n' "    as % of the first backup" "$(awk -v a="$kt2" -v b="$kt" 'BEGIN{printf "%.1f", 100*a/b}')" "$(awk -v a="$pt2" -v b="$pt" 'BEGIN{printf "%.1f", 100*a/b}')" "" "<= 10% $(met "$(ratio "$kt2" "$kt")" 0.1)"
+printf '%-34s %10s %10s %8s %14s\n' "(d) restore vs restic+rclone (s)" "$rt" "$rpt" "$(ratio "$rt" "$rpt")" "<= 1.0x $(met "$(ratio "$rt" "$rpt")" 1.0)"
+printf '%-34s %10s\n' "    restored bucket equal" "${restored_equal:-no}"
 printf '%-34s %10s %10s %8s %14s\n' "peak RSS, (a) (MiB)" "$((krss / 1024))" "$((crss / 1024))" "$(ratio "$krss" "$crss")" "<= 300 $(met "$((krss / 1024))" 300)"
 printf '%-34s %10s %10s %8s\n' "peak RSS, (b) (MiB)" "$((krss / 1024))" "$((prss / 1024))" "$(ratio "$krss" "$prss")"
 printf '%-34s %10s %10s %8s %14s\n' "peak RSS, (c) (MiB)" "$((krss2 / 1024))" "$((prss2 / 1024))" "$(ratio "$krss2" "$prss2")" "<= 300 $(met "$((krss2 / 1024))" 300)"
+printf '%-34s %10s %10s %8s\n' "peak RSS, (d) (MiB)" "$((rrss / 1024))" "$((rprss / 1024))" "$(ratio "$rrss" "$rprss")"
 printf '%-34s %10s %10s %8s\n' "stored, (a) (MiB)" "$(mib "$kbytes")" "$(mib "$cbytes")" "$(ratio "$kbytes" "$cbytes")"
 printf '%-34s %10s %10s %8s\n' "stored, (b) (MiB)" "$(mib "$kbytes")" "$(mib "$rbytes")" "$(ratio "$kbytes" "$rbytes")"
 printf '%-34s %10s %10s %8s\n' "added by the second night (MiB)" "$(mib "$kbytes2")" "$(mib "$rbytes2")" "$(ratio "$kbytes2" "$rbytes2")"
 printf '\npeer (a) = rclone copy src:BUCKET dst:COPY (two remotes, so no server-side copy; rclone defaults, --transfers 4)\n'
 printf 'peer (b) = rclone copy src:BUCKET DIR; restic backup DIR (time: the sum; RSS: the larger)\n'
-printf 'kfguard = kfguard backup --only buckets (--transfers 8), local folder repository\n'
+printf 'peer (d) = restic restore latest --target DIR; rclone copy DIR dst:NEW (time: the sum; RSS: the larger)\n'
+printf 'kfguard = kfguard backup --only buckets / restore --only buckets --into NEW (--transfers 8), local folder repository\n'

@@ -273,6 +273,10 @@ pub struct RestoreArgs {
     #[arg(long, env = "KFGUARD_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// Bucket objects restored at once (each read from the repository, uploaded and verified)
+    #[arg(long, env = "KFGUARD_TRANSFERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub transfers: u16,
+
     /// Replace the tables of a database that already has some
     #[arg(long)]
     pub force: bool,

@@ -216,6 +216,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
             prefix: args.prefix.as_deref(),
             existing: args.existing.unwrap_or(crate::cli::Existing::Fail),
             dry_run: args.dry_run,
+            transfers: usize::from(args.transfers),
         };
         let entries = buckets::select(&manifest, &sel)?;
         progress.checkpoint()?;

@@ -2,6 +2,7 @@
 
 mod local;
 pub mod s3;
+pub mod treepacks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,7 +125,9 @@ impl Location {
 
     fn repository(&self, quiet: bool) -> Result<Repository<()>, RepoError> {
         let opts = RepositoryOptions::default().no_cache(true);
-        let backends = RepositoryBackends::new(self.backend.clone(), None);
+        // Tree reads come from whole tree packs fetched once: see `treepacks`.
+        let backend = Arc::new(treepacks::TreePacks::new(self.backend.clone()));
+        let backends = RepositoryBackends::new(backend, None);
         Repository::new_with_progress(&opts, &backends, Bars::new(quiet))
             .map_err(|e| RepoError::rustic("opening", &self.display, &e))
     }

@@ -8,16 +8,18 @@
 //! - Verification: the restored object's size (HEAD) always; its content through the ETag when
 //!   both the original and the restored object were single-part uploads (their ETag is the
 //!   MD5 of the bytes), otherwise by reading it back and comparing SHA-256 digests.
-//! - Objects are uploaded one at a time in this version.
+//! - The snapshot's trees below the bucket's folder are read once per restore; then
+//!   `--transfers` objects at a time are read, uploaded and verified, within a memory budget.
+//! - Which objects exist already comes from one LIST of the target, not a HEAD per object.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, Write};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use futures::StreamExt;
-use rustic_core::repofile::SnapshotFile;
+use rustic_core::repofile::{Node, SnapshotFile};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
@@ -69,6 +71,8 @@ pub struct Selection<'a> {
     pub prefix: Option<&'a str>,
     pub existing: Existing,
     pub dry_run: bool,
+    /// Objects uploaded (read, sent and verified) at once.
+    pub transfers: usize,
 }
 
 /// What one bucket's restore did (or, on a dry run, would do).
@@ -117,6 +121,121 @@ pub fn part_size(size: u64) -> u64 {
     MIN_PART.max(size.div_ceil(9000))
 }
 
+/// The longest prefix that all keys share (on a character boundary).
+fn common_prefix<'k>(mut keys: impl Iterator<Item = &'k str>) -> &'k str {
+    let Some(mut prefix) = keys.next() else {
+        return "";
+    };
+    for k in keys {
+        let n = prefix
+            .char_indices()
+            .zip(k.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(prefix.len().min(k.len()), |((i, _), _)| i);
+        prefix = &prefix[..n];
+        if prefix.is_empty() {
+            break;
+        }
+    }
+    prefix
+}
+
+/// Memory that the uploads in flight may hold, so that `--transfers` objects of up to the
+/// multipart threshold cannot all sit in memory at once.
+const MEMORY_BUDGET: u64 = 160 * 1024 * 1024;
+/// The largest blob rustic writes: one is held while an object is read from the repository.
+const MAX_BLOB: u64 = 8 * 1024 * 1024;
+
+/// A count of bytes that uploads take before they start and give back when they end.
+struct Budget {
+    left: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl Budget {
+    /// Waits until `want` bytes (at most the whole budget: a larger object runs alone) are free.
+    fn take(&self, want: u64) -> Held<'_> {
+        let want = want.min(MEMORY_BUDGET);
+        let mut left = self.left.lock().expect("budget lock");
+        while *left < want {
+            left = self.freed.wait(left).expect("budget lock");
+        }
+        *left -= want;
+        Held {
+            budget: self,
+            n: want,
+        }
+    }
+}
+
+struct Held<'a> {
+    budget: &'a Budget,
+    n: u64,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.budget.left.lock().expect("budget lock") += self.n;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// Uploads and verifies the objects on `transfers` threads; after the first failure no new
+/// upload starts, and that failure is returned.
+fn upload_all(
+    rt: &Handle,
+    bucket: &Bucket,
+    repo: &IndexedRepo,
+    files: &HashMap<String, Node>,
+    todo: &[&IndexLine],
+    transfers: usize,
+    threshold: u64,
+) -> anyhow::Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let budget = Budget {
+        left: Mutex::new(MEMORY_BUDGET),
+        freed: Condvar::new(),
+    };
+    let one = |l: &IndexLine| -> anyhow::Result<()> {
+        let node = files.get(&l.path).ok_or_else(|| RestoreError::Mismatch {
+            bucket: bucket.bucket.clone(),
+            key: l.key.clone(),
+            detail: format!(
+                "the index names `{}`, which the snapshot does not hold",
+                l.path
+            ),
+        })?;
+        if l.size > threshold {
+            let _held = budget.take(part_size(l.size) + MAX_BLOB);
+            upload_multipart(rt, bucket, repo, node, l)
+        } else {
+            let _held = budget.take(l.size + MAX_BLOB);
+            upload_single(rt, bucket, repo, node, l)
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..transfers.clamp(1, todo.len().max(1)) {
+            s.spawn(|| loop {
+                if failed.lock().expect("failure lock").is_some() {
+                    break;
+                }
+                let Some(l) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                if let Err(e) = one(l) {
+                    failed.lock().expect("failure lock").get_or_insert(e);
+                    break;
+                }
+            });
+        }
+    });
+    match failed.into_inner().expect("failure lock") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Restores each selected bucket in turn.
 pub fn restore(
     rt: &Handle,
@@ -158,46 +277,27 @@ pub fn restore(
             lines.push(l);
         }
 
-        // The target bucket must exist; a clear error before anything is uploaded.
-        rt.block_on(
-            bucket
-                .client
-                .list_objects_v2()
-                .bucket(&bucket.bucket)
-                .max_keys(1)
-                .send(),
-        )
-        .map_err(|e| bucket.error("list", "", &e))?;
-
-        // Which objects exist already.
-        let exists: Vec<bool> = rt
-            .block_on(
-                futures::stream::iter(lines.iter().map(|l| {
-                    let bucket = &bucket;
-                    async move {
-                        match bucket
-                            .client
-                            .head_object()
-                            .bucket(&bucket.bucket)
-                            .key(&l.key)
-                            .send()
-                            .await
-                        {
-                            Ok(_) => Ok(true),
-                            Err(aws_sdk_s3::error::SdkError::ServiceError(ctx))
-                                if ctx.raw().status().as_u16() == 404 =>
-                            {
-                                Ok(false)
-                            }
-                            Err(e) => Err(bucket.error("head", &l.key, &e)),
-                        }
-                    }
-                }))
-                .buffered(8)
-                .collect::<Vec<_>>(),
+        // Which objects exist already: one LIST below the keys' common prefix, which also fails
+        // clearly, before anything is uploaded, when the target bucket does not exist.
+        let present: HashSet<String> = if lines.is_empty() {
+            rt.block_on(
+                bucket
+                    .client
+                    .list_objects_v2()
+                    .bucket(&bucket.bucket)
+                    .max_keys(1)
+                    .send(),
             )
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+            .map_err(|e| bucket.error("list", "", &e))?;
+            HashSet::new()
+        } else {
+            let prefix = common_prefix(lines.iter().map(|l| l.key.as_str()));
+            rt.block_on(bucket.list(&[prefix.to_string()]))?
+                .into_iter()
+                .map(|o| o.key)
+                .collect()
+        };
+        let exists: Vec<bool> = lines.iter().map(|l| present.contains(&l.key)).collect();
         let existing: Vec<&str> = lines
             .iter()
             .zip(&exists)
@@ -226,6 +326,7 @@ pub fn restore(
         };
         let threshold = multipart_threshold();
         tracing::info!(source = %entry.source, bucket = %entry.bucket, into = %target, objects = lines.len(), dry_run = sel.dry_run, "restoring bucket");
+        let mut todo = Vec::new();
         for (l, exists) in lines.iter().zip(exists) {
             if exists && sel.existing == Existing::Skip {
                 report.skipped += 1;
@@ -236,19 +337,16 @@ pub fn restore(
             }
             report.objects += 1;
             report.bytes += l.size;
-            let multipart = l.size > threshold;
-            if multipart {
+            if l.size > threshold {
                 report.multipart += 1;
             }
-            if sel.dry_run {
-                continue;
-            }
-            let path = format!("{dir}/objects/{}", l.path);
-            if multipart {
-                upload_multipart(rt, &bucket, &repo, snap, &path, l)?;
-            } else {
-                upload_single(rt, &bucket, &repo, snap, &path, l)?;
-            }
+            todo.push(l);
+        }
+        if !sel.dry_run && !todo.is_empty() {
+            // One walk of the bucket's trees, instead of one lookup from the root per object.
+            let files =
+                read::files_under(&repo, snap, &format!("{dir}/objects"), "the repository")?;
+            upload_all(rt, &bucket, &repo, &files, &todo, sel.transfers, threshold)?;
         }
         reports.push(report);
     }
@@ -269,11 +367,11 @@ fn upload_single(
     rt: &Handle,
     bucket: &Bucket,
     repo: &IndexedRepo,
-    snap: &SnapshotFile,
-    path: &str,
+    node: &Node,
     l: &IndexLine,
 ) -> anyhow::Result<()> {
-    let bytes = read::read(repo, snap, path, "the repository")?;
+    let mut bytes = Vec::with_capacity(l.size as usize);
+    read::node_into(repo, node, "the repository", &mut bytes)?;
     if bytes.len() as u64 != l.size {
         return Err(RestoreError::Mismatch {
             bucket: bucket.bucket.clone(),
@@ -423,8 +521,7 @@ fn upload_multipart(
     rt: &Handle,
     bucket: &Bucket,
     repo: &IndexedRepo,
-    snap: &SnapshotFile,
-    path: &str,
+    node: &Node,
     l: &IndexLine,
 ) -> anyhow::Result<()> {
     let created = rt
@@ -452,7 +549,7 @@ fn upload_multipart(
         hash: Sha256::new(),
     };
     let result = (|| -> anyhow::Result<[u8; 32]> {
-        read::read_into(repo, snap, path, "the repository", &mut w)?;
+        read::node_into(repo, node, "the repository", &mut w)?;
         if !w.buf.is_empty() || w.parts.is_empty() {
             w.send_part()?;
         }
@@ -488,5 +585,23 @@ fn upload_multipart(
             );
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn common_prefix_of_keys_stops_at_the_first_difference() {
+        assert_eq!(
+            common_prefix(["v2/a/x", "v2/a/y", "v2/b"].into_iter()),
+            "v2/"
+        );
+        assert_eq!(common_prefix(["ünï/a", "ünï/b"].into_iter()), "ünï/");
+        assert_eq!(common_prefix(["ab", "a"].into_iter()), "a");
+        assert_eq!(common_prefix(["é", "è"].into_iter()), "");
+        assert_eq!(common_prefix(["only"].into_iter()), "only");
+        assert_eq!(common_prefix(std::iter::empty()), "");
     }
 }

@@ -1,6 +1,8 @@
 //! Reading files back out of a snapshot.
 
-use rustic_core::repofile::SnapshotFile;
+use std::collections::HashMap;
+
+use rustic_core::repofile::{Node, SnapshotFile};
 use rustic_core::{IndexedFullStatus, Repository};
 
 use super::manifest::{Manifest, MANIFEST_PATH};
@@ -17,6 +19,8 @@ pub enum ReadError {
     NoSuchPath { path: String, snapshot: String },
     #[error("`{path}` in snapshot {snapshot} is a folder, not a file")]
     IsDir { path: String, snapshot: String },
+    #[error("`{path}` in snapshot {snapshot} is a file, not a folder")]
+    NotDir { path: String, snapshot: String },
     #[error("snapshot {snapshot} has a kfguard.json that cannot be read: {detail}")]
     BadManifest { snapshot: String, detail: String },
     #[error("`{path}` in snapshot {snapshot} cannot be read: {detail}")]
@@ -58,6 +62,65 @@ pub fn read_into(
         });
     }
     repo.dump(&node, out)
+        .map_err(|e| RepoError::rustic("reading a file", location, &e))?;
+    Ok(())
+}
+
+/// Every file below the folder `dir` of the snapshot, by its path relative to `dir`, from one
+/// walk of the folder's trees: looking each file up from the root would read every tree on its
+/// path again, per file.
+pub fn files_under(
+    repo: &IndexedRepo,
+    snap: &SnapshotFile,
+    dir: &str,
+    location: &str,
+) -> Result<HashMap<String, Node>, ReadError> {
+    let dir = dir.trim_start_matches('/').trim_end_matches('/');
+    let snapshot = super::full_id(&snap.id);
+    let top = repo
+        .node_from_snapshot_and_path(snap, dir)
+        .map_err(|_| ReadError::NoSuchPath {
+            path: dir.into(),
+            snapshot: snapshot.clone(),
+        })?;
+    let Some(tree) = top.subtree else {
+        return Err(ReadError::NotDir {
+            path: dir.into(),
+            snapshot,
+        });
+    };
+    let mut out = HashMap::new();
+    let mut pending = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = pending.pop() {
+        let tree = repo
+            .get_tree(&id)
+            .map_err(|e| RepoError::rustic("reading a tree", location, &e))?;
+        for node in tree.nodes {
+            let name = node.name().to_string_lossy().into_owned();
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            match node.subtree {
+                Some(sub) if node.is_dir() => pending.push((path, sub)),
+                _ => {
+                    out.insert(path, node);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the content of a file node (e.g. one from [`files_under`]) to `out`.
+pub fn node_into(
+    repo: &IndexedRepo,
+    node: &Node,
+    location: &str,
+    out: &mut impl std::io::Write,
+) -> Result<(), ReadError> {
+    repo.dump(node, out)
         .map_err(|e| RepoError::rustic("reading a file", location, &e))?;
     Ok(())
 }

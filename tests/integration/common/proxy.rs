@@ -1,6 +1,7 @@
 //! A fault-injecting TCP proxy in front of the test S3 server (moto, which accepts any
 //! credentials): it refuses one access key id with a real S3 error, counts requests and response
-//! bytes, and can "go away" after a number of response bytes.
+//! bytes, can "go away" after a number of response bytes, and can hold every request for a
+//! while, to see how many a client has in flight at once.
 //!
 //! Only the first request of each connection is inspected: a client sends every request of a
 //! connection with the same credentials, so that is enough to refuse a key. Ranged requests are
@@ -23,6 +24,9 @@ pub struct Faults {
     /// After this many response bytes (all connections together), reset every connection
     /// and stop accepting new ones: the endpoint goes away.
     pub die_after_bytes: Option<u64>,
+    /// Hold every request this long before forwarding it, counting the requests held at once:
+    /// a client sends one request at a time per connection, so that count is its concurrency.
+    pub delay: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -33,6 +37,8 @@ struct Stats {
     /// `Range` header values seen, in order.
     ranges: Mutex<Vec<String>>,
     dead: AtomicBool,
+    held: AtomicU64,
+    max_held: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -90,6 +96,11 @@ impl Proxy {
     /// The `Range` header values seen so far.
     pub fn ranges(&self) -> Vec<String> {
         self.stats.ranges.lock().unwrap().clone()
+    }
+
+    /// The most requests held at once by [`Faults::delay`].
+    pub fn max_in_flight(&self) -> u64 {
+        self.stats.max_held.load(Ordering::SeqCst)
     }
 
     /// Response bytes forwarded so far.
@@ -195,6 +206,12 @@ async fn serve(client: &mut TcpStream, ctx: &Ctx) -> std::io::Result<()> {
             while let Some(p) = find(&pending, b"\r\n\r\n") {
                 let req = String::from_utf8_lossy(&pending[..p + 4]).to_string();
                 ctx.stats.requests.fetch_add(1, Ordering::Relaxed);
+                if let Some(delay) = ctx.faults.delay {
+                    let now = ctx.stats.held.fetch_add(1, Ordering::SeqCst) + 1;
+                    ctx.stats.max_held.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    ctx.stats.held.fetch_sub(1, Ordering::SeqCst);
+                }
                 if req.starts_with("GET ") {
                     if let Some(r) = header(&req, "range") {
                         ctx.stats.ranged_gets.fetch_add(1, Ordering::Relaxed);
