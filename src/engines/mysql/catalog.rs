@@ -1,4 +1,5 @@
-//! The catalog of a database: its tables and views, their dumped columns and row order, shared by the dump and the verification of a restore.
+//! The catalog of a database: its tables and views, their dumped columns and row order;
+//! shared by the dump and the verification of a restore.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;

@@ -1,4 +1,5 @@
-//! Connecting to MySQL / MariaDB: session setup, quoting, result cells, and the errors of a failed connection or query.
+//! Connecting to MySQL / MariaDB: session setup, quoting, result cells, and the errors of a
+//! failed connection or query.
 
 use std::time::Duration;
 

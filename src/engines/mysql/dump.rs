@@ -1,4 +1,5 @@
-//! The dump: one consistent point over `jobs` connections, the binlog position, and the schema captured before the table workers start.
+//! The dump: one consistent point over `jobs` connections, the binlog position, and the schema
+//! captured before the table workers start.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,5 @@
-//! The snapshot connections of a dump, handed to tables (and key ranges) strictly in consumption order.
+//! The snapshot connections of a dump, handed to tables (and key ranges) strictly in
+//! consumption order.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,4 +1,5 @@
-//! Large tables split into integer key ranges, read in parallel and forwarded in key order as one stream.
+//! Large tables split into integer key ranges, read in parallel and forwarded in key order as
+//! one stream.
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Row};

@@ -1,4 +1,5 @@
-//! The restore of one database: plan, create, load with `LOAD DATA LOCAL INFILE`, then views and triggers, and verification.
+//! The restore of one database: plan, create, load with `LOAD DATA LOCAL INFILE`, then views
+//! and triggers, and verification.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;

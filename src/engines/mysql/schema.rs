@@ -1,4 +1,5 @@
-//! `schema.sql` of one database: tables, views ordered by dependency, triggers, and warnings for what is not captured.
+//! `schema.sql` of one database: tables, views ordered by dependency, triggers, and warnings
+//! for what is not captured.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
