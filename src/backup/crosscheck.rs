@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use crate::backup::buckets::{bucket_dir, IndexLine, INDEX};
 use crate::backup::databases::ROOT as DB_ROOT;
 use crate::config::BucketSource;
-use crate::engines::table_from_stem;
+use crate::engines::{mysql, table_from_stem};
 use crate::snapshot::manifest::{BucketEntry, CrossCheck, Reference};
 use crate::snapshot::tree::{FileStream, VirtualFile};
 
@@ -150,7 +150,7 @@ impl Collector {
     }
 
     fn scan_part(&self, f: VirtualFile) -> VirtualFile {
-        let Some((dir, table)) = part_table(&f.path) else {
+        let Some((dir, table, ext)) = part_table(&f.path) else {
             return f;
         };
         let Some((_, col, kind)) = TARGETS.iter().find(|t| t.0 == table) else {
@@ -176,7 +176,13 @@ impl Collector {
             let Some(field) = row.split(|&b| b == b'\t').nth(pos) else {
                 continue;
             };
-            let Some(value) = unescape_field(field) else {
+            // Each engine's parts are decoded by the inverse of its own encoder.
+            let value = if ext == mysql::PART_EXT {
+                mysql::decode_field(field)
+            } else {
+                unescape_field(field)
+            };
+            let Some(value) = value else {
                 continue;
             };
             let value = String::from_utf8_lossy(&value).into_owned();
@@ -246,12 +252,12 @@ fn contents(f: VirtualFile) -> (VirtualFile, Option<Vec<u8>>) {
     }
 }
 
-/// `databases/<source>/<db>/data/<stem>.<n>.<ext>` -> (`databases/<source>/<db>`, table).
-fn part_table(path: &str) -> Option<(String, String)> {
+/// `databases/<source>/<db>/data/<stem>.<n>.<ext>` -> (`databases/<source>/<db>`, table, ext).
+fn part_table(path: &str) -> Option<(String, String, String)> {
     let (dir, name) = path.rsplit_once("/data/")?;
     let mut it = name.rsplitn(3, '.');
-    let (_ext, _n, stem) = (it.next()?, it.next()?, it.next()?);
-    Some((dir.to_string(), table_from_stem(stem)?))
+    let (ext, _n, stem) = (it.next()?, it.next()?, it.next()?);
+    Some((dir.to_string(), table_from_stem(stem)?, ext.to_string()))
 }
 
 /// Every `CREATE TABLE` of a schema file: the table name (without schema or quotes) and its
@@ -339,7 +345,8 @@ fn unquote(s: &str) -> String {
     s.to_string()
 }
 
-/// One field of a `LOAD DATA` / `COPY` text row; `None` for NULL (`\N`).
+/// One field of a PostgreSQL `COPY` text row; `None` for NULL (`\N`). (MySQL parts are
+/// decoded by [`mysql::decode_field`], next to their encoder.)
 fn unescape_field(field: &[u8]) -> Option<Vec<u8>> {
     if field == b"\\N" {
         return None;
@@ -395,50 +402,86 @@ fn unescape_field(field: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The `"key": "..."` string values of a JSON text that look like object keys (contain `/`).
+/// The `"key": "..."` string values of a JSON text that look like object keys (contain `/`),
+/// in document order. A text that is not JSON keeps the keys read before the error.
 fn manifest_keys(json: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = json;
-    while let Some(i) = rest.find("\"key\"") {
-        rest = &rest[i + 5..];
-        let after = rest.trim_start();
-        let Some(after) = after.strip_prefix(':') else {
-            continue;
-        };
-        let Some(after) = after.trim_start().strip_prefix('"') else {
-            continue;
-        };
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((j, c)) = chars.next() {
-            match c {
-                '"' => {
-                    end = j + 1;
-                    break;
-                }
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, 't')) => value.push('\t'),
-                    Some((_, 'u')) => {
-                        let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
-                        if let Some(c) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
-                        {
-                            value.push(c);
-                        }
-                    }
-                    Some((_, c)) => value.push(c),
-                    None => {}
-                },
-                c => value.push(c),
-            }
-        }
-        rest = &after[end..];
-        if value.contains('/') {
-            out.push(value);
-        }
-    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let _ = serde::de::DeserializeSeed::deserialize(
+        KeyScan {
+            out: &mut out,
+            is_key: false,
+        },
+        &mut de,
+    );
     out
+}
+
+/// Walks a JSON value without building it, collecting the string values of `"key"` members.
+struct KeyScan<'a> {
+    out: &'a mut Vec<String>,
+    /// The value is that of a `"key"` member.
+    is_key: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyScan<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyScan<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if self.is_key && v.contains('/') {
+            self.out.push(v.to_string());
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            map.next_value_seed(KeyScan {
+                out: &mut *self.out,
+                is_key: name == "key",
+            })?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(KeyScan {
+                out: &mut *self.out,
+                is_key: false,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
 }
 
 /// `scheme://BUCKET/KEY` for the object-store schemes.
@@ -640,10 +683,32 @@ mod tests {
     }
 
     #[test]
+    fn manifest_keys_with_control_and_non_bmp_characters_are_read_as_written() {
+        // JSON escapes the parser must undo: `\r`, `\b`, `\f`, and a surrogate pair (U+1F600).
+        let m = r#"{"s3":{"key":"art\rifacts/a\bb/c\fd/\ud83d\ude00.tgz"},"x":[{"key":"plain/\u00e9"}]}"#;
+        assert_eq!(
+            manifest_keys(m),
+            vec![
+                "art\rifacts/a\u{8}b/c\u{c}d/\u{1F600}.tgz".to_string(),
+                "plain/é".to_string()
+            ]
+        );
+        // A text cut short keeps the keys read before the cut, as before.
+        assert_eq!(
+            manifest_keys(r#"{"a":{"key":"one/x"},"b":{"key":"two/"#),
+            vec!["one/x"]
+        );
+    }
+
+    #[test]
     fn part_paths_name_their_table() {
         assert_eq!(
             part_table("databases/kfp/metadb/data/Artifact.000001.tsv"),
-            Some(("databases/kfp/metadb".into(), "Artifact".into()))
+            Some((
+                "databases/kfp/metadb".into(),
+                "Artifact".into(),
+                "tsv".into()
+            ))
         );
     }
 }

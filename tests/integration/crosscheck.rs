@@ -201,3 +201,26 @@ fn no_dangling_references_exit_zero() {
     assert!(v["manifest"]["warnings"].as_array().unwrap().is_empty());
     drop_db(&db);
 }
+
+#[test]
+fn workflow_keys_written_with_json_escapes_resolve_to_their_objects() {
+    let bucket = unique_bucket("xc-esc");
+    create_bucket(&bucket);
+    let emoji = "artifacts/wf-9/\u{1F600}/out.tgz";
+    let accented = "artifacts/wf-9/caf\u{e9}/out.tgz";
+    put(&bucket, &[emoji, accented]);
+    let db = unique_db("xc_esc");
+    // Argo writes non-ASCII as `\u` escapes; outside the BMP as a surrogate pair.
+    let manifest = r#"{"outputs":{"artifacts":[{"s3":{"key":"artifacts\/wf-9\/\ud83d\ude00\/out.tgz"}},{"s3":{"key":"artifacts/wf-9/caf\u00e9/out.tgz"}}]}}"#;
+    seed(&db, &[], &[], manifest);
+    let kf = Kf::local();
+    config(&kf, &db, &bucket);
+    kf.ok(&["init"]);
+    let v = kf.json(&["backup"]);
+    let c = &v["manifest"]["crosscheck"];
+    assert_eq!(c["references"], 2, "{c:#}");
+    assert_eq!(c["resolved"], 2, "{c:#}");
+    assert_eq!(c["dangling"], 0, "{c:#}");
+    assert_eq!(c["orphans"], 0, "{c:#}");
+    drop_db(&db);
+}
