@@ -59,101 +59,134 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
     };
     let mut work = Vec::new();
     for db in &databases {
-        let coordinator = server.connect(db).await?;
-        coordinator
-            .batch_execute(&format!(
-                "{SESSION_SETTINGS}; SET lock_timeout = '{LOCK_TIMEOUT}'; \
-                 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-            ))
-            .await
-            .map_err(|e| query_err("start snapshot transaction", db, None, &e))?;
-        // First statement of the transaction: the exported snapshot is the one all reads use.
-        let row = coordinator
-            .query_one(
-                "SELECT pg_export_snapshot(), (CASE WHEN pg_is_in_recovery() \
-                 THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text",
-                &[],
-            )
-            .await
-            .map_err(|e| query_err("export snapshot", db, None, &e))?;
-        let snapshot: String = row.get(0);
-        let lsn: Option<String> = row.get(1);
-        if session.consistency.is_empty() {
-            session
-                .consistency
-                .insert("snapshot".into(), snapshot.clone());
-            if let Some(lsn) = &lsn {
-                session.consistency.insert("lsn".into(), lsn.clone());
-            }
-        }
-        session
-            .consistency
-            .insert(format!("snapshot.{db}"), snapshot.clone());
-
-        let capture = capture_schema(&coordinator, db, opts, version_num).await?;
-        session.warnings.extend(capture.warnings);
-        if !capture.tables.is_empty() {
-            let list: Vec<&str> = capture.tables.iter().map(|t| t.qname.as_str()).collect();
-            coordinator
-                .batch_execute(&format!(
-                    "LOCK TABLE {} IN ACCESS SHARE MODE",
-                    list.join(", ")
-                ))
-                .await
-                .map_err(|e| query_err("lock tables", db, None, &e))?;
-        }
-
-        let ranges = max_ranges(&coordinator, db, &capture.tables, jobs, part_bytes).await?;
-        // Enough workers for every table to run at once, each large one in all its ranges.
-        let n_workers = jobs.min(ranges.iter().sum());
-        let start = format!(
-            "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
-             SET TRANSACTION SNAPSHOT {}",
-            literal(&snapshot)
-        );
-        let workers = futures::future::try_join_all((0..n_workers).map(|_| async {
-            let client = server.connect(db).await?;
-            client
-                .batch_execute(&start)
-                .await
-                .map_err(|e| query_err("import snapshot", db, None, &e))?;
-            Ok::<_, DbError>(client)
-        }))
-        .await?;
-
-        let mut streams = Vec::new();
-        let mut tables = Vec::new();
-        for (plan, max_ranges) in capture.tables.into_iter().zip(ranges) {
-            let (tx, rx) = mpsc::channel(TABLE_CHANNEL_CAPACITY);
-            streams.push(TableStream {
-                name: plan.name.clone(),
-                parts: rx,
-            });
-            tables.push((plan, tx, max_ranges));
-        }
-        session.databases.push(DatabaseDump {
-            database: db.clone(),
-            files: vec![
-                DumpFile {
-                    path: "schema.sql".into(),
-                    bytes: capture.schema_sql.into_bytes(),
-                },
-                DumpFile {
-                    path: "post.sql".into(),
-                    bytes: capture.post_sql.into_bytes(),
-                },
-            ],
-            tables: streams,
-        });
-        work.push(DbWork {
-            database: db.clone(),
-            coordinator: Arc::new(coordinator),
-            workers,
-            tables,
-        });
+        work.push(start_database(&server, db, opts, version_num, &mut session).await?);
     }
     tokio::spawn(dispatch(work, jobs, part_bytes, results));
     Ok(session)
+}
+
+/// Captures one database's schema under its coordinator's snapshot, locks its tables, opens
+/// its workers and adds its files and table channels to `session`.
+async fn start_database(
+    server: &Server,
+    db: &str,
+    opts: &DumpOptions,
+    version_num: i32,
+    session: &mut DumpSession,
+) -> Result<DbWork, DbError> {
+    let (jobs, part_bytes) = (opts.jobs.max(1), opts.part_bytes.max(1));
+    let (coordinator, snapshot) = open_coordinator(server, db, session).await?;
+    let capture = capture_schema(&coordinator, db, opts, version_num).await?;
+    session.warnings.extend(capture.warnings);
+    if !capture.tables.is_empty() {
+        let list: Vec<&str> = capture.tables.iter().map(|t| t.qname.as_str()).collect();
+        coordinator
+            .batch_execute(&format!(
+                "LOCK TABLE {} IN ACCESS SHARE MODE",
+                list.join(", ")
+            ))
+            .await
+            .map_err(|e| query_err("lock tables", db, None, &e))?;
+    }
+
+    let ranges = max_ranges(&coordinator, db, &capture.tables, jobs, part_bytes).await?;
+    // Enough workers for every table to run at once, each large one in all its ranges.
+    let n_workers = jobs.min(ranges.iter().sum());
+    let workers = open_workers(server, db, &snapshot, n_workers).await?;
+
+    let mut streams = Vec::new();
+    let mut tables = Vec::new();
+    for (plan, max_ranges) in capture.tables.into_iter().zip(ranges) {
+        let (tx, rx) = mpsc::channel(TABLE_CHANNEL_CAPACITY);
+        streams.push(TableStream {
+            name: plan.name.clone(),
+            parts: rx,
+        });
+        tables.push((plan, tx, max_ranges));
+    }
+    session.databases.push(DatabaseDump {
+        database: db.to_string(),
+        files: vec![
+            DumpFile {
+                path: "schema.sql".into(),
+                bytes: capture.schema_sql.into_bytes(),
+            },
+            DumpFile {
+                path: "post.sql".into(),
+                bytes: capture.post_sql.into_bytes(),
+            },
+        ],
+        tables: streams,
+    });
+    Ok(DbWork {
+        database: db.to_string(),
+        coordinator: Arc::new(coordinator),
+        workers,
+        tables,
+    })
+}
+
+/// Opens the database's coordinator: a read-only snapshot transaction whose snapshot is
+/// exported for the workers, recorded in the session's consistency map.
+async fn open_coordinator(
+    server: &Server,
+    db: &str,
+    session: &mut DumpSession,
+) -> Result<(Client, String), DbError> {
+    let coordinator = server.connect(db).await?;
+    coordinator
+        .batch_execute(&format!(
+            "{SESSION_SETTINGS}; SET lock_timeout = '{LOCK_TIMEOUT}'; \
+             BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+        ))
+        .await
+        .map_err(|e| query_err("start snapshot transaction", db, None, &e))?;
+    // First statement of the transaction: the exported snapshot is the one all reads use.
+    let row = coordinator
+        .query_one(
+            "SELECT pg_export_snapshot(), (CASE WHEN pg_is_in_recovery() \
+             THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text",
+            &[],
+        )
+        .await
+        .map_err(|e| query_err("export snapshot", db, None, &e))?;
+    let snapshot: String = row.get(0);
+    let lsn: Option<String> = row.get(1);
+    if session.consistency.is_empty() {
+        session
+            .consistency
+            .insert("snapshot".into(), snapshot.clone());
+        if let Some(lsn) = &lsn {
+            session.consistency.insert("lsn".into(), lsn.clone());
+        }
+    }
+    session
+        .consistency
+        .insert(format!("snapshot.{db}"), snapshot.clone());
+    Ok((coordinator, snapshot))
+}
+
+/// `n` worker connections to `db`, each in a transaction on the coordinator's `snapshot`.
+async fn open_workers(
+    server: &Server,
+    db: &str,
+    snapshot: &str,
+    n: usize,
+) -> Result<Vec<Client>, DbError> {
+    let start = format!(
+        "{SESSION_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
+         SET TRANSACTION SNAPSHOT {}",
+        literal(snapshot)
+    );
+    futures::future::try_join_all((0..n).map(|_| async {
+        let client = server.connect(db).await?;
+        client
+            .batch_execute(&start)
+            .await
+            .map_err(|e| query_err("import snapshot", db, None, &e))?;
+        Ok::<_, DbError>(client)
+    }))
+    .await
 }
 
 /// The databases to dump, checked against `pg_database`.

@@ -30,20 +30,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
         .map_err(|e| query_err("look up database", &target, None, &e))?
         .is_some();
     let existing_tables = if exists {
-        let (client, session) = server.connect_with_handle(&target).await?;
-        let sql = format!(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p', 'f') AND {USER_NS}"
-        );
-        let n: i64 = client
-            .query_one(&sql, &[])
-            .await
-            .map_err(|e| query_err("count tables", &target, None, &e))?
-            .get(0);
-        // Closed before a DROP DATABASE, which refuses while sessions remain.
-        drop(client);
-        let _ = tokio::time::timeout(Duration::from_secs(5), session).await;
-        usize::try_from(n).unwrap_or(usize::MAX)
+        count_tables(&server, &target).await?
     } else {
         0
     };
@@ -76,22 +63,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     }
     let schema_stmts = split_sql(&req.schema_sql);
     let post_stmts = req.post_sql.as_deref().map(split_sql).unwrap_or_default();
-    plan.push(format!(
-        "run schema.sql ({} statements)",
-        schema_stmts.len()
-    ));
-    for t in &req.tables {
-        plan.push(format!("create table {}", t.name));
-    }
-    for t in &req.tables {
-        plan.push(format!("copy {} parts into {}", t.parts.len(), t.name));
-    }
-    if req.post_sql.is_some() {
-        plan.push(format!("apply post.sql ({} statements)", post_stmts.len()));
-    }
-    for e in &req.expected {
-        plan.push(format!("verify {}: {} rows", e.name, e.rows));
-    }
+    plan.extend(data_steps(&req, &schema_stmts, &post_stmts));
     let mut report = RestoreReport {
         database: req.database.clone(),
         target: target.clone(),
@@ -127,6 +99,45 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
         Err(e) => return Err(abandon(&server, &target, created, e).await),
     }
     Ok(report)
+}
+
+/// The user tables of an existing `target`, with the session closed again before returning.
+async fn count_tables(server: &Server, target: &str) -> Result<usize, DbError> {
+    let (client, session) = server.connect_with_handle(target).await?;
+    let sql = format!(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'f') AND {USER_NS}"
+    );
+    let n: i64 = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| query_err("count tables", target, None, &e))?
+        .get(0);
+    // Closed before a DROP DATABASE, which refuses while sessions remain.
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), session).await;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// The plan's steps after the database is there: scripts, tables, loads and verification.
+fn data_steps(req: &RestoreRequest, schema_stmts: &[String], post_stmts: &[String]) -> Vec<String> {
+    let mut plan = vec![format!(
+        "run schema.sql ({} statements)",
+        schema_stmts.len()
+    )];
+    for t in &req.tables {
+        plan.push(format!("create table {}", t.name));
+    }
+    for t in &req.tables {
+        plan.push(format!("copy {} parts into {}", t.parts.len(), t.name));
+    }
+    if req.post_sql.is_some() {
+        plan.push(format!("apply post.sql ({} statements)", post_stmts.len()));
+    }
+    for e in &req.expected {
+        plan.push(format!("verify {}: {} rows", e.name, e.rows));
+    }
+    plan
 }
 
 /// Fills the created or empty target: schema, data, post.sql, then reads every table back;
@@ -200,13 +211,25 @@ async fn fill(
         .collect();
     let _ = pool_tx.try_send(client);
 
-    // Verification through the dump's own code path.
+    verify(req, &target, &plans, &pool_tx, &mut pool_rx, n_conns).await
+}
+
+/// Reads every expected table back through the dump's own code path, on at most `n_conns`
+/// connections of the pool, and compares rows and checksum with the manifest.
+async fn verify(
+    req: &RestoreRequest,
+    target: &str,
+    plans: &HashMap<String, TablePlan>,
+    pool_tx: &mpsc::Sender<Client>,
+    pool_rx: &mut mpsc::Receiver<Client>,
+    n_conns: usize,
+) -> Result<Vec<TableEntry>, DbError> {
     let mut verify = tokio::task::JoinSet::new();
     let mut found: HashMap<String, TableEntry> = HashMap::new();
     for e in &req.expected {
         let Some(p) = plans.get(&e.name).cloned() else {
             return Err(DbError::Verify {
-                database: target,
+                database: target.into(),
                 table: e.name.clone(),
                 expected_rows: e.rows,
                 rows: 0,
@@ -214,23 +237,23 @@ async fn fill(
                 found: "(table missing)".into(),
             });
         };
-        let client = pool_rx.recv().await.ok_or_else(|| pool_gone(&target))?;
+        let client = pool_rx.recv().await.ok_or_else(|| pool_gone(target))?;
         let lease = Lease {
             client: Some(client),
             pool: pool_tx.clone(),
         };
-        let db = target.clone();
+        let db = target.to_string();
         verify.spawn(async move {
             let r = stream_table(lease.client(), &db, &p, 8 << 20, |_| async { true }).await;
             r.map(|(_, entry)| entry)
         });
         while verify.len() >= n_conns {
-            let entry = join_next(&mut verify, &target).await?;
+            let entry = join_next(&mut verify, target).await?;
             found.insert(entry.name.clone(), entry);
         }
     }
     while !verify.is_empty() {
-        let entry = join_next(&mut verify, &target).await?;
+        let entry = join_next(&mut verify, target).await?;
         found.insert(entry.name.clone(), entry);
     }
     let mut tables = Vec::new();
@@ -238,7 +261,7 @@ async fn fill(
         let got = found.remove(&e.name).unwrap_or_default();
         if got.rows != e.rows || got.checksum != e.checksum {
             return Err(DbError::Verify {
-                database: target,
+                database: target.into(),
                 table: e.name.clone(),
                 expected_rows: e.rows,
                 rows: got.rows,
