@@ -25,21 +25,7 @@ pub(super) fn split_sql(sql: &str) -> Vec<String> {
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
+                i = block_comment_end(b, i);
                 continue;
             }
             b'\'' => {
@@ -47,17 +33,7 @@ pub(super) fn split_sql(sql: &str) -> Vec<String> {
                 // E'…' strings take backslash escapes.
                 let escapes =
                     i > 0 && matches!(b[i - 1], b'E' | b'e') && (i < 2 || !is_ident(b[i - 2]));
-                i += 1;
-                while i < b.len() {
-                    if escapes && b[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if b[i] == b'\'' {
-                        break;
-                    }
-                    i += 1;
-                }
+                i = string_end(b, i, escapes);
             }
             b'"' => {
                 content = true;
@@ -67,22 +43,9 @@ pub(super) fn split_sql(sql: &str) -> Vec<String> {
                 }
             }
             b'$' if i == 0 || !is_ident(b[i - 1]) => {
-                let tag_end = b[i + 1..]
-                    .iter()
-                    .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80))
-                    .map(|p| i + 1 + p);
-                match tag_end {
-                    Some(e)
-                        if b[e] == b'$' && !b[i + 1..e].first().is_some_and(u8::is_ascii_digit) =>
-                    {
-                        content = true;
-                        let tag = &sql[i..=e];
-                        match sql[e + 1..].find(tag) {
-                            Some(p) => i = e + 1 + p + tag.len() - 1,
-                            None => i = b.len(),
-                        }
-                    }
-                    _ => {}
+                if let Some(end) = dollar_quote_end(sql, i) {
+                    content = true;
+                    i = end;
                 }
             }
             b';' if atomic == 0 => {
@@ -119,6 +82,61 @@ pub(super) fn split_sql(sql: &str) -> Vec<String> {
     }
     finish(start, b.len().min(sql.len()), &mut content);
     out
+}
+
+/// The index just after the (nested) block comment that starts at `i`.
+fn block_comment_end(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    i
+}
+
+/// The index of the quote that closes the string opening at `i` (the end if none), with
+/// backslash escapes for `E'…'` strings.
+fn string_end(b: &[u8], mut i: usize, escapes: bool) -> usize {
+    i += 1;
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b[i] == b'\'' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// For a dollar quote (`$$` or `$tag$`) opening at `i`: the index of the last `$` of its
+/// closing tag (the end if none). `None` if `$` at `i` does not open one (`$1`, a lone `$`).
+fn dollar_quote_end(sql: &str, i: usize) -> Option<usize> {
+    let b = sql.as_bytes();
+    let e = b[i + 1..]
+        .iter()
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80))
+        .map(|p| i + 1 + p)?;
+    if b[e] != b'$' || b[i + 1..e].first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let tag = &sql[i..=e];
+    Some(match sql[e + 1..].find(tag) {
+        Some(p) => e + 1 + p + tag.len() - 1,
+        None => b.len(),
+    })
 }
 
 #[cfg(test)]
