@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kfguard::config::Engine;
 use kfguard::engines::mysql;
 use kfguard::engines::{
     Connection, DbError, DumpOptions, Fetch, RestoreReport, RestoreRequest, RestoreTable,
@@ -17,68 +16,11 @@ use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, Row, Value};
 use tokio::runtime::Runtime;
 
-fn url() -> String {
-    std::env::var("KFGUARD_TEST_MYSQL_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "mysql://root@127.0.0.1:3306".into())
-}
-
-fn connection() -> Connection {
-    Connection {
-        source: "kfp".into(),
-        engine: Engine::Mysql,
-        url: url(),
-        password: None,
-    }
-}
-
-fn db_name(test: &str) -> String {
-    format!("kfg_my_{test}_{}", std::process::id())
-}
-
-fn rt() -> Runtime {
-    Runtime::new().expect("tokio runtime")
-}
-
-fn admin(rt: &Runtime) -> Conn {
-    rt.block_on(async {
-        let mut c = Conn::new(Opts::from_url(&url()).expect("url"))
-            .await
-            .expect("connect to the test MySQL");
-        // A zone other than UTC, so the comparison does not share kfguard's session settings.
-        c.query_drop("SET time_zone = '+05:30'").await.unwrap();
-        c
-    })
-}
+use crate::common::db::{mysql_connection, mysql_url, MysqlFixture};
 
 fn exec(rt: &Runtime, c: &mut Conn, sql: &str) {
     rt.block_on(c.query_drop(sql))
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// Drops the test's databases, also when the test fails.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let rt = rt();
-        let mut c = admin(&rt);
-        for db in &self.0 {
-            let _ = rt.block_on(c.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")));
-        }
-    }
-}
-
-/// Drops a test account, also when the test fails.
-struct DropUser(String);
-
-impl Drop for DropUser {
-    fn drop(&mut self) {
-        let rt = rt();
-        let mut c = admin(&rt);
-        let _ = rt.block_on(c.query_drop(format!("DROP USER IF EXISTS '{}'@'%'", self.0)));
-    }
 }
 
 trait IntoParams {
@@ -89,13 +31,6 @@ impl<T: Into<mysql_async::Params>> IntoParams for T {
     fn into_params(self) -> mysql_async::Params {
         self.into()
     }
-}
-
-fn fresh_databases(rt: &Runtime, c: &mut Conn, names: &[&str]) -> Cleanup {
-    for db in names {
-        exec(rt, c, &format!("DROP DATABASE IF EXISTS `{db}`"));
-    }
-    Cleanup(names.iter().map(|s| s.to_string()).collect())
 }
 
 /// One database of a finished dump, held in memory like a snapshot.
@@ -191,7 +126,7 @@ fn restore_db(
         force,
         dry_run,
     };
-    rt.block_on(mysql::restore(&connection(), req))
+    rt.block_on(mysql::restore(&mysql_connection(), req))
 }
 
 fn opts(databases: &[&str], jobs: usize, part_bytes: usize) -> DumpOptions {
@@ -647,19 +582,19 @@ where
 
 #[test]
 fn kfp_round_trip_with_views_triggers_and_parts() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let (mlp, meta) = (db_name("mlpipeline"), db_name("metadb"));
+    let mut my = MysqlFixture::new();
+    let (mlp, meta) = (my.database("mlpipeline"), my.database("metadb"));
     let (mlp2, meta2, cli) = (
-        db_name("mlpipeline_copy"),
-        db_name("metadb_copy"),
-        db_name("mlpipeline_cli"),
+        my.database("mlpipeline_copy"),
+        my.database("metadb_copy"),
+        my.database("mlpipeline_cli"),
     );
-    let _cleanup = fresh_databases(&rt, &mut c, &[&mlp, &meta, &mlp2, &meta2, &cli]);
-    seed_kfp(&rt, &mut c, &mlp, &meta);
+    let (rt, c) = my.parts();
+    seed_kfp(rt, c, &mlp, &meta);
 
     let t0 = Instant::now();
-    let dumped = dump_all(&rt, &connection(), &opts(&[&mlp, &meta], 3, 64 * 1024)).expect("dump");
+    let dumped =
+        dump_all(rt, &mysql_connection(), &opts(&[&mlp, &meta], 3, 64 * 1024)).expect("dump");
     eprintln!("dump: {:?}", t0.elapsed());
     assert!(dumped.server_version.contains("MariaDB") || !dumped.server_version.is_empty());
     assert_eq!(
@@ -715,52 +650,52 @@ fn kfp_round_trip_with_views_triggers_and_parts() {
     assert!(schema.contains("CREATE TABLE `run_details`"));
     assert!(schema.contains("DELIMITER ;;"));
     assert!(!schema.contains("DEFINER=`"), "definers are stripped");
-    replay_with_mysql_client(&rt, &mut c, &schema, &cli, &mlp);
+    replay_with_mysql_client(rt, c, &schema, &cli, &mlp);
 
     let t0 = Instant::now();
     for (src, dst) in [(&mlp, &mlp2), (&meta, &meta2)] {
-        let report = restore_db(&rt, &dumped.dbs[src], src, dst, 2, false, false).expect("restore");
+        let report = restore_db(rt, &dumped.dbs[src], src, dst, 2, false, false).expect("restore");
         assert_eq!(report.tables.len(), dumped.dbs[src].tables.len());
         assert!(report.plan.iter().any(|p| p.starts_with("create table ")));
     }
     eprintln!("restore: {:?}", t0.elapsed());
-    let rows = assert_same_databases(&rt, &mut c, &mlp, &mlp2)
-        + assert_same_databases(&rt, &mut c, &meta, &meta2);
+    let rows =
+        assert_same_databases(rt, c, &mlp, &mlp2) + assert_same_databases(rt, c, &meta, &meta2);
     assert!(rows > 2000);
 
     // The auto-increment counter survived (it is ahead of max(id) + 1).
     assert_eq!(
-        auto_increment(&rt, &mut c, &meta, "Artifact").as_deref(),
+        auto_increment(rt, c, &meta, "Artifact").as_deref(),
         Some("61")
     );
     assert_eq!(
-        auto_increment(&rt, &mut c, &meta2, "Artifact").as_deref(),
+        auto_increment(rt, c, &meta2, "Artifact").as_deref(),
         Some("61")
     );
 
     // Views are restored and work; a view of a view too.
     let view = |db: &str, c: &mut Conn| {
         strings(
-            &rt,
+            rt,
             c,
             &format!("SELECT * FROM `{db}`.big_runs ORDER BY UUID"),
         )
     };
-    let v = view(&mlp2, &mut c);
-    assert_eq!(v, view(&mlp, &mut c));
+    let v = view(&mlp2, c);
+    assert_eq!(v, view(&mlp, c));
     assert_eq!(v.len(), 1);
     // The trigger did not fire during the load (rows compared equal above) and fires now.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "INSERT INTO `{mlp2}`.tasks (UUID, Namespace, PipelineName, RunUUID, PodName, \
              MLMDExecutionID, CreatedTimestamp, Fingerprint) VALUES ('t-new', 'k', 'p', 'run-0', 'pod', '1', 1, 'fp')"
         ),
     );
     let got = strings(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("SELECT State, Fingerprint FROM `{mlp2}`.tasks WHERE UUID = 't-new'"),
     );
     assert_eq!(got, vec![vec![Some("PENDING;".into()), Some("fp#".into())]]);
@@ -786,7 +721,7 @@ fn replay_with_mysql_client(rt: &Runtime, c: &mut Conn, schema: &str, into: &str
         return;
     };
     exec(rt, c, &format!("CREATE DATABASE `{into}`"));
-    let o = Opts::from_url(&url()).unwrap();
+    let o = Opts::from_url(&mysql_url()).unwrap();
     let mut child = Command::new(client)
         .args([
             "--protocol=tcp",
@@ -886,11 +821,10 @@ CREATE TABLE one_col (s varchar(10) NULL) ENGINE=InnoDB;
 
 #[test]
 fn fidelity_round_trip() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let (src, dst) = (db_name("fidelity"), db_name("fidelity_copy"));
-    let _cleanup = fresh_databases(&rt, &mut c, &[&src, &dst]);
-    run_ddl(&rt, &mut c, &src, FIDELITY);
+    let mut my = MysqlFixture::new();
+    let (src, dst) = (my.database("fidelity"), my.database("fidelity_copy"));
+    let (rt, c) = my.parts();
+    run_ddl(rt, c, &src, FIDELITY);
 
     let every_byte: Vec<u8> = (0..=255u8).collect();
     let long_text: String = "line\twith\ttabs\\ and \r\n\\N — ünïcode 🦀\n".repeat(30_000);
@@ -1006,16 +940,16 @@ fn fidelity_round_trip() {
             .unwrap();
     });
     // The double -0.0 is stored as such (otherwise the comparison below proves nothing about it).
-    let neg_zero = rows_of(&rt, &mut c, &src, "fidelity")
+    let neg_zero = rows_of(rt, c, &src, "fidelity")
         .iter()
         .any(|r| matches!(r[14], Value::Double(d) if d == 0.0 && d.is_sign_negative()));
 
     let t0 = Instant::now();
-    let dumped = dump_all(&rt, &connection(), &opts(&[&src], 2, 1024 * 1024)).expect("dump");
+    let dumped = dump_all(rt, &mysql_connection(), &opts(&[&src], 2, 1024 * 1024)).expect("dump");
     let d = &dumped.dbs[&src];
-    restore_db(&rt, d, &src, &dst, 1, false, false).expect("restore");
+    restore_db(rt, d, &src, &dst, 1, false, false).expect("restore");
     eprintln!("fidelity dump + restore: {:?}", t0.elapsed());
-    assert_same_databases(&rt, &mut c, &src, &dst);
+    assert_same_databases(rt, c, &src, &dst);
     eprintln!("-0.0 stored as negative zero by the server: {neg_zero}");
 
     // Warnings: the table without a primary key, not the one with a unique NOT NULL key.
@@ -1070,32 +1004,31 @@ fn fidelity_round_trip() {
 
 #[test]
 fn restore_refuses_non_empty_database_and_dry_run_changes_nothing() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let (src, dst) = (db_name("notempty"), db_name("notempty_copy"));
-    let _cleanup = fresh_databases(&rt, &mut c, &[&src, &dst]);
+    let mut my = MysqlFixture::new();
+    let (src, dst) = (my.database("notempty"), my.database("notempty_copy"));
+    let (rt, c) = my.parts();
     run_ddl(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &src,
         "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v varchar(20)) DEFAULT CHARSET=latin1 COLLATE=latin1_swedish_ci;\n\
          CREATE TABLE u (id int PRIMARY KEY)",
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("INSERT INTO `{src}`.t (v) VALUES ('a'), ('b'), ('c')"),
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("ALTER DATABASE `{src}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"),
     );
-    let dumped = dump_all(&rt, &connection(), &opts(&[&src], 1, 1 << 20)).expect("dump");
+    let dumped = dump_all(rt, &mysql_connection(), &opts(&[&src], 1, 1 << 20)).expect("dump");
     let d = &dumped.dbs[&src];
 
     // Dry run into a missing database: a plan, and nothing created.
-    let report = restore_db(&rt, d, &src, &dst, 2, false, true).expect("dry run");
+    let report = restore_db(rt, d, &src, &dst, 2, false, true).expect("dry run");
     assert!(report.dry_run);
     assert_eq!(report.plan[0], format!("create database {dst}"));
     for p in [
@@ -1111,17 +1044,17 @@ fn restore_refuses_non_empty_database_and_dry_run_changes_nothing() {
         );
     }
     let exists = strings(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{dst}'"),
     );
     assert!(exists.is_empty(), "dry run created the database");
 
     // A real restore creates it with the original charset and collation.
-    restore_db(&rt, d, &src, &dst, 2, false, false).expect("restore");
+    restore_db(rt, d, &src, &dst, 2, false, false).expect("restore");
     let cs = strings(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA \
              WHERE SCHEMA_NAME = '{dst}'"
@@ -1137,11 +1070,11 @@ fn restore_refuses_non_empty_database_and_dry_run_changes_nothing() {
 
     // Again without --force: refused, and the data is untouched.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("INSERT INTO `{dst}`.t (v) VALUES ('extra')"),
     );
-    match restore_db(&rt, d, &src, &dst, 2, false, false) {
+    match restore_db(rt, d, &src, &dst, 2, false, false) {
         Err(e @ DbError::NotEmpty { tables: 2, .. }) => {
             assert!(e.to_string().contains("--force"), "{e}");
         }
@@ -1149,55 +1082,54 @@ fn restore_refuses_non_empty_database_and_dry_run_changes_nothing() {
     }
     // Dry run on a non-empty database without force is refused too; with force it plans a drop.
     assert!(matches!(
-        restore_db(&rt, d, &src, &dst, 2, false, true),
+        restore_db(rt, d, &src, &dst, 2, false, true),
         Err(DbError::NotEmpty { .. })
     ));
-    let plan = restore_db(&rt, d, &src, &dst, 2, true, true)
+    let plan = restore_db(rt, d, &src, &dst, 2, true, true)
         .expect("dry run with force")
         .plan;
     assert_eq!(plan[0], format!("drop 2 tables and views in {dst}"));
     assert_eq!(
-        rows_of(&rt, &mut c, &dst, "t").len(),
+        rows_of(rt, c, &dst, "t").len(),
         4,
         "dry run changed the data"
     );
 
     // --force replaces the tables.
-    restore_db(&rt, d, &src, &dst, 2, true, false).expect("forced restore");
-    assert_same_databases(&rt, &mut c, &src, &dst);
+    restore_db(rt, d, &src, &dst, 2, true, false).expect("forced restore");
+    assert_same_databases(rt, c, &src, &dst);
 }
 
 #[test]
 fn checksum_mismatch_fails_loudly_and_drops_only_the_database_the_restore_created() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let (src, dst) = (db_name("verify"), db_name("verify_copy"));
-    let _cleanup = fresh_databases(&rt, &mut c, &[&src, &dst]);
+    let mut my = MysqlFixture::new();
+    let (src, dst) = (my.database("verify"), my.database("verify_copy"));
+    let (rt, c) = my.parts();
     run_ddl(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &src,
         "CREATE TABLE t (id int PRIMARY KEY, v varchar(20))",
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("INSERT INTO `{src}`.t VALUES (1, 'a'), (2, 'b')"),
     );
-    let dumped = dump_all(&rt, &connection(), &opts(&[&src], 1, 1 << 20)).expect("dump");
+    let dumped = dump_all(rt, &mysql_connection(), &opts(&[&src], 1, 1 << 20)).expect("dump");
     let mut d = dumped.dbs[&src].clone();
     // A part altered after the manifest was written.
     let part = d.tables[0].parts[0].clone();
     d.files.insert(part, b"1\ta\n2\tB\n".to_vec());
     let exists = |c: &mut Conn| {
         !strings(
-            &rt,
+            rt,
             c,
             &format!("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{dst}'"),
         )
         .is_empty()
     };
-    let err = restore_db(&rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
+    let err = restore_db(rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
     match &err {
         DbError::Abandoned { cause, .. } => match &**cause {
             DbError::Verify {
@@ -1217,17 +1149,17 @@ fn checksum_mismatch_fails_loudly_and_drops_only_the_database_the_restore_create
         )),
         "{msg}"
     );
-    assert!(!exists(&mut c), "the half-restored database is gone");
+    assert!(!exists(c), "the half-restored database is gone");
 
     // A database that existed before is never dropped: it is named as left behind.
-    exec(&rt, &mut c, &format!("CREATE DATABASE `{dst}`"));
-    let err = restore_db(&rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
+    exec(rt, c, &format!("CREATE DATABASE `{dst}`"));
+    let err = restore_db(rt, &d, &src, &dst, 1, false, false).expect_err("tampered");
     let msg = err.to_string();
     assert!(
         msg.contains("which existed before, partly restored") && msg.contains("--force"),
         "{msg}"
     );
-    assert!(exists(&mut c));
+    assert!(exists(c));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1235,10 +1167,11 @@ fn checksum_mismatch_fails_loudly_and_drops_only_the_database_the_restore_create
 
 #[test]
 fn unreachable_server_is_a_connect_error_quickly() {
-    let rt = rt();
+    let my = MysqlFixture::new();
+    let rt = my.rt();
     let conn = Connection {
         url: "mysql://root@127.0.0.1:1".into(),
-        ..connection()
+        ..mysql_connection()
     };
     let t0 = Instant::now();
     let err = rt
@@ -1252,10 +1185,11 @@ fn unreachable_server_is_a_connect_error_quickly() {
 
 #[test]
 fn wrong_password_is_an_auth_error() {
-    let rt = rt();
+    let my = MysqlFixture::new();
+    let rt = my.rt();
     let conn = Connection {
         password: Some("definitely-not-the-password".into()),
-        ..connection()
+        ..mysql_connection()
     };
     let err = rt
         .block_on(mysql::dump(&conn, &DumpOptions::default()))
@@ -1269,10 +1203,14 @@ fn wrong_password_is_an_auth_error() {
 
 #[test]
 fn missing_database_is_reported() {
-    let rt = rt();
-    let missing = db_name("does_not_exist");
+    let mut my = MysqlFixture::new();
+    let missing = my.database("does_not_exist");
+    let rt = my.rt();
     let err = rt
-        .block_on(mysql::dump(&connection(), &opts(&[&missing], 1, 1 << 20)))
+        .block_on(mysql::dump(
+            &mysql_connection(),
+            &opts(&[&missing], 1, 1 << 20),
+        ))
         .unwrap_err();
     match err {
         DbError::NoDatabase { database, .. } => assert_eq!(database, missing),
@@ -1282,26 +1220,28 @@ fn missing_database_is_reported() {
 
 #[test]
 fn killed_connection_mid_dump_is_an_error_not_a_short_table() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let db = db_name("kill");
-    let _cleanup = fresh_databases(&rt, &mut c, &[&db]);
+    let mut my = MysqlFixture::new();
+    let db = my.database("kill");
+    let (rt, c) = my.parts();
     run_ddl(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &db,
         "CREATE TABLE big (id int PRIMARY KEY, payload text)",
     );
     // ~32 MiB: more than the socket buffers can hold, so the server is still sending.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "INSERT INTO `{db}`.big SELECT seq, REPEAT(CHAR(65 + seq % 26), 4096) FROM seq_1_to_8000"
         ),
     );
     let mut session = rt
-        .block_on(mysql::dump(&connection(), &opts(&[&db], 1, 64 * 1024)))
+        .block_on(mysql::dump(
+            &mysql_connection(),
+            &opts(&[&db], 1, 64 * 1024),
+        ))
         .expect("dump starts");
     let stream = &mut session.databases[0].tables[0];
     let first = stream
@@ -1312,8 +1252,8 @@ fn killed_connection_mid_dump_is_an_error_not_a_short_table() {
     assert_eq!(first.path, "data/big.000001.tsv");
 
     let ids = strings(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
              AND (DB = '{db}' OR INFO LIKE '%`{db}`%')"
@@ -1360,13 +1300,12 @@ fn table_bytes(d: &DbFiles, table: &str) -> Vec<u8> {
 
 #[test]
 fn large_tables_split_into_key_ranges_dump_like_one_stream() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let (db, copy) = (db_name("split"), db_name("split_copy"));
-    let _cleanup = fresh_databases(&rt, &mut c, &[&db, &copy]);
+    let mut my = MysqlFixture::new();
+    let (db, copy) = (my.database("split"), my.database("split_copy"));
+    let (rt, c) = my.parts();
     run_ddl(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &db,
         "CREATE TABLE a_small (id int PRIMARY KEY, v varchar(10));\n\
          CREATE TABLE big (id int PRIMARY KEY, note text, d double, t datetime(3));\n\
@@ -1375,8 +1314,8 @@ fn large_tables_split_into_key_ranges_dump_like_one_stream() {
     );
     // ~5 MiB over sparse, negative and positive keys, with escapes, NULLs and doubles.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "INSERT INTO `{db}`.big SELECT CAST(seq AS SIGNED) * 7 - 20000, \
              IF(seq % 13 = 0, NULL, CONCAT(REPEAT(CHAR(65 + seq % 26), 600 + seq % 300), '\\t\\n\\\\', seq)), \
@@ -1385,8 +1324,8 @@ fn large_tables_split_into_key_ranges_dump_like_one_stream() {
     );
     // Keys spread over the whole unsigned 64-bit range, up to its maximum.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "INSERT INTO `{db}`.huge_keys SELECT seq * 6148914691236517, REPEAT('x', 1000 + seq % 7) \
              FROM seq_1_to_2999 UNION ALL SELECT 18446744073709551615, 'max' \
@@ -1394,25 +1333,26 @@ fn large_tables_split_into_key_ranges_dump_like_one_stream() {
         ),
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("INSERT INTO `{db}`.a_small VALUES (1, 'a'), (2, NULL)"),
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("INSERT INTO `{db}`.z_after VALUES (3, 'z')"),
     );
     // The split decision uses the server's size estimate: make it current.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("ANALYZE TABLE `{db}`.big, `{db}`.huge_keys"),
     );
 
     let part_bytes = 64 * 1024;
-    let one = dump_all(&rt, &connection(), &opts(&[&db], 1, part_bytes)).expect("jobs=1 dump");
-    let split = dump_all(&rt, &connection(), &opts(&[&db], 4, part_bytes)).expect("jobs=4 dump");
+    let one = dump_all(rt, &mysql_connection(), &opts(&[&db], 1, part_bytes)).expect("jobs=1 dump");
+    let split =
+        dump_all(rt, &mysql_connection(), &opts(&[&db], 4, part_bytes)).expect("jobs=4 dump");
     let (one, split) = (&one.dbs[&db], &split.dbs[&db]);
     let names = |d: &DbFiles| d.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(one), ["a_small", "big", "huge_keys", "z_after"]);
@@ -1447,37 +1387,36 @@ fn large_tables_split_into_key_ranges_dump_like_one_stream() {
         .iter()
         .any(|e| e.0 == "huge_keys" && e.1 == 3001));
 
-    let report = restore_db(&rt, split, &db, &copy, 4, false, false).expect("restore");
+    let report = restore_db(rt, split, &db, &copy, 4, false, false).expect("restore");
     assert_eq!(report.tables.len(), 4);
-    assert_eq!(
-        assert_same_databases(&rt, &mut c, &db, &copy),
-        6000 + 3001 + 3
-    );
+    assert_eq!(assert_same_databases(rt, c, &db, &copy), 6000 + 3001 + 3);
 }
 
 #[test]
 fn killed_connection_in_a_key_range_is_an_error_not_a_short_table() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let db = db_name("killsplit");
-    let _cleanup = fresh_databases(&rt, &mut c, &[&db]);
+    let mut my = MysqlFixture::new();
+    let db = my.database("killsplit");
+    let (rt, c) = my.parts();
     run_ddl(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &db,
         "CREATE TABLE big (id int PRIMARY KEY, payload text)",
     );
     // ~32 MiB in 4 ranges of ~8 MiB: each more than the socket buffers and channels can hold.
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!(
             "INSERT INTO `{db}`.big SELECT seq, REPEAT(CHAR(65 + seq % 26), 4096) FROM seq_1_to_8000"
         ),
     );
-    exec(&rt, &mut c, &format!("ANALYZE TABLE `{db}`.big"));
+    exec(rt, c, &format!("ANALYZE TABLE `{db}`.big"));
     let mut session = rt
-        .block_on(mysql::dump(&connection(), &opts(&[&db], 4, 64 * 1024)))
+        .block_on(mysql::dump(
+            &mysql_connection(),
+            &opts(&[&db], 4, 64 * 1024),
+        ))
         .expect("dump starts");
     let stream = &mut session.databases[0].tables[0];
     let first = stream
@@ -1491,8 +1430,8 @@ fn killed_connection_in_a_key_range_is_an_error_not_a_short_table() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let ids = loop {
         let ids = strings(
-            &rt,
-            &mut c,
+            rt,
+            c,
             &format!(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
                  AND INFO LIKE '%`{db}`.`big` WHERE%'"
@@ -1535,37 +1474,27 @@ fn killed_connection_in_a_key_range_is_an_error_not_a_short_table() {
 
 #[test]
 fn without_reload_privilege_falls_back_to_one_connection() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let db = db_name("noreload");
-    let _cleanup = fresh_databases(&rt, &mut c, &[&db]);
-    run_ddl(&rt, &mut c, &db, "CREATE TABLE t (id int PRIMARY KEY)");
-    exec(
-        &rt,
-        &mut c,
-        &format!("INSERT INTO `{db}`.t VALUES (1), (2)"),
-    );
-    let user = format!("kfg_test_user_{}", std::process::id());
+    let mut my = MysqlFixture::new();
+    let db = my.database("noreload");
+    let user = my.user("noreload");
+    let (rt, c) = my.parts();
+    run_ddl(rt, c, &db, "CREATE TABLE t (id int PRIMARY KEY)");
+    exec(rt, c, &format!("INSERT INTO `{db}`.t VALUES (1), (2)"));
     let _ = rt.block_on(c.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'")));
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'kfg-pw'"),
     );
-    exec(
-        &rt,
-        &mut c,
-        &format!("GRANT ALL ON `{db}`.* TO '{user}'@'%'"),
-    );
-    let _drop_user = DropUser(user.clone());
+    exec(rt, c, &format!("GRANT ALL ON `{db}`.* TO '{user}'@'%'"));
 
-    let o = Opts::from_url(&url()).unwrap();
+    let o = Opts::from_url(&mysql_url()).unwrap();
     let conn = Connection {
         url: format!("mysql://{user}@{}:{}", o.ip_or_hostname(), o.tcp_port()),
         password: Some("kfg-pw".into()),
-        ..connection()
+        ..mysql_connection()
     };
-    let dumped = dump_all(&rt, &conn, &opts(&[&db], 4, 1 << 20)).expect("dump");
+    let dumped = dump_all(rt, &conn, &opts(&[&db], 4, 1 << 20)).expect("dump");
     assert_eq!(
         dumped.consistency.get("mode").map(String::as_str),
         Some("single-connection")
@@ -1593,27 +1522,26 @@ fn without_reload_privilege_falls_back_to_one_connection() {
 
 #[test]
 fn routines_and_events_are_warned_about() {
-    let rt = rt();
-    let mut c = admin(&rt);
-    let db = db_name("routines");
-    let _cleanup = fresh_databases(&rt, &mut c, &[&db]);
-    run_ddl(&rt, &mut c, &db, "CREATE TABLE t (id int PRIMARY KEY)");
+    let mut my = MysqlFixture::new();
+    let db = my.database("routines");
+    let (rt, c) = my.parts();
+    run_ddl(rt, c, &db, "CREATE TABLE t (id int PRIMARY KEY)");
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("CREATE PROCEDURE `{db}`.cleanup() BEGIN DELETE FROM t; END"),
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("CREATE FUNCTION `{db}`.two() RETURNS int DETERMINISTIC RETURN 2"),
     );
     exec(
-        &rt,
-        &mut c,
+        rt,
+        c,
         &format!("CREATE EVENT `{db}`.nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t"),
     );
-    let dumped = dump_all(&rt, &connection(), &opts(&[&db], 1, 1 << 20)).expect("dump");
+    let dumped = dump_all(rt, &mysql_connection(), &opts(&[&db], 1, 1 << 20)).expect("dump");
     let mine: BTreeSet<&String> = dumped.warnings.iter().filter(|w| w.contains(&db)).collect();
     let expect = [
         format!("stored procedure `{db}`.`cleanup` not captured"),

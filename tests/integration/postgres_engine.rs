@@ -7,130 +7,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kfguard::config::Engine;
 use kfguard::engines::postgres;
 use kfguard::engines::{
     Connection, DbError, DumpOptions, Fetch, RestoreReport, RestoreRequest, RestoreTable,
 };
 use kfguard::snapshot::manifest::TableEntry;
-use tokio::runtime::Runtime;
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use crate::common::db::{pg_connection, pg_db_url, PgFixture};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
-
-fn pg_url() -> String {
-    std::env::var("KFGUARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn conn_to(url: &str) -> Connection {
-    Connection {
-        source: "pg".into(),
-        engine: Engine::Postgres,
-        url: url.into(),
-        password: None,
-    }
-}
-
-fn conn() -> Connection {
-    conn_to(&pg_url())
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// `postgres://…/DB` for the admin helpers.
-fn url_for(db: &str) -> String {
-    let base = pg_url();
-    let base = base.split('?').next().unwrap_or(&base).to_string();
-    let after_scheme = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[after_scheme..].find('/') {
-        Some(i) => base[..after_scheme + i].to_string(),
-        None => base,
-    };
-    format!("{root}/{db}")
-}
-
-/// Runs SQL (simple protocol) on `db` and returns every row as text cells.
-fn sql(rt: &Runtime, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
-    rt.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url_for(db), NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
-        let task = tokio::spawn(connection);
-        let msgs = client
-            .simple_query(query)
-            .await
-            .unwrap_or_else(|e| panic!("{query}: {e:?}"));
-        drop(client);
-        let _ = task.await;
-        msgs.into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()
-    })
-}
-
-fn scalar(rt: &Runtime, db: &str, query: &str) -> String {
-    sql(rt, db, query)
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .unwrap_or_default()
-}
-
-/// A scratch database, dropped (with its sessions) at the end of the test.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    fn new(rt: &Runtime, tag: &str) -> Self {
-        let name = format!("kfg_pg_{tag}_{}", std::process::id());
-        drop_database(rt, &name);
-        sql(rt, "postgres", &format!("CREATE DATABASE \"{name}\""));
-        Self { name }
-    }
-
-    /// A name for a restore target, dropped at the end too.
-    fn target(rt: &Runtime, tag: &str) -> Self {
-        let name = format!("kfg_pg_{tag}_{}", std::process::id());
-        drop_database(rt, &name);
-        Self { name }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        drop_database(&runtime(), &self.name);
-    }
-}
-
-fn drop_database(rt: &Runtime, name: &str) {
-    sql(
-        rt,
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-    );
-}
-
-fn database_exists(rt: &Runtime, name: &str) -> bool {
-    !sql(
-        rt,
-        "postgres",
-        &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
-    )
-    .is_empty()
-}
 
 /// A finished dump of one database, as the archiver would have stored it.
 #[derive(Default, Clone)]
@@ -151,9 +37,10 @@ struct DumpResult {
 }
 
 /// Dumps, then consumes every channel from this (non-runtime) thread with `blocking_recv`.
-fn dump(rt: &Runtime, opts: &DumpOptions) -> DumpResult {
-    let session = rt
-        .block_on(postgres::dump(&conn(), opts))
+fn dump(pg: &PgFixture, opts: &DumpOptions) -> DumpResult {
+    let session = pg
+        .rt()
+        .block_on(postgres::dump(&pg_connection(), opts))
         .unwrap_or_else(|e| panic!("dump: {e}"));
     let mut dbs = BTreeMap::new();
     let mut order = Vec::new();
@@ -225,24 +112,24 @@ fn entry(e: &TableEntry) -> (String, u64, String) {
     (e.name.clone(), e.rows, e.checksum.clone())
 }
 
-fn restore(rt: &Runtime, req: RestoreRequest) -> Result<RestoreReport, DbError> {
-    rt.block_on(postgres::restore(&conn(), req))
+fn restore(pg: &PgFixture, req: RestoreRequest) -> Result<RestoreReport, DbError> {
+    pg.rt().block_on(postgres::restore(&pg_connection(), req))
 }
 
 /// Compares every table of `src` with `dst` using plain SQL: row count, an md5 over all rows'
 /// text, and the rows themselves, in one order computed by the server on each side.
-fn assert_same_rows(rt: &Runtime, src: &str, dst: &str, tables: &[&str]) {
+fn assert_same_rows(pg: &PgFixture, src: &str, dst: &str, tables: &[&str]) {
     for t in tables {
         let q = format!(
             "SELECT count(*), md5(coalesce(string_agg(r::text, E'\\n' ORDER BY r::text COLLATE \"C\"), '')) \
              FROM {t} AS r"
         );
-        let a = sql(rt, src, &q);
-        let b = sql(rt, dst, &q);
+        let a = pg.sql(src, &q);
+        let b = pg.sql(dst, &q);
         assert_eq!(a, b, "count/md5 of {t}");
         let q = format!("SELECT r::text FROM {t} AS r ORDER BY r::text COLLATE \"C\"");
-        let a = sql(rt, src, &q);
-        let b = sql(rt, dst, &q);
+        let a = pg.sql(src, &q);
+        let b = pg.sql(dst, &q);
         assert_eq!(a.len(), b.len(), "rows of {t}");
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert!(x == y, "{t}: row {i} differs");
@@ -366,31 +253,29 @@ INSERT INTO "Event" (artifact_id, execution_id, type, milliseconds_since_epoch)
 #[test]
 fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
     let started = Instant::now();
-    let rt = runtime();
-    let kfp = TestDb::new(&rt, "mlpipeline");
-    let mlmd = TestDb::new(&rt, "metadb");
-    sql(&rt, &kfp.name, KFP_SCHEMA);
-    sql(&rt, &mlmd.name, MLMD_SCHEMA);
+    let pg = PgFixture::new();
+    let kfp = pg.database("mlpipeline");
+    let mlmd = pg.database("metadb");
+    pg.sql(&kfp, KFP_SCHEMA);
+    pg.sql(&mlmd, MLMD_SCHEMA);
 
     let opts = DumpOptions {
         jobs: 3,
         part_bytes: 64 * KIB,
-        databases: vec![kfp.name.clone(), mlmd.name.clone()],
+        databases: vec![kfp.clone(), mlmd.clone()],
         ..DumpOptions::default()
     };
-    let d = dump(&rt, &opts);
+    let d = dump(&pg, &opts);
     assert!(
         d.server_version.starts_with(char::is_numeric),
         "{}",
         d.server_version
     );
     assert!(d.consistency.contains_key("snapshot") && d.consistency.contains_key("lsn"));
-    assert!(d
-        .consistency
-        .contains_key(&format!("snapshot.{}", mlmd.name)));
+    assert!(d.consistency.contains_key(&format!("snapshot.{}", mlmd)));
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     // Databases in the requested order, tables sorted by stem.
-    assert_eq!(d.order[0].0, kfp.name);
+    assert_eq!(d.order[0].0, kfp);
     assert_eq!(
         d.order[0].1,
         [
@@ -407,7 +292,7 @@ fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
         ["Artifact", "ArtifactProperty", "Event", "Type"]
     );
 
-    let k = &d.dbs[&kfp.name];
+    let k = &d.dbs[&kfp];
     // Parts: at most part_bytes, cut at rows; a multi-MiB row is a part of its own.
     let runs = &k.tables["run_details"];
     assert!(runs.len() >= 3, "{runs:?}");
@@ -443,22 +328,22 @@ fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
     assert!(post.contains("setval"), "{post}");
 
     // Restore both under new names, then compare with independent SQL.
-    let kfp2 = TestDb::target(&rt, "mlpipeline_restored");
-    let mlmd2 = TestDb::target(&rt, "metadb_restored");
+    let kfp2 = pg.target("mlpipeline_restored");
+    let mlmd2 = pg.target("metadb_restored");
     let t0 = Instant::now();
-    let report = restore(&rt, request(k, &kfp.name, &kfp2.name)).expect("restore kfp");
+    let report = restore(&pg, request(k, &kfp, &kfp2)).expect("restore kfp");
     let restore_took = t0.elapsed();
     assert_eq!(report.tables.len(), 6);
     assert_eq!(
         report.tables.iter().map(entry).collect::<Vec<_>>(),
         k.entries.values().map(entry).collect::<Vec<_>>()
     );
-    restore(&rt, request(&d.dbs[&mlmd.name], &mlmd.name, &mlmd2.name)).expect("restore mlmd");
+    restore(&pg, request(&d.dbs[&mlmd], &mlmd, &mlmd2)).expect("restore mlmd");
 
     assert_same_rows(
-        &rt,
-        &kfp.name,
-        &kfp2.name,
+        &pg,
+        &kfp,
+        &kfp2,
         &[
             "pipelines",
             "pipeline_versions",
@@ -470,9 +355,9 @@ fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
         ],
     );
     assert_same_rows(
-        &rt,
-        &mlmd.name,
-        &mlmd2.name,
+        &pg,
+        &mlmd,
+        &mlmd2,
         &[
             "\"Type\"",
             "\"Artifact\"",
@@ -482,36 +367,34 @@ fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
     );
     let bytes_q = "SELECT md5(string_agg(byte_value || proto_value, '' ORDER BY artifact_id)) \
                    FROM \"ArtifactProperty\"";
-    assert_eq!(
-        scalar(&rt, &mlmd.name, bytes_q),
-        scalar(&rt, &mlmd2.name, bytes_q)
-    );
+    assert_eq!(pg.scalar(&mlmd, bytes_q), pg.scalar(&mlmd2, bytes_q));
 
     // Indexes, constraints and the view came back.
     let idx = "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1";
-    assert_eq!(sql(&rt, &kfp.name, idx), sql(&rt, &kfp2.name, idx));
+    assert_eq!(pg.sql(&kfp, idx), pg.sql(&kfp2, idx));
     // CHECK expressions are re-parsed on restore and may print with different casts.
     let cons = "SELECT conrelid::regclass::text, conname, contype, \
                 CASE WHEN contype <> 'c' THEN pg_get_constraintdef(oid) END \
                 FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2";
-    assert_eq!(sql(&rt, &kfp.name, cons), sql(&rt, &kfp2.name, cons));
-    assert_eq!(sql(&rt, &mlmd.name, cons), sql(&rt, &mlmd2.name, cons));
-    assert!(sql(&rt, &kfp2.name, cons)
+    assert_eq!(pg.sql(&kfp, cons), pg.sql(&kfp2, cons));
+    assert_eq!(pg.sql(&mlmd, cons), pg.sql(&mlmd2, cons));
+    assert!(pg
+        .sql(&kfp2, cons)
         .iter()
         .any(|r| r[1].as_deref() == Some("namespace_name") && r[2].as_deref() == Some("u")));
     let view = "SELECT pg_get_viewdef('finished_runs'::regclass)";
-    assert_eq!(scalar(&rt, &kfp.name, view), scalar(&rt, &kfp2.name, view));
+    assert_eq!(pg.scalar(&kfp, view), pg.scalar(&kfp2, view));
 
     // Sequence values survived: identity and serial columns continue where the source was.
     let next_artifact = "INSERT INTO \"Artifact\" (type_id) VALUES (1) RETURNING id";
-    assert_eq!(scalar(&rt, &mlmd2.name, next_artifact), "101");
+    assert_eq!(pg.scalar(&mlmd2, next_artifact), "101");
     let next_task = "INSERT INTO tasks (\"RunUUID\", \"Name\", \"State\") VALUES ('r-1', 'x', 'y') RETURNING \"Id\"";
-    assert_eq!(scalar(&rt, &kfp2.name, next_task), "3001");
+    assert_eq!(pg.scalar(&kfp2, next_task), "3001");
     // Foreign keys are enforced in the copy.
     let bad_fk = "DO $$ BEGIN \
         INSERT INTO tasks (\"RunUUID\", \"Name\", \"State\") VALUES ('nope', 'x', 'y'); \
         RAISE EXCEPTION 'fk not enforced'; EXCEPTION WHEN foreign_key_violation THEN NULL; END $$";
-    sql(&rt, &kfp2.name, bad_fk);
+    pg.sql(&kfp2, bad_fk);
     eprintln!(
         "kfp/mlmd round trip: {:?} total, kfp restore {:?}",
         started.elapsed(),
@@ -616,17 +499,17 @@ const FIDELITY_TABLES: &[&str] = &[
 #[test]
 fn fidelity_round_trip() {
     let started = Instant::now();
-    let rt = runtime();
-    let src = TestDb::new(&rt, "fidelity");
-    sql(&rt, &src.name, FIDELITY_SCHEMA);
+    let pg = PgFixture::new();
+    let src = pg.database("fidelity");
+    pg.sql(&src, FIDELITY_SCHEMA);
     let opts = DumpOptions {
         jobs: 2,
         part_bytes: 256 * KIB,
-        databases: vec![src.name.clone()],
+        databases: vec![src.clone()],
         ..DumpOptions::default()
     };
-    let d = dump(&rt, &opts);
-    let dd = &d.dbs[&src.name];
+    let d = dump(&pg, &opts);
+    let dd = &d.dbs[&src];
     assert_eq!(
         d.order[0].1,
         [
@@ -661,12 +544,12 @@ fn fidelity_round_trip() {
     assert_eq!(dd.tables["My Table"], ["data/My%20Table.000001.copy"]);
     assert_eq!(
         dd.entries["fidelity"].rows.to_string(),
-        scalar(&rt, &src.name, "SELECT count(*) FROM fidelity")
+        pg.scalar(&src, "SELECT count(*) FROM fidelity")
     );
 
     // A second dump of unchanged data is byte-identical (deterministic output, dedup-friendly).
-    let again = dump(&rt, &opts);
-    let ag = &again.dbs[&src.name];
+    let again = dump(&pg, &opts);
+    let ag = &again.dbs[&src];
     assert_eq!(
         ag.entries.values().map(entry).collect::<Vec<_>>(),
         dd.entries.values().map(entry).collect::<Vec<_>>()
@@ -680,10 +563,10 @@ fn fidelity_round_trip() {
         }
     }
 
-    let dst = TestDb::target(&rt, "fidelity_restored");
-    let report = restore(&rt, request(dd, &src.name, &dst.name)).expect("restore");
+    let dst = pg.target("fidelity_restored");
+    let report = restore(&pg, request(dd, &src, &dst)).expect("restore");
     assert_eq!(report.tables.len(), 7);
-    assert_same_rows(&rt, &src.name, &dst.name, FIDELITY_TABLES);
+    assert_same_rows(&pg, &src, &dst, FIDELITY_TABLES);
 
     // Column by column, with type-specific checks that do not go through text output.
     let checks = [
@@ -702,24 +585,15 @@ fn fidelity_round_trip() {
         "SELECT enum_range(NULL::mood)::text",
     ];
     for q in checks {
-        assert_eq!(sql(&rt, &src.name, q), sql(&rt, &dst.name, q), "{q}");
+        assert_eq!(pg.sql(&src, q), pg.sql(&dst, q), "{q}");
     }
     assert_eq!(
-        scalar(
-            &rt,
-            &dst.name,
-            "SELECT length(t) FROM fidelity WHERE id = 11"
-        ),
-        scalar(
-            &rt,
-            &src.name,
-            "SELECT length(t) FROM fidelity WHERE id = 11"
-        )
+        pg.scalar(&dst, "SELECT length(t) FROM fidelity WHERE id = 11"),
+        pg.scalar(&src, "SELECT length(t) FROM fidelity WHERE id = 11")
     );
     assert_eq!(
-        scalar(
-            &rt,
-            &dst.name,
+        pg.scalar(
+            &dst,
             "SELECT encode(float8send(d), 'hex') FROM fidelity WHERE id = 40"
         ),
         "3fd3333333333334"
@@ -728,35 +602,29 @@ fn fidelity_round_trip() {
     // Schema objects: indexes, unique constraints, the trigger, identity values.
     let idx = "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes \
                WHERE schemaname NOT IN ('pg_catalog') ORDER BY 1, 2, 3";
-    assert_eq!(sql(&rt, &src.name, idx), sql(&rt, &dst.name, idx));
+    assert_eq!(pg.sql(&src, idx), pg.sql(&dst, idx));
     let cons = "SELECT conrelid::regclass::text, conname, \
                 CASE WHEN contype <> 'c' THEN pg_get_constraintdef(oid) END FROM pg_constraint WHERE conrelid <> 0 AND connamespace <> 'pg_catalog'::regnamespace \
                 ORDER BY 1, 2";
-    assert_eq!(sql(&rt, &src.name, cons), sql(&rt, &dst.name, cons));
-    sql(
-        &rt,
-        &dst.name,
+    assert_eq!(pg.sql(&src, cons), pg.sql(&dst, cons));
+    pg.sql(
+        &dst,
         "INSERT INTO \"select\" VALUES (3, 'fires the trigger')",
     );
     assert_eq!(
-        scalar(
-            &rt,
-            &dst.name,
-            "SELECT what FROM audit ORDER BY id DESC LIMIT 1"
-        ),
+        pg.scalar(&dst, "SELECT what FROM audit ORDER BY id DESC LIMIT 1"),
         "select row 3"
     );
     assert_eq!(
-        scalar(
-            &rt,
-            &dst.name,
+        pg.scalar(
+            &dst,
             "INSERT INTO \"ml md\".\"Events\" (note) VALUES ('n') RETURNING id"
         ),
         "11"
     );
     let domain_check = "DO $$ BEGIN INSERT INTO fidelity (id, p) VALUES (1000, -1); \
         RAISE EXCEPTION 'domain not enforced'; EXCEPTION WHEN check_violation THEN NULL; END $$";
-    sql(&rt, &dst.name, domain_check);
+    pg.sql(&dst, domain_check);
 
     // The files are plain SQL that psql runs as they are (what `restic dump` would print).
     if std::process::Command::new("psql")
@@ -764,7 +632,7 @@ fn fidelity_round_trip() {
         .output()
         .is_ok()
     {
-        let via_psql = TestDb::new(&rt, "fidelity_psql");
+        let via_psql = pg.database("fidelity_psql");
         let dir = tempfile::tempdir().expect("tempdir");
         for f in ["schema.sql", "post.sql"] {
             let path = dir.path().join(f);
@@ -776,7 +644,7 @@ fn fidelity_round_trip() {
                     "-v",
                     "ON_ERROR_STOP=1",
                     "-d",
-                    &url_for(&via_psql.name),
+                    &pg_db_url(&via_psql),
                     "-f",
                 ])
                 .arg(&path)
@@ -790,7 +658,7 @@ fn fidelity_round_trip() {
         }
         let q = "SELECT count(*) FROM pg_class WHERE relnamespace <> 'pg_catalog'::regnamespace \
                  AND relnamespace <> 'information_schema'::regnamespace AND relnamespace <> 'pg_toast'::regnamespace";
-        assert_eq!(scalar(&rt, &via_psql.name, q), scalar(&rt, &dst.name, q));
+        assert_eq!(pg.scalar(&via_psql, q), pg.scalar(&dst, q));
     } else {
         eprintln!("psql not found: skipping the psql check of schema.sql/post.sql");
     }
@@ -799,11 +667,9 @@ fn fidelity_round_trip() {
 
 #[test]
 fn dump_is_one_consistent_snapshot_under_concurrent_writes() {
-    let rt = runtime();
-    let db = TestDb::new(&rt, "consistency");
-    sql(
-        &rt,
-        &db.name,
+    let pg = PgFixture::new();
+    let db = pg.database("consistency");
+    pg.sql(&db,
         "CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
          CREATE TABLE ledger (id bigserial PRIMARY KEY, account int NOT NULL, amount bigint NOT NULL);
          INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, 100) g;
@@ -812,15 +678,17 @@ fn dump_is_one_consistent_snapshot_under_concurrent_writes() {
     let opts = DumpOptions {
         jobs: 1,
         part_bytes: 4 * KIB,
-        databases: vec![db.name.clone()],
+        databases: vec![db.clone()],
         ..DumpOptions::default()
     };
-    let session = rt.block_on(postgres::dump(&conn(), &opts)).expect("dump");
+    let session = pg
+        .rt()
+        .block_on(postgres::dump(&pg_connection(), &opts))
+        .expect("dump");
     // Writers commit after the snapshot, and before and while the tables are read.
     for i in 0..20 {
-        sql(
-            &rt,
-            &db.name,
+        pg.sql(
+            &db,
             &format!(
                 "BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = {a};
                  INSERT INTO ledger (account, amount) VALUES ({a}, -10); COMMIT;",
@@ -838,11 +706,7 @@ fn dump_is_one_consistent_snapshot_under_concurrent_writes() {
                 data.extend(p.bytes);
                 n += 1;
                 if n == 1 {
-                    sql(
-                        &rt,
-                        &db.name,
-                        "UPDATE accounts SET balance = 0 WHERE id = 100",
-                    );
+                    pg.sql(&db, "UPDATE accounts SET balance = 0 WHERE id = 100");
                 }
             }
             rows.insert(t.name, String::from_utf8(data).expect("utf-8"));
@@ -870,12 +734,16 @@ fn dump_is_one_consistent_snapshot_under_concurrent_writes() {
 
 #[test]
 fn bad_input_fails_with_typed_errors() {
-    let rt = runtime();
+    let pg = PgFixture::new();
     // Unreachable port: a connect error, quickly.
     let t0 = Instant::now();
-    let err = rt
+    let err = pg
+        .rt()
         .block_on(postgres::dump(
-            &conn_to("postgres://postgres@127.0.0.1:1"),
+            &Connection {
+                url: "postgres://postgres@127.0.0.1:1".into(),
+                ..pg_connection()
+            },
             &DumpOptions::default(),
         ))
         .expect_err("port 1");
@@ -885,9 +753,13 @@ fn bad_input_fails_with_typed_errors() {
     assert!(msg.contains("127.0.0.1:1") && !msg.contains('\n'), "{msg}");
 
     // Credentials: trust auth accepts any password, so use a role that does not exist.
-    let err = rt
+    let err = pg
+        .rt()
         .block_on(postgres::dump(
-            &conn_to("postgres://kfg_no_such_role@127.0.0.1:5432"),
+            &Connection {
+                url: "postgres://kfg_no_such_role@127.0.0.1:5432".into(),
+                ..pg_connection()
+            },
             &DumpOptions::default(),
         ))
         .expect_err("unknown role");
@@ -899,17 +771,22 @@ fn bad_input_fails_with_typed_errors() {
         databases: vec!["kfg_no_such_database".into()],
         ..DumpOptions::default()
     };
-    let err = rt
-        .block_on(postgres::dump(&conn(), &opts))
+    let err = pg
+        .rt()
+        .block_on(postgres::dump(&pg_connection(), &opts))
         .expect_err("missing database");
     assert!(
         matches!(&err, DbError::NoDatabase { database, .. } if database == "kfg_no_such_database"),
         "{err:?}"
     );
     // …also as the maintenance database in the URL.
-    let err = rt
+    let err = pg
+        .rt()
         .block_on(postgres::dump(
-            &conn_to(&url_for("kfg_no_such_database")),
+            &Connection {
+                url: pg_db_url("kfg_no_such_database"),
+                ..pg_connection()
+            },
             &DumpOptions::default(),
         ))
         .expect_err("missing maintenance database");
@@ -928,21 +805,23 @@ fn killed_connection_mid_split_dump_is_an_error_on_the_table() {
 }
 
 fn killed_mid_dump(tag: &str, jobs: usize) {
-    let rt = runtime();
-    let db = TestDb::new(&rt, tag);
-    sql(
-        &rt,
-        &db.name,
+    let pg = PgFixture::new();
+    let db = pg.database(tag);
+    pg.sql(
+        &db,
         "CREATE TABLE big (id int PRIMARY KEY, payload text NOT NULL);
          INSERT INTO big SELECT g, repeat(md5(g::text), 64) FROM generate_series(1, 20000) g;",
     );
     let opts = DumpOptions {
         jobs,
         part_bytes: 64 * KIB,
-        databases: vec![db.name.clone()],
+        databases: vec![db.clone()],
         ..DumpOptions::default()
     };
-    let session = rt.block_on(postgres::dump(&conn(), &opts)).expect("dump");
+    let session = pg
+        .rt()
+        .block_on(postgres::dump(&pg_connection(), &opts))
+        .expect("dump");
     let mut dbs = session.databases;
     let mut table = dbs.remove(0).tables.remove(0);
     let first = table
@@ -951,13 +830,12 @@ fn killed_mid_dump(tag: &str, jobs: usize) {
         .expect("a part")
         .expect("first part ok");
     assert!(!first.bytes.is_empty());
-    let killed = sql(
-        &rt,
+    let killed = pg.sql(
         "postgres",
         &format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = '{}' AND pid <> pg_backend_pid()",
-            db.name
+            db
         ),
     );
     assert!(!killed.is_empty(), "no dump sessions found");
@@ -983,7 +861,7 @@ fn killed_mid_dump(tag: &str, jobs: usize) {
         "the channel closes after the error"
     );
     let results = session.results.lock().expect("results");
-    assert!(results.get(&db.name).is_none_or(|t| !t.contains_key("big")));
+    assert!(results.get(&db).is_none_or(|t| !t.contains_key("big")));
 }
 
 /// Concatenated part bytes of every table, with its part paths.
@@ -1001,12 +879,10 @@ fn table_bytes(d: &Dumped) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn large_tables_are_read_in_key_ranges_with_identical_output() {
-    let rt = runtime();
-    let db = TestDb::new(&rt, "split");
+    let pg = PgFixture::new();
+    let db = pg.database("split");
     // A bigint key with gaps and negative values, an int4 key, a text key, no key.
-    sql(
-        &rt,
-        &db.name,
+    pg.sql(&db,
         "CREATE TABLE artifacts (id bigint PRIMARY KEY, n int, payload text, blob bytea);
          INSERT INTO artifacts SELECT g * 7 - 300000, g, repeat(md5(g::text), 3) || E'\\t\\\\x\\n', \
            sha256(g::text::bytea) FROM generate_series(1, 60000) g;
@@ -1020,48 +896,49 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
          CREATE TABLE empty_big (id int PRIMARY KEY);
          ANALYZE artifacts;",
     );
-    let size: usize = scalar(&rt, &db.name, "SELECT pg_table_size('artifacts')")
+    let size: usize = pg
+        .scalar(&db, "SELECT pg_table_size('artifacts')")
         .parse()
         .expect("size");
     assert!(size > 4 * MIB, "artifacts is {size} bytes");
     let opts = |jobs| DumpOptions {
         jobs,
         part_bytes: 64 * KIB,
-        databases: vec![db.name.clone()],
+        databases: vec![db.clone()],
         ..DumpOptions::default()
     };
 
     // `artifacts` is consumed first and takes all 4 permits and workers: its 4 key ranges
     // (balanced by the histogram despite the outlying keys) are read by 4 connections at once,
     // all started before the consumer takes anything.
-    let session = rt
-        .block_on(postgres::dump(&conn(), &opts(4)))
+    let session = pg
+        .rt()
+        .block_on(postgres::dump(&pg_connection(), &opts(4)))
         .expect("dump");
     let deadline = Instant::now() + Duration::from_secs(20);
     let ranged = loop {
-        let n: usize = scalar(
-            &rt,
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+        let n: usize = pg
+            .scalar(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
                  AND query LIKE 'COPY (SELECT % FROM ONLY public.artifacts % WHERE %'",
-                db.name
-            ),
-        )
-        .parse()
-        .expect("count");
+                    db
+                ),
+            )
+            .parse()
+            .expect("count");
         if n >= 4 || Instant::now() > deadline {
             break n;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(ranged, 4, "key-range readers of artifacts");
-    let queries = sql(
-        &rt,
+    let queries = pg.sql(
         "postgres",
         &format!(
             "SELECT query FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%'",
-            db.name
+            db
         ),
     );
     // An even cut of [min, max] would put every row but the outliers into two ranges.
@@ -1076,14 +953,14 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
     drop(session);
 
     let t0 = Instant::now();
-    let serial = dump(&rt, &opts(1));
+    let serial = dump(&pg, &opts(1));
     let serial_took = t0.elapsed();
     let t0 = Instant::now();
-    let parallel = dump(&rt, &opts(4));
+    let parallel = dump(&pg, &opts(4));
     let parallel_took = t0.elapsed();
     eprintln!("dump jobs=1: {serial_took:?}, jobs=4 with key ranges: {parallel_took:?}");
-    let s = &serial.dbs[&db.name];
-    let p = &parallel.dbs[&db.name];
+    let s = &serial.dbs[&db];
+    let p = &parallel.dbs[&db];
     assert_eq!(table_bytes(s), table_bytes(p));
     assert_eq!(
         s.entries.values().map(entry).collect::<Vec<_>>(),
@@ -1114,39 +991,38 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
         p.tables["artifacts"].len()
     );
 
-    let restored = TestDb::target(&rt, "split_restored");
-    let report = restore(&rt, request(p, &db.name, &restored.name)).expect("restore");
+    let restored = pg.target("split_restored");
+    let report = restore(&pg, request(p, &db, &restored)).expect("restore");
     assert_eq!(
         report.tables.iter().map(entry).collect::<Vec<_>>(),
         p.entries.values().map(entry).collect::<Vec<_>>()
     );
     assert_same_rows(
-        &rt,
-        &db.name,
-        &restored.name,
+        &pg,
+        &db,
+        &restored,
         &["artifacts", "events", "words", "tiny", "empty_big"],
     );
 }
 
 #[test]
 fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_failures() {
-    let rt = runtime();
-    let src = TestDb::new(&rt, "refuse");
-    sql(
-        &rt,
-        &src.name,
+    let pg = PgFixture::new();
+    let src = pg.database("refuse");
+    pg.sql(
+        &src,
         "CREATE TABLE keep (id int PRIMARY KEY, v text);
          CREATE TABLE skip_me (id int PRIMARY KEY, keep_id int REFERENCES keep (id));
          CREATE VIEW uses_skipped AS SELECT * FROM skip_me;
          INSERT INTO keep VALUES (1, 'one'), (2, 'two');",
     );
     let opts = DumpOptions {
-        databases: vec![src.name.clone()],
+        databases: vec![src.clone()],
         tables: kfguard::config::TableFilter::new(&[], &["skip_*".into()]).unwrap(),
         ..DumpOptions::default()
     };
-    let d = dump(&rt, &opts);
-    let dd = &d.dbs[&src.name];
+    let d = dump(&pg, &opts);
+    let dd = &d.dbs[&src];
     assert_eq!(dd.tables.keys().collect::<Vec<_>>(), ["keep"]);
     assert!(
         d.warnings
@@ -1157,7 +1033,7 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
     );
 
     // Into the (non-empty) source itself, without --force.
-    let err = restore(&rt, request(dd, &src.name, &src.name)).expect_err("not empty");
+    let err = restore(&pg, request(dd, &src, &src)).expect_err("not empty");
     assert!(
         matches!(&err, DbError::NotEmpty { tables: 2, .. }),
         "{err:?}"
@@ -1165,11 +1041,11 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
     assert!(err.to_string().contains("--force"), "{err}");
 
     // Dry run: a plan, and nothing created.
-    let target = TestDb::target(&rt, "refuse_target");
-    let mut req = request(dd, &src.name, &target.name);
+    let target = pg.target("refuse_target");
+    let mut req = request(dd, &src, &target);
     req.dry_run = true;
-    let plan = restore(&rt, req).expect("dry run").plan;
-    assert_eq!(plan[0], format!("create database {}", target.name));
+    let plan = restore(&pg, req).expect("dry run").plan;
+    assert_eq!(plan[0], format!("create database {}", target));
     assert!(plan.iter().any(|p| p == "create table keep"), "{plan:?}");
     assert!(
         plan.iter().any(|p| p == "copy 1 parts into keep"),
@@ -1180,39 +1056,35 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
         "{plan:?}"
     );
     assert!(plan.iter().any(|p| p == "verify keep: 2 rows"), "{plan:?}");
-    assert!(!database_exists(&rt, &target.name));
+    assert!(!pg.exists(&target));
 
     // Restore, change the copy, then --force replaces it.
-    restore(&rt, request(dd, &src.name, &target.name)).expect("restore");
-    sql(
-        &rt,
-        &target.name,
+    restore(&pg, request(dd, &src, &target)).expect("restore");
+    pg.sql(
+        &target,
         "INSERT INTO keep VALUES (3, 'three'); CREATE TABLE extra (x int)",
     );
-    let err = restore(&rt, request(dd, &src.name, &target.name)).expect_err("now not empty");
+    let err = restore(&pg, request(dd, &src, &target)).expect_err("now not empty");
     assert!(
         matches!(err, DbError::NotEmpty { tables: 2, .. }),
         "{err:?}"
     );
-    let mut req = request(dd, &src.name, &target.name);
+    let mut req = request(dd, &src, &target);
     req.force = true;
-    let report = restore(&rt, req).expect("forced restore");
+    let report = restore(&pg, req).expect("forced restore");
     assert_eq!(report.tables[0].rows, 2);
-    assert_eq!(scalar(&rt, &target.name, "SELECT count(*) FROM keep"), "2");
-    assert!(sql(
-        &rt,
-        &target.name,
-        "SELECT 1 FROM pg_class WHERE relname = 'extra'"
-    )
-    .is_empty());
+    assert_eq!(pg.scalar(&target, "SELECT count(*) FROM keep"), "2");
+    assert!(pg
+        .sql(&target, "SELECT 1 FROM pg_class WHERE relname = 'extra'")
+        .is_empty());
 
     // A tampered part fails verification loudly.
     let mut bad = dd.clone();
     let part = bad.tables["keep"][0].clone();
     bad.files.insert(part, b"1\tone\n2\tTWO\n".to_vec());
-    let mut req = request(&bad, &src.name, &target.name);
+    let mut req = request(&bad, &src, &target);
     req.force = true;
-    let err = restore(&rt, req).expect_err("tampered");
+    let err = restore(&pg, req).expect_err("tampered");
     assert!(
         matches!(&err, DbError::Abandoned { cause, .. }
             if matches!(&**cause, DbError::Verify { table, .. } if table == "keep")),
@@ -1224,20 +1096,20 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
         msg.contains("which existed before, partly restored") && msg.contains("--force"),
         "{msg}"
     );
-    assert!(database_exists(&rt, &target.name));
+    assert!(pg.exists(&target));
 
     // A database the failed restore created itself is dropped again, and the message says so.
-    let fresh = TestDb::target(&rt, "tampered_new");
-    let err = restore(&rt, request(&bad, &src.name, &fresh.name)).expect_err("tampered");
+    let fresh = pg.target("tampered_new");
+    let err = restore(&pg, request(&bad, &src, &fresh)).expect_err("tampered");
     let msg = err.to_string();
     assert!(
         msg.contains(&format!(
             "`{}`, which this restore had created, was dropped",
-            fresh.name
+            fresh
         )),
         "{msg}"
     );
-    assert!(!database_exists(&rt, &fresh.name));
+    assert!(!pg.exists(&fresh));
 }
 
 const EXOTIC_SCHEMA: &str = r#"
@@ -1284,27 +1156,26 @@ COMMENT ON COLUMN t1.name IS 'a comment';
 
 #[test]
 fn other_objects_are_captured_or_reported() {
-    let rt = runtime();
-    let src = TestDb::new(&rt, "objects");
-    sql(&rt, &src.name, EXOTIC_SCHEMA);
-    let citext = !sql(
-        &rt,
-        &src.name,
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'citext'",
-    )
-    .is_empty();
+    let pg = PgFixture::new();
+    let src = pg.database("objects");
+    pg.sql(&src, EXOTIC_SCHEMA);
+    let citext = !pg
+        .sql(
+            &src,
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'citext'",
+        )
+        .is_empty();
     if citext {
-        sql(
-            &rt,
-            &src.name,
+        pg.sql(
+            &src,
             "CREATE EXTENSION citext; CREATE TABLE ci (c citext PRIMARY KEY); \
              INSERT INTO ci VALUES ('Hello'), ('world')",
         );
     }
     let d = dump(
-        &rt,
+        &pg,
         &DumpOptions {
-            databases: vec![src.name.clone()],
+            databases: vec![src.clone()],
             ..DumpOptions::default()
         },
     );
@@ -1326,9 +1197,9 @@ fn other_objects_are_captured_or_reported() {
     }
     assert_eq!(d.warnings.len(), expected.len(), "{:?}", d.warnings);
 
-    let dd = &d.dbs[&src.name];
-    let dst = TestDb::target(&rt, "objects_restored");
-    restore(&rt, request(dd, &src.name, &dst.name)).expect("restore");
+    let dd = &d.dbs[&src];
+    let dst = pg.target("objects_restored");
+    restore(&pg, request(dd, &src, &dst)).expect("restore");
     let mut tables = vec![
         "t1",
         "ul",
@@ -1344,7 +1215,7 @@ fn other_objects_are_captured_or_reported() {
     if citext {
         tables.push("ci");
     }
-    assert_same_rows(&rt, &src.name, &dst.name, &tables);
+    assert_same_rows(&pg, &src, &dst, &tables);
     let same = [
         "SELECT count(*) FROM zero",
         "SELECT public.atomic_f()",
@@ -1356,14 +1227,10 @@ fn other_objects_are_captured_or_reported() {
         "SELECT typname, typnotnull, pg_get_expr(typdefaultbin, 0) FROM pg_type WHERE typname = 'color_d'",
     ];
     for q in same {
-        assert_eq!(sql(&rt, &src.name, q), sql(&rt, &dst.name, q), "{q}");
+        assert_eq!(pg.sql(&src, q), pg.sql(&dst, q), "{q}");
     }
     assert_eq!(
-        scalar(
-            &rt,
-            &dst.name,
-            "INSERT INTO gen (h) VALUES ('c') RETURNING id"
-        ),
+        pg.scalar(&dst, "INSERT INTO gen (h) VALUES ('c') RETURNING id"),
         "110"
     );
 }

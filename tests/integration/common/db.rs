@@ -108,3 +108,227 @@ pub fn pg_text_rows(db: &str, sql: &str) -> Vec<Option<String>> {
             .collect()
     })
 }
+
+/// The engine's connection settings for the test PostgreSQL, as a `pg` source.
+pub fn pg_connection() -> kfguard::engines::Connection {
+    kfguard::engines::Connection {
+        source: "pg".into(),
+        engine: kfguard::config::Engine::Postgres,
+        url: pg_url(),
+        password: None,
+    }
+}
+
+/// The engine's connection settings for the test MariaDB, as a `kfp` source.
+pub fn mysql_connection() -> kfguard::engines::Connection {
+    kfguard::engines::Connection {
+        source: "kfp".into(),
+        engine: kfguard::config::Engine::Mysql,
+        url: mysql_url(),
+        password: None,
+    }
+}
+
+/// `postgres://…/DB`: the test server's URL with `db` as its database (query and path dropped).
+pub fn pg_db_url(db: &str) -> String {
+    let base = pg_url();
+    let base = base.split('?').next().unwrap_or(&base).to_string();
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[after_scheme..].find('/') {
+        Some(i) => base[..after_scheme + i].to_string(),
+        None => base,
+    };
+    format!("{root}/{db}")
+}
+
+/// The runtime of an engine test: the engine's tasks run on it while the test consumes the
+/// part channels from its own thread, as the archiver does.
+fn engine_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// One PostgreSQL test's world: the runtime, an admin connection, and the test's databases,
+/// each with a unique name, dropped (with their sessions) when the fixture is, even when the
+/// test panics.
+pub struct PgFixture {
+    rt: tokio::runtime::Runtime,
+    admin: tokio_postgres::Client,
+    databases: std::sync::Mutex<Vec<String>>,
+}
+
+impl PgFixture {
+    pub fn new() -> Self {
+        let rt = engine_runtime();
+        let admin = rt.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&pg_db_url("postgres"), tokio_postgres::NoTls)
+                    .await
+                    .expect("connect to the test PostgreSQL");
+            tokio::spawn(connection);
+            client
+        });
+        Self {
+            rt,
+            admin,
+            databases: Default::default(),
+        }
+    }
+
+    pub fn rt(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
+    /// A new empty database, named after `tag`.
+    pub fn database(&self, tag: &str) -> String {
+        let name = self.target(tag);
+        self.admin_sql(&format!("CREATE DATABASE \"{name}\""));
+        name
+    }
+
+    /// A name for a database the test creates (a restore target); dropped at the end too.
+    pub fn target(&self, tag: &str) -> String {
+        let name = unique_db(&format!("pg_{tag}"));
+        self.databases.lock().unwrap().push(name.clone());
+        name
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        let rows = self
+            .rt
+            .block_on(
+                self.admin
+                    .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]),
+            )
+            .expect("look up database");
+        !rows.is_empty()
+    }
+
+    /// Runs SQL (simple protocol) on `db` and returns every row as text cells.
+    pub fn sql(&self, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
+        use tokio_postgres::SimpleQueryMessage;
+        self.rt.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&pg_db_url(db), tokio_postgres::NoTls)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
+            let task = tokio::spawn(connection);
+            let msgs = client
+                .simple_query(query)
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e:?}"));
+            drop(client);
+            let _ = task.await;
+            msgs.into_iter()
+                .filter_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The first cell of the first row, or "".
+    pub fn scalar(&self, db: &str, query: &str) -> String {
+        self.sql(db, query)
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default()
+    }
+
+    fn admin_sql(&self, sql: &str) {
+        self.rt
+            .block_on(self.admin.batch_execute(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+impl Drop for PgFixture {
+    fn drop(&mut self) {
+        for name in self
+            .databases
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = self.rt.block_on(self.admin.batch_execute(&sql));
+        }
+    }
+}
+
+/// One MariaDB test's world: the runtime, an admin connection (in a zone other than UTC, so
+/// comparisons do not share kfguard's session settings), and the test's databases and
+/// accounts, dropped when the fixture is, even when the test panics.
+pub struct MysqlFixture {
+    rt: tokio::runtime::Runtime,
+    admin: mysql_async::Conn,
+    databases: Vec<String>,
+    users: Vec<String>,
+}
+
+impl MysqlFixture {
+    pub fn new() -> Self {
+        let rt = engine_runtime();
+        let admin = rt.block_on(async {
+            let opts = mysql_async::Opts::from_url(&mysql_url()).expect("url");
+            let mut c = mysql_async::Conn::new(opts)
+                .await
+                .expect("connect to the test MySQL");
+            c.query_drop("SET time_zone = '+05:30'").await.unwrap();
+            c
+        });
+        Self {
+            rt,
+            admin,
+            databases: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+
+    pub fn rt(&self) -> &tokio::runtime::Runtime {
+        &self.rt
+    }
+
+    /// A database name for this test, named after `tag`; not created (the test or a restore
+    /// creates it), dropped at the end.
+    pub fn database(&mut self, tag: &str) -> String {
+        let name = unique_db(&format!("my_{tag}"));
+        self.databases.push(name.clone());
+        name
+    }
+
+    /// An account the test creates, dropped at the end.
+    pub fn user(&mut self, tag: &str) -> String {
+        let name = unique_db(&format!("user_{tag}"));
+        self.users.push(name.clone());
+        name
+    }
+
+    /// The runtime and the admin connection, for the test's own SQL.
+    pub fn parts(&mut self) -> (&tokio::runtime::Runtime, &mut mysql_async::Conn) {
+        (&self.rt, &mut self.admin)
+    }
+}
+
+impl Drop for MysqlFixture {
+    fn drop(&mut self) {
+        let drops = self
+            .databases
+            .iter()
+            .map(|db| format!("DROP DATABASE IF EXISTS `{db}`"))
+            .chain(
+                self.users
+                    .iter()
+                    .map(|u| format!("DROP USER IF EXISTS '{u}'@'%'")),
+            );
+        for sql in drops.collect::<Vec<_>>() {
+            let _ = self.rt.block_on(self.admin.query_drop(sql));
+        }
+    }
+}
