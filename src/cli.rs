@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::restore::Existing;
+use crate::snapshot::Component;
+
 /// Backup, restore and runbooks for Kubeflow clusters.
 #[derive(Debug, Parser)]
 #[command(
@@ -170,26 +173,6 @@ pub enum Command {
         after_help = "Example:\n  kfguard completions bash > /etc/bash_completion.d/kfguard"
     )]
     Completions(CompletionsArgs),
-}
-
-/// `restore --existing`: what to do with an object that already exists in the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Existing {
-    /// Keep the live object, restore nothing over it
-    Skip,
-    /// Replace it with the snapshot's (for Kubernetes objects: apply the snapshot's fields)
-    Overwrite,
-    /// Stop before changing anything
-    Fail,
-}
-
-/// The parts of a Kubeflow cluster that a snapshot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Component {
-    Databases,
-    Buckets,
-    Kubernetes,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,11 @@ pub enum Outcome {
     Warnings(Vec<String>),
 }
 
+/// A command line that parses but makes no sense, e.g. a missing retention policy.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Exit codes, as documented in README.
 pub mod exit {
     pub const OK: i32 = 0;

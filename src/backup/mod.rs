@@ -5,3 +5,10 @@ pub mod crosscheck;
 pub mod databases;
 pub mod downloads;
 pub mod kubernetes;
+mod plan;
+mod report;
+mod run;
+
+pub use plan::Plan;
+pub use report::Report;
+pub use run::run;

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use super::{Context, UsageError};
-use crate::cli::{Component, DiffArgs};
+use crate::cli::DiffArgs;
 use crate::drift::objects::{self, ObjectDrift};
 use crate::output::emit;
+use crate::snapshot::Component;
 use crate::snapshot::{full_id, kubernetes};
 use crate::sources::kube::{catalog, Cluster};
 use crate::Outcome;

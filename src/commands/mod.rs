@@ -12,17 +12,14 @@ mod restore;
 mod show;
 mod snapshots;
 
-use crate::cli::{Cli, Command, Component, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Config;
 use crate::repo::{self, Location, Repo, RepoError};
 use crate::snapshot::read::IndexedRepo;
-use crate::snapshot::select;
+use crate::snapshot::{select, Component};
 use crate::Outcome;
 
-/// A command line that parses but makes no sense, e.g. a missing retention policy.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+pub use crate::UsageError;
 
 /// What every command gets: the effective config, the global flags and a tokio runtime.
 pub struct Context {
@@ -48,7 +45,7 @@ impl Context {
         let (repo, location) = self.open()?;
         let latest = select::Latest {
             cluster: &self.config.cluster,
-            parts: parts.iter().map(|c| part(*c)).collect(),
+            parts: parts.iter().map(|c| c.part()).collect(),
         };
         let snap = select::one(&repo, &location.display, id, &latest)?;
         let repo = repo
@@ -59,19 +56,7 @@ impl Context {
 
     /// Opens the configured repository.
     pub fn open(&self) -> Result<(Repo, Location), RepoError> {
-        let password = repo::password(&self.config.repository)?;
-        let location = self.location()?;
-        let repo = location.open(&password, self.global.quiet)?;
-        Ok((repo, location))
-    }
-}
-
-/// A component's name in a snapshot's scope tag (`kfguard-scope=buckets+databases`).
-pub fn part(c: Component) -> &'static str {
-    match c {
-        Component::Databases => "databases",
-        Component::Buckets => "buckets",
-        Component::Kubernetes => "kubernetes",
+        repo::open(&self.config.repository, self.rt.handle(), self.global.quiet)
     }
 }
 

@@ -161,6 +161,19 @@ impl Location {
     }
 }
 
+/// Opens the configured repository: the password, then the location (probing S3), then the
+/// repository itself; `quiet` hides rustic's progress.
+pub fn open(
+    cfg: &RepositoryConfig,
+    rt: &tokio::runtime::Handle,
+    quiet: bool,
+) -> Result<(Repo, Location), RepoError> {
+    let password = password(cfg)?;
+    let location = Location::resolve(cfg, rt)?;
+    let repo = location.open(&password, quiet)?;
+    Ok((repo, location))
+}
+
 /// The repository password, from what the config layering chose: a file, a named variable,
 /// or else `KFGUARD_PASSWORD`.
 pub fn password(cfg: &RepositoryConfig) -> Result<String, RepoError> {

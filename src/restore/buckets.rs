@@ -25,8 +25,8 @@ use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
 use crate::backup::buckets::{bucket_dir, connect, IndexLine, INDEX};
-use crate::cli::Existing;
 use crate::config::Config;
+use crate::restore::Existing;
 use crate::snapshot::manifest::{BucketEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
 use crate::sources::bucket::Bucket;

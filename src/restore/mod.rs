@@ -3,6 +3,26 @@
 pub mod buckets;
 pub mod databases;
 pub mod kubernetes;
+mod plan;
+mod report;
+mod run;
+mod stop;
+
+pub use plan::Plan;
+pub use report::Report;
+pub use run::run;
+
+/// `restore --existing`: what to do with an object that already exists in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Existing {
+    /// Keep the live object, restore nothing over it
+    Skip,
+    /// Replace it with the snapshot's (for Kubernetes objects: apply the snapshot's fields)
+    Overwrite,
+    /// Stop before changing anything
+    Fail,
+}
 
 /// The entries that `SRC/NAME` or `SRC` selectors pick, each once, in selector order; all of
 /// them when there is no selector. `Err((selector, available))` names one that matches nothing.

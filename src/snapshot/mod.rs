@@ -3,9 +3,12 @@
 pub mod kubernetes;
 pub mod manifest;
 pub mod read;
+pub mod scope;
 pub mod select;
 pub mod tree;
 pub mod writer;
+
+pub use scope::Component;
 
 /// Tag of a snapshot whose backup has not been verified complete. Such snapshots are hidden,
 /// never used as a parent or as `latest`, and removed by `forget`.

@@ -27,10 +27,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
-use crate::cli::Existing;
 use crate::config::KubernetesConfig;
 use crate::drift::fields::{self, Change};
 use crate::drift::redact;
+use crate::restore::Existing;
 use crate::sources::kube::catalog::{self, Kind, Served};
 use crate::sources::kube::object::{self, group_of, ObjectKey};
 use crate::sources::kube::{retry, Cluster, KubeError};

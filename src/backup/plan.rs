@@ -1,0 +1,39 @@
+//! What a backup is asked to do: the parts, the extra files, the tags, how hard to push.
+
+use std::path::PathBuf;
+
+use tokio::runtime::Handle;
+
+use crate::config::Config;
+use crate::snapshot::Component;
+
+/// One backup, as the CLI's flags or a runbook describe it.
+pub struct Plan<'a> {
+    /// The effective config: the cluster, the repository and the sources.
+    pub config: &'a Config,
+    /// Back up only these parts; empty: every configured part.
+    pub only: Vec<Component>,
+    /// The user's tags on the snapshot.
+    pub tags: Vec<String>,
+    /// Parallel connections per database source.
+    pub jobs: usize,
+    /// Bucket requests in flight at once.
+    pub transfers: usize,
+    /// Read the sources, write no snapshot.
+    pub dry_run: bool,
+    /// Local folders, stored under `/files/`.
+    pub from_dir: Vec<PathBuf>,
+    /// `PATH=COMMAND`: a command's stdout, stored at PATH.
+    pub from_command: Vec<String>,
+    /// Hide the repository's progress.
+    pub quiet: bool,
+    /// The runtime that the S3, database and Kubernetes clients run on.
+    pub rt: &'a Handle,
+}
+
+impl Plan<'_> {
+    /// Whether the plan asks for this part (every part, without `only`).
+    pub(crate) fn wants(&self, c: Component) -> bool {
+        self.only.is_empty() || self.only.contains(&c)
+    }
+}
