@@ -123,6 +123,9 @@ impl Cluster {
         // A wedged API server must fail the backup, not hang the nightly job.
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(60));
+        // kfguard retries by itself (see `retry`), with its own backoff and count; kube's
+        // built-in retry of 429/503/504 would multiply the tries and hide them from it.
+        config.default_retry = false;
         let server = config
             .cluster_url
             .to_string()
