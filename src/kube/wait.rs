@@ -1,10 +1,13 @@
 //! Waiting for the cluster to reach a state: a CRD Established, an object present. Each wait
-//! gives up after [`limit`].
+//! watches the one object with kube-runtime's `await_condition` and gives up after [`limit`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::kube::api::{Api, DynamicObject};
-use serde_json::Value;
+use ::kube::runtime::wait::{await_condition, conditions, Condition};
+use ::kube::Resource;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::de::DeserializeOwned;
 
 use super::catalog::Kind;
 use super::Cluster;
@@ -17,46 +20,36 @@ pub fn limit() -> Duration {
         .map_or(Duration::from_secs(60), Duration::from_secs)
 }
 
-/// Whether the CRD `name` (of the served CRD kind `crd`) became Established within the limit.
-pub async fn crd_established(cluster: &Cluster, crd: &Kind, name: &str) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &crd.ar);
-    let established = || async {
-        api.get(name).await.is_ok_and(|crd| {
-            crd.data
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|c| {
-                    c.iter().any(|c| {
-                        c.get("type").and_then(Value::as_str) == Some("Established")
-                            && c.get("status").and_then(Value::as_str) == Some("True")
-                    })
-                })
-        })
-    };
-    poll(established).await
+/// Whether the CRD `name` became Established within the limit.
+pub async fn crd_established(cluster: &Cluster, name: &str) -> bool {
+    let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
+    until(api, name, conditions::is_crd_established).await
 }
 
 /// Whether the cluster-scoped object `name` of `kind` exists within the limit.
 pub async fn exists(cluster: &Cluster, kind: &Kind, name: &str) -> bool {
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
-    let exists = || async { api.get_opt(name).await.ok().flatten().is_some() };
-    poll(exists).await
+    until(api, name, || |o: Option<&DynamicObject>| o.is_some()).await
 }
 
-/// Asks `ready` every 100 ms until it says yes (true) or the wait limit passes (false).
-async fn poll<F, Fut>(mut ready: F) -> bool
+/// Watches `name` until the condition made by `cond` holds (true) or the limit passes (false).
+async fn until<K, C>(api: Api<K>, name: &str, cond: impl Fn() -> C) -> bool
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    K: Clone + std::fmt::Debug + Send + DeserializeOwned + Resource + 'static,
+    C: Condition<K>,
 {
-    let deadline = Instant::now() + limit();
-    loop {
-        if ready().await {
-            return true;
+    let watch = async {
+        loop {
+            match await_condition(api.clone(), name, cond()).await {
+                Ok(_) => return,
+                // A failed watch (a dropped connection, a 5xx) is watched again: only the
+                // limit ends a wait.
+                Err(e) => {
+                    tracing::debug!("watching {name} failed ({e}); watching again");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+    tokio::time::timeout(limit(), watch).await.is_ok()
 }

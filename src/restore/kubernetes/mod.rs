@@ -486,10 +486,13 @@ fn relink_owners(
 
 /// Waits until a CRD restored in stage 1 is Established.
 async fn wait_established(cluster: &Cluster, served: &Served, name: &str) -> Result<(), String> {
-    let Some(crd) = served.get("apiextensions.k8s.io", "CustomResourceDefinition") else {
+    if served
+        .get("apiextensions.k8s.io", "CustomResourceDefinition")
+        .is_none()
+    {
         return Ok(());
-    };
-    if wait::crd_established(cluster, crd, name).await {
+    }
+    if wait::crd_established(cluster, name).await {
         Ok(())
     } else {
         Err(format!(
