@@ -244,7 +244,7 @@ pub struct RestoreArgs {
 
     /// Restore only these Kubernetes kinds: Kind or group/Kind, comma-separated (e.g.
     /// ConfigMap,kubeflow.org/Profile)
-    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = crate::sources::kube::kinds::parse_kind)]
+    #[arg(long, value_delimiter = ',', value_name = "KINDS", value_parser = crate::kube::kinds::parse_kind)]
     pub include_kinds: Vec<String>,
 
     /// Restore KFP ScheduledWorkflows and Argo CronWorkflows enabled; by default they come back

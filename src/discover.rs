@@ -12,7 +12,7 @@ use kube::Api;
 use serde::Serialize;
 
 use crate::config::Engine;
-use crate::sources::kube::{Cluster, KubeError};
+use crate::kube::{Cluster, KubeError};
 
 /// The ConfigMap every KFP install has; its keys drive the rest.
 pub const INSTALL_CONFIG: &str = "pipeline-install-config";

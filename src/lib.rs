@@ -8,6 +8,7 @@ pub mod discover;
 pub mod drift;
 pub mod engines;
 pub mod interrupt;
+pub mod kube;
 pub mod logging;
 pub mod output;
 pub mod progress;
@@ -76,8 +77,8 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
                 .downcast_ref::<restore::kubernetes::RestoreError>()
                 .is_some_and(restore::kubernetes::RestoreError::is_usage)
             || cause
-                .downcast_ref::<sources::kube::KubeError>()
-                .is_some_and(sources::kube::KubeError::is_usage)
+                .downcast_ref::<crate::kube::KubeError>()
+                .is_some_and(crate::kube::KubeError::is_usage)
         {
             return exit::USAGE;
         }

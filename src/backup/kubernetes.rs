@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use rustic_core::jiff::Timestamp;
 
 use crate::config::KubernetesConfig;
+use crate::kube::catalog;
+use crate::kube::object;
+use crate::kube::{Cluster, KubeError};
 use crate::snapshot::tree::{stream_meta, VirtualFile};
-use crate::sources::kube::catalog;
-use crate::sources::kube::object;
-use crate::sources::kube::{Cluster, KubeError};
 
 /// The captured objects as snapshot files, and what the manifest says of them.
 pub struct Kubernetes {

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::{Context, UsageError};
 use crate::cli::{CrdsCommand, CrdsDiffArgs};
 use crate::drift::crds::{self, CrdDrift};
+use crate::kube::catalog::{self, Served};
+use crate::kube::{Cluster, KubeError};
 use crate::output::emit;
-use crate::sources::kube::catalog::{self, Served};
-use crate::sources::kube::{Cluster, KubeError};
 use crate::Outcome;
 
 #[derive(Serialize)]

@@ -5,10 +5,9 @@ use serde::Serialize;
 use super::{Context, UsageError};
 use crate::cli::DiffArgs;
 use crate::drift::objects::{self, ObjectDrift};
+use crate::kube::{catalog, read as kubernetes, Cluster};
 use crate::output::emit;
-use crate::snapshot::Component;
-use crate::snapshot::{full_id, kubernetes};
-use crate::sources::kube::{catalog, Cluster};
+use crate::snapshot::{full_id, Component};
 use crate::Outcome;
 
 #[derive(Serialize)]
@@ -35,7 +34,7 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
     let (server, live) = ctx.rt.block_on(async {
         let cluster = Cluster::connect(cfg).await?;
         let cap = catalog::capture(&cluster, cfg).await?;
-        Ok::<_, crate::sources::kube::KubeError>((cluster.server, cap.objects))
+        Ok::<_, crate::kube::KubeError>((cluster.server, cap.objects))
     })?;
     let drift = objects::compare(&saved, &live);
     let report = Report {

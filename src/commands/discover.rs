@@ -5,8 +5,8 @@ use serde::Serialize;
 use super::{Context, UsageError};
 use crate::cli::DiscoverArgs;
 use crate::discover::{self, DiscoverError, Discovered, RepoSettings};
+use crate::kube::Cluster;
 use crate::output::emit;
-use crate::sources::kube::Cluster;
 use crate::Outcome;
 
 #[derive(Serialize)]

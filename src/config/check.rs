@@ -70,7 +70,7 @@ pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
-    // These globs are matched by `sources::kube::glob_match`, which treats a bad one as
+    // These globs are matched by `kube::glob_match`, which treats a bad one as
     // matching nothing: a typo would silently leave namespaces out of every backup.
     let kube = &config.kubernetes;
     for (list, patterns) in [

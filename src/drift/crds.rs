@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::join;
-use crate::sources::kube::glob_match;
+use crate::kube::glob_match;
 
 const CRD_API_GROUP: &str = "apiextensions.k8s.io";
 const CRD_KIND: &str = "CustomResourceDefinition";

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::fields::{self, Change};
 use super::redact;
-use crate::sources::kube::object::{self, ObjectKey};
+use crate::kube::object::{self, ObjectKey};
 
 /// One object present on both sides whose fields differ.
 #[derive(Debug, Clone, PartialEq, Serialize)]

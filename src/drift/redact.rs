@@ -2,7 +2,7 @@
 //! `stringData` says that the value changed, never what it was or became.
 
 use super::fields::Change;
-use crate::sources::kube::object::ObjectKey;
+use crate::kube::object::ObjectKey;
 
 /// The fields of a Secret that hold its values.
 const VALUE_FIELDS: [&str; 2] = ["data", "stringData"];

@@ -81,7 +81,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     // A mistaken --namespace-map is refused before any part is restored.
     let mut kube_objects = None;
     if !plan.namespace_map.is_empty() && wanted(Component::Kubernetes) {
-        let objects = crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?;
+        let objects = crate::kube::read::objects(&repo, &snap, &location.display)?;
         kubernetes::namespace_map::check(&objects, &plan.namespace_map)
             .map_err(kubernetes::RestoreError::from)?;
         kube_objects = Some(objects);
@@ -165,7 +165,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     {
         let objects = match kube_objects.take() {
             Some(objects) => objects,
-            None => crate::snapshot::kubernetes::objects(&repo, &snap, &location.display)?,
+            None => crate::kube::read::objects(&repo, &snap, &location.display)?,
         };
         let sel = kubernetes::Selection {
             namespace_map: &plan.namespace_map,
@@ -204,11 +204,11 @@ fn kinds_in_snapshot(
         // Nothing to choose from; the Kubernetes restore says so itself.
         return Ok(());
     }
-    let keys: Vec<crate::sources::kube::object::ObjectKey> = held
+    let keys: Vec<crate::kube::object::ObjectKey> = held
         .keys()
         .filter_map(|k| {
             let (group, kind) = k.rsplit_once('/')?;
-            Some(crate::sources::kube::object::ObjectKey {
+            Some(crate::kube::object::ObjectKey {
                 group: if group == "core" { "" } else { group }.into(),
                 kind: kind.into(),
                 namespace: None,

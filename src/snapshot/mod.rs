@@ -1,6 +1,5 @@
 //! Snapshots: writing a virtual tree into the repository, and finding and reading snapshots back.
 
-pub mod kubernetes;
 pub mod manifest;
 pub mod read;
 pub mod scope;

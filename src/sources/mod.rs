@@ -3,7 +3,6 @@
 pub mod bucket;
 pub mod command;
 pub mod dir;
-pub mod kube;
 
 /// Root of ad-hoc files (folders and command streams) inside a snapshot.
 pub const FILES_ROOT: &str = "files";

@@ -1,5 +1,5 @@
 //! Restoring Kubernetes objects from a snapshot: a plan in dependency order (see [`order`]),
-//! then server-side apply with field manager `kfguard`, stage by stage.
+//! then server-side apply (see [`crate::kube::apply`]), stage by stage.
 //!
 //! - CRDs are waited for until Established, and the cluster is rediscovered, before any custom
 //!   resource; Profiles are waited for until their namespace exists.
@@ -19,10 +19,8 @@ pub mod namespace_map;
 pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
@@ -31,13 +29,11 @@ use crate::config::KubernetesConfig;
 use crate::drift::fields::{self, Change};
 use crate::drift::redact;
 use crate::restore::Existing;
-use crate::sources::kube::catalog::{self, Kind, Served};
-use crate::sources::kube::object::{self, group_of, ObjectKey};
-use crate::sources::kube::{retry, Cluster, KubeError};
+use crate::kube::apply::apply;
+use crate::kube::catalog::{self, Kind, Served};
+use crate::kube::object::{self, group_of, ObjectKey};
+use crate::kube::{wait, Cluster, KubeError};
 use order::{uid_key, UidKey};
-
-/// Field manager of every apply.
-pub const FIELD_MANAGER: &str = "kfguard";
 
 /// What `kfguard restore --only kubernetes` was asked to do.
 pub struct Selection<'a> {
@@ -356,7 +352,7 @@ async fn apply_all(
             }
             let results: Vec<(ObjectKey, Step, Option<String>)> = stream::iter(tasks)
                 .map(|(item, kind, mut step)| async move {
-                    match apply_one(cluster, &kind, &item, sel.dry_run).await {
+                    match apply(cluster, &kind, &item.key, &item.obj, sel.dry_run).await {
                         Ok(uid) => (item.key, step, uid),
                         Err(e) => {
                             step.action = Action::Failed;
@@ -488,64 +484,20 @@ fn relink_owners(
     }
 }
 
-/// Server-side apply of one object; its UID on the cluster (none on a dry run).
-async fn apply_one(
-    cluster: &Cluster,
-    kind: &Kind,
-    item: &Item,
-    dry_run: bool,
-) -> Result<Option<String>, KubeError> {
-    let api: Api<DynamicObject> = match &item.key.namespace {
-        Some(ns) if kind.namespaced => Api::namespaced_with(cluster.client.clone(), ns, &kind.ar),
-        _ => Api::all_with(cluster.client.clone(), &kind.ar),
-    };
-    let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    if dry_run {
-        params = params.dry_run();
-    }
-    // Apply with the version the cluster serves: a snapshot from an older cluster may name
-    // another version of the same kind.
-    let mut obj = item.obj.clone();
-    obj["apiVersion"] = kind.ar.api_version.clone().into();
-    let patch = Patch::Apply(&obj);
-    let applied = retry(|| api.patch(&item.key.name, &params, &patch))
-        .await
-        .map_err(|e| cluster.err(format!("applying {}", item.key), &e))?;
-    Ok(if dry_run { None } else { applied.metadata.uid })
-}
-
-/// How long to wait for a CRD to become Established or a Profile's namespace to appear.
-fn wait_limit() -> Duration {
-    std::env::var("KFGUARD_KUBE_WAIT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(Duration::from_secs(60), Duration::from_secs)
-}
-
+/// Waits until a CRD restored in stage 1 is Established.
 async fn wait_established(cluster: &Cluster, served: &Served, name: &str) -> Result<(), String> {
-    let Some(kind) = served.get("apiextensions.k8s.io", "CustomResourceDefinition") else {
+    if served
+        .get("apiextensions.k8s.io", "CustomResourceDefinition")
+        .is_none()
+    {
         return Ok(());
-    };
-    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
-    let established = || async {
-        api.get(name).await.is_ok_and(|crd| {
-            crd.data
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|c| {
-                    c.iter().any(|c| {
-                        c.get("type").and_then(Value::as_str) == Some("Established")
-                            && c.get("status").and_then(Value::as_str) == Some("True")
-                    })
-                })
-        })
-    };
-    if poll(established).await {
+    }
+    if wait::crd_established(cluster, name).await {
         Ok(())
     } else {
         Err(format!(
             "CRD {name} is not Established after {:?}; its custom resources may fail",
-            wait_limit()
+            wait::limit()
         ))
     }
 }
@@ -555,32 +507,12 @@ async fn wait_namespace(cluster: &Cluster, served: &Served, name: &str) -> Resul
     let Some(kind) = served.get("", "Namespace") else {
         return Ok(());
     };
-    let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
-    let exists = || async { api.get_opt(name).await.ok().flatten().is_some() };
-    if poll(exists).await {
+    if wait::exists(cluster, kind, name).await {
         Ok(())
     } else {
         Err(format!(
             "namespace {name} of Profile {name} did not appear within {:?}; is the profile controller running?",
-            wait_limit()
+            wait::limit()
         ))
-    }
-}
-
-/// Asks `ready` every 100 ms until it says yes (true) or the wait limit passes (false).
-async fn poll<F, Fut>(mut ready: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + wait_limit();
-    loop {
-        if ready().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

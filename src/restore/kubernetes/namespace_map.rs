@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use crate::sources::kube::object::ObjectKey;
+use crate::kube::object::ObjectKey;
 
 /// How many of the snapshot's namespaces a message names.
 const SHOWN: usize = 8;

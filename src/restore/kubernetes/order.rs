@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::sources::kube::object::{group_of, ObjectKey};
+use crate::kube::object::{group_of, ObjectKey};
 
 /// The stages of a restore, in the order they are applied. Each stage waits for the one before.
 pub const STAGES: [&str; 9] = [

@@ -84,7 +84,7 @@ fn event_line(kind: &str, obj: Value) -> Bytes {
 /// Streams changes to a collection: with no `resourceVersion` (or "0"), every current object as
 /// ADDED first; with one, objects changed since then as MODIFIED (deletions before the watch
 /// began are not replayed); then live events until `timeoutSeconds`.
-fn watch(app: &App, res: Res, ns: Option<String>, q: ListQuery, rv: &str, timeout: u64) -> mpsc::Receiver<Bytes> {
+fn watch(app: &Arc<App>, res: Res, ns: Option<String>, q: ListQuery, rv: &str, timeout: u64) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel(256);
     let ns = ns.filter(|n| res.namespaced && !n.is_empty());
     let since: Option<u64> = rv.parse().ok().filter(|r| *r > 0);
@@ -105,6 +105,7 @@ fn watch(app: &App, res: Res, ns: Option<String>, q: ListQuery, rv: &str, timeou
             _ => {}
         }
     }
+    let app = Arc::clone(app);
     tokio::spawn(async move {
         for line in initial {
             if tx.send(line).await.is_err() {
@@ -113,9 +114,13 @@ fn watch(app: &App, res: Res, ns: Option<String>, q: ListQuery, rv: &str, timeou
         }
         let deadline = tokio::time::sleep(std::time::Duration::from_secs(timeout));
         tokio::pin!(deadline);
+        // CRDs become Established lazily, on an access (see `State::tick`); a watcher makes
+        // none while it waits, so the watch itself ticks, as a real server's time passes.
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(50));
         loop {
             tokio::select! {
                 _ = &mut deadline => return,
+                _ = ticks.tick() => drop(app.lock()),
                 ev = events.recv() => {
                     // Lagging or a closed channel ends the watch; clients re-list and re-watch.
                     let Ok(ev) = ev else { return };
@@ -329,7 +334,7 @@ fn manager(query: &Query, headers: &HeaderMap) -> String {
 }
 
 fn route(
-    app: &App,
+    app: &Arc<App>,
     method: &Method,
     path: &str,
     query: &Query,

@@ -24,9 +24,11 @@ async fn client(server: &Server) -> Client {
     let path = dir.join("kubeconfig");
     server.write_kubeconfig(&path).unwrap();
     let kc = Kubeconfig::read_from(&path).unwrap();
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .unwrap();
+    // The tests see every answer of the server, as kfguard does: no retry inside the client.
+    config.default_retry = false;
     Client::try_from(config).unwrap()
 }
 

@@ -1,14 +1,18 @@
-//! The Kubernetes API as a source: the client, discovery-driven selection, paged listing and
-//! sanitising of the objects a Kubeflow cluster cannot rebuild by itself.
+//! The cluster client: connecting, discovery-driven selection, paged listing and sanitising of
+//! the objects a Kubeflow cluster cannot rebuild by itself, server-side apply and waits, and
+//! the layout of the objects in a snapshot.
 
+pub(crate) mod apply;
 pub mod catalog;
 pub mod kinds;
 pub mod object;
+pub mod read;
+pub(crate) mod wait;
 
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::{Client, Config};
 
 use crate::config::KubernetesConfig;
 
@@ -35,9 +39,9 @@ pub enum KubeError {
 }
 
 impl KubeError {
-    pub fn api(server: &str, what: impl Into<String>, e: &kube::Error) -> Self {
+    pub fn api(server: &str, what: impl Into<String>, e: &::kube::Error) -> Self {
         let (detail, code) = match e {
-            kube::Error::Api(r) => (
+            ::kube::Error::Api(r) => (
                 format!("{} ({} {})", r.message, r.code, r.reason),
                 Some(r.code),
             ),
@@ -119,6 +123,9 @@ impl Cluster {
         // A wedged API server must fail the backup, not hang the nightly job.
         config.connect_timeout = Some(Duration::from_secs(10));
         config.read_timeout = Some(Duration::from_secs(60));
+        // kfguard retries by itself (see `retry`), with its own backoff and count; kube's
+        // built-in retry of 429/503/504 would multiply the tries and hide them from it.
+        config.default_retry = false;
         let server = config
             .cluster_url
             .to_string()
@@ -130,7 +137,7 @@ impl Cluster {
         Ok(Self { client, server })
     }
 
-    pub fn err(&self, what: impl Into<String>, e: &kube::Error) -> KubeError {
+    pub fn err(&self, what: impl Into<String>, e: &::kube::Error) -> KubeError {
         KubeError::api(&self.server, what, e)
     }
 }
@@ -141,20 +148,20 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Whether a failed call is worth another try: throttling, server errors, lost connections.
-pub fn transient(e: &kube::Error) -> bool {
+pub fn transient(e: &::kube::Error) -> bool {
     match e {
-        kube::Error::Api(r) => matches!(r.code, 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        ::kube::Error::Api(r) => matches!(r.code, 429 | 500 | 502 | 503 | 504),
+        ::kube::Error::HyperError(_) | ::kube::Error::Service(_) => true,
         _ => false,
     }
 }
 
 /// Runs `f` until it succeeds, fails for good, or has been tried six times, backing off from
 /// 200 ms to 5 s between tries: API servers answer 429 under load and 5xx during upgrades.
-pub async fn retry<T, F, Fut>(mut f: F) -> Result<T, kube::Error>
+pub async fn retry<T, F, Fut>(mut f: F) -> Result<T, ::kube::Error>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+    Fut: std::future::Future<Output = Result<T, ::kube::Error>>,
 {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 1;

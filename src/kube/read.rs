@@ -1,4 +1,8 @@
 //! The Kubernetes objects of a snapshot, read back from its `/kubernetes/` folder.
+//!
+//! This lives with the objects rather than in `snapshot`: the snapshot layer stores files and
+//! knows nothing of YAML or object identity, while the layout of `/kubernetes/` (see
+//! [`ObjectKey::path`]) is written and read here, in one place.
 
 use std::collections::BTreeMap;
 
@@ -6,9 +10,9 @@ use rustic_core::repofile::SnapshotFile;
 use rustic_core::LsOptions;
 use serde_json::Value;
 
-use super::read::{IndexedRepo, ReadError};
+use super::object::{self, ObjectKey, ROOT};
 use crate::repo::RepoError;
-use crate::sources::kube::object::{self, ObjectKey, ROOT};
+use crate::snapshot::read::{IndexedRepo, ReadError};
 
 /// Every object below `/kubernetes/`, by key. A snapshot without Kubernetes objects gives none.
 pub fn objects(
@@ -37,7 +41,7 @@ pub fn objects(
         repo.dump(&node, &mut buf).map_err(failed)?;
         let bad = |detail: String| ReadError::BadFile {
             path: path.clone(),
-            snapshot: super::full_id(&snap.id),
+            snapshot: crate::snapshot::full_id(&snap.id),
             detail,
         };
         let text = String::from_utf8(buf).map_err(|_| bad("not UTF-8".into()))?;

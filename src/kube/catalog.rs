@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ::kube::api::{Api, DynamicObject, ListParams};
+use ::kube::discovery::{verbs, ApiResource, Discovery, Scope};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::{verbs, ApiResource, Discovery, Scope};
 use serde_json::Value;
 
 use super::object::{self, ObjectKey};
