@@ -24,43 +24,19 @@ use std::sync::Arc;
 use futures::StreamExt;
 use rustic_core::jiff::Timestamp;
 use rustic_core::repofile::{Metadata, SnapshotFile};
-use serde::{Deserialize, Serialize};
 
-use crate::config::{self, BucketSource};
-use crate::repo::s3::{self, S3Settings};
+use crate::config::BucketSource;
+
 use crate::repo::{Repo, RepoError};
+use crate::snapshot::layout::{bucket_dir, IndexLine, BUCKET_INDEX as INDEX};
 use crate::snapshot::manifest::BucketEntry;
 use crate::snapshot::read;
 use crate::snapshot::tree::{stream_meta, Ledger, VirtualFile};
-use crate::sources::bucket::{escape_key, etag_time, unescape, Bucket, Listed, LEAF_SUFFIX};
+use crate::sources::bucket::{
+    connect, escape_key, etag_time, unescape, Bucket, Listed, LEAF_SUFFIX,
+};
 
 use super::downloads::{Downloads, Fetcher, Limits, Stats};
-
-/// Root of bucket copies inside a snapshot.
-pub const ROOT: &str = "buckets";
-/// Name of each bucket's index file.
-pub const INDEX: &str = "index.jsonl";
-
-/// One line of `index.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IndexLine {
-    /// The exact object key.
-    pub key: String,
-    /// The file below `objects/` that holds its content.
-    pub path: String,
-    pub size: u64,
-    pub etag: String,
-    pub last_modified: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// The folder of one bucket inside the snapshot.
-pub fn bucket_dir(source: &str, bucket: &str) -> String {
-    format!("{ROOT}/{source}/{bucket}")
-}
 
 /// The objects of all bucket sources, ready to archive.
 pub struct BucketFiles {
@@ -76,48 +52,6 @@ struct Tracked {
     stats: Arc<Stats>,
     /// Snapshot path -> object size, to account for objects that vanish.
     sizes: BTreeMap<String, u64>,
-}
-
-/// Resolves a bucket source's connection settings.
-pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
-    let access_key_id = config::read_secret(
-        &format!("buckets.{}.access_key_id", src.name),
-        src.access_key_id_env.as_deref(),
-        src.access_key_id_file.as_deref(),
-    )?;
-    let secret_access_key = config::read_secret(
-        &format!("buckets.{}.secret_access_key", src.name),
-        src.secret_access_key_env.as_deref(),
-        src.secret_access_key_file.as_deref(),
-    )?;
-    Ok(S3Settings {
-        endpoint: src.endpoint.clone(),
-        region: src.region.clone(),
-        path_style: src.path_style.unwrap_or(src.endpoint.is_some()),
-        access_key_id,
-        secret_access_key,
-        ..S3Settings::default()
-    })
-}
-
-/// A client for a bucket source's bucket (or another bucket on the same endpoint).
-pub fn connect(
-    rt: &tokio::runtime::Handle,
-    src: &BucketSource,
-    bucket: &str,
-) -> anyhow::Result<Bucket> {
-    let settings = settings(src)?;
-    let client = rt.block_on(s3::client(&settings));
-    Ok(Bucket {
-        client,
-        source: src.name.clone(),
-        bucket: bucket.to_string(),
-        // Messages show the endpoint; never with credentials in it.
-        endpoint: src
-            .endpoint
-            .as_deref()
-            .map_or_else(|| "AWS".into(), crate::config::redact_url),
-    })
 }
 
 /// Each bucket's `index.jsonl` from the previous snapshot, by key, keyed by bucket folder.

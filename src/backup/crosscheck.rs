@@ -28,10 +28,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use crate::backup::buckets::{bucket_dir, IndexLine, INDEX};
-use crate::backup::databases::ROOT as DB_ROOT;
 use crate::config::BucketSource;
 use crate::engines::{mysql, table_from_stem};
+use crate::snapshot::layout::{
+    bucket_dir, IndexLine, BUCKET_INDEX as INDEX, DATABASES_ROOT as DB_ROOT,
+};
 use crate::snapshot::manifest::{BucketEntry, CrossCheck, Reference};
 use crate::snapshot::tree::{FileStream, VirtualFile};
 

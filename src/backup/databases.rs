@@ -1,6 +1,7 @@
 //! Database sources in a backup: start every configured dump at its consistent point, and turn
 //! each dump into snapshot files under `databases/<source>/<db>/`.
 
+use crate::snapshot::layout;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -11,9 +12,6 @@ use crate::engines::{file_stem, Connection, DumpOptions, DumpSession, TableStrea
 use crate::engines::{mysql, postgres};
 use crate::snapshot::manifest::{DatabaseEntry, TableEntry};
 use crate::snapshot::tree::{stream_meta, FileStream, VirtualFile};
-
-/// Root of database dumps inside a snapshot.
-pub const ROOT: &str = "databases";
 
 /// The dumps of all database sources, ready to archive.
 pub struct DatabaseFiles {
@@ -30,13 +28,6 @@ struct SessionInfo {
     consistency: BTreeMap<String, String>,
     databases: Vec<String>,
     results: Arc<Mutex<BTreeMap<String, BTreeMap<String, TableEntry>>>>,
-}
-
-pub fn engine_name(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Mysql => "mysql",
-        Engine::Postgres => "postgres",
-    }
 }
 
 /// Connects to every source and starts its dump. Fails on the first source that cannot start:
@@ -76,7 +67,7 @@ pub fn start(
         );
         let mut names = Vec::new();
         for db in session.databases {
-            let dir = format!("{ROOT}/{}/{}", src.name, file_stem(&db.database));
+            let dir = layout::database_dir(&src.name, &file_stem(&db.database));
             for f in db.files {
                 out.files.push(VirtualFile::bytes(
                     format!("{dir}/{}", f.path),
@@ -164,7 +155,7 @@ impl DatabaseFiles {
                 entries.push(DatabaseEntry {
                     source: s.source.clone(),
                     database: db.clone(),
-                    engine: engine_name(s.engine).into(),
+                    engine: s.engine.name().into(),
                     server_version: s.server_version.clone(),
                     consistency: s.consistency.clone(),
                     tables: results

@@ -211,7 +211,7 @@ fn check_database_url(engine: Engine, url: &str) -> Result<(), String> {
     if schemes.contains(&s.to_ascii_lowercase().as_str()) {
         return Ok(());
     }
-    let engine_name = crate::backup::databases::engine_name(engine);
+    let engine_name = engine.name();
     let hint = if s.eq_ignore_ascii_case(other) || (other == "postgres" && s == "postgresql") {
         format!(", or set engine = \"{other}\"")
     } else {

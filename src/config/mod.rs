@@ -146,6 +146,16 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// The name as written in the config and the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSource {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::KubeError;
 
 /// Root of the Kubernetes objects inside a snapshot.
-pub const ROOT: &str = "kubernetes";
+pub use crate::snapshot::layout::KUBERNETES_ROOT as ROOT;
 /// Folder name of the core (`v1`) group, which has no name of its own.
 pub const CORE: &str = "core";
 

@@ -24,11 +24,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 
-use crate::backup::buckets::{bucket_dir, connect, IndexLine, INDEX};
 use crate::config::Config;
 use crate::restore::Existing;
+use crate::snapshot::layout::{bucket_dir, IndexLine, BUCKET_INDEX as INDEX};
 use crate::snapshot::manifest::{BucketEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
+use crate::sources::bucket::connect;
 use crate::sources::bucket::Bucket;
 
 const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;

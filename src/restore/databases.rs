@@ -6,13 +6,13 @@ use std::sync::Arc;
 use rustic_core::repofile::SnapshotFile;
 use rustic_core::LsOptions;
 
-use crate::backup::databases::ROOT;
 use crate::config::{Config, Engine};
 use crate::engines::{
     file_stem, table_from_stem, Connection, DbError, Fetch, RestoreReport, RestoreRequest,
     RestoreTable,
 };
 use crate::engines::{mysql, postgres};
+use crate::snapshot::layout;
 use crate::snapshot::manifest::{DatabaseEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
 
@@ -97,7 +97,7 @@ pub fn restore(
             .find(|d| d.name == entry.source)
             .ok_or_else(|| SelectError::SourceNotConfigured(entry.source.clone()))?;
         let conn = Connection::from_config(src)?;
-        let dir = format!("{ROOT}/{}/{}", entry.source, file_stem(&entry.database));
+        let dir = layout::database_dir(&entry.source, &file_stem(&entry.database));
         let fetch = fetcher(repo.clone(), snap.clone(), dir.clone());
         let read = |name: &str| -> Result<Option<String>, DbError> {
             match fetch(name) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Path of the manifest inside every snapshot.
-pub const MANIFEST_PATH: &str = "kfguard.json";
+pub use super::layout::MANIFEST_PATH;
 /// Bumped when the snapshot layout changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 

@@ -23,6 +23,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use rustic_core::jiff::Timestamp;
 
+use crate::config::{self, BucketSource};
+use crate::repo::s3::{self, S3Settings};
+
 /// Longest path segment produced, in bytes (file systems allow 255).
 pub const MAX_SEGMENT: usize = 240;
 /// Appended to an object's file name when a folder of the same name is needed.
@@ -357,6 +360,48 @@ pub fn etag_time(etag: &str) -> Timestamp {
 
 /// Shared handle for opener closures.
 pub type SharedBucket = Arc<Bucket>;
+
+/// Resolves a bucket source's connection settings.
+pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
+    let access_key_id = config::read_secret(
+        &format!("buckets.{}.access_key_id", src.name),
+        src.access_key_id_env.as_deref(),
+        src.access_key_id_file.as_deref(),
+    )?;
+    let secret_access_key = config::read_secret(
+        &format!("buckets.{}.secret_access_key", src.name),
+        src.secret_access_key_env.as_deref(),
+        src.secret_access_key_file.as_deref(),
+    )?;
+    Ok(S3Settings {
+        endpoint: src.endpoint.clone(),
+        region: src.region.clone(),
+        path_style: src.path_style.unwrap_or(src.endpoint.is_some()),
+        access_key_id,
+        secret_access_key,
+        ..S3Settings::default()
+    })
+}
+
+/// A client for a bucket source's bucket (or another bucket on the same endpoint).
+pub fn connect(
+    rt: &tokio::runtime::Handle,
+    src: &BucketSource,
+    bucket: &str,
+) -> anyhow::Result<Bucket> {
+    let settings = settings(src)?;
+    let client = rt.block_on(s3::client(&settings));
+    Ok(Bucket {
+        client,
+        source: src.name.clone(),
+        bucket: bucket.to_string(),
+        // Messages show the endpoint; never with credentials in it.
+        endpoint: src
+            .endpoint
+            .as_deref()
+            .map_or_else(|| "AWS".into(), crate::config::redact_url),
+    })
+}
 
 #[cfg(test)]
 mod tests {

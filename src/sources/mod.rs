@@ -4,8 +4,7 @@ pub mod bucket;
 pub mod command;
 pub mod dir;
 
-/// Root of ad-hoc files (folders and command streams) inside a snapshot.
-pub const FILES_ROOT: &str = "files";
+pub use crate::snapshot::layout::FILES_ROOT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

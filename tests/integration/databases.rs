@@ -581,6 +581,8 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
     kf.ok(&["init"]);
     kf.ok(&["backup", "--only", "databases"]);
 
+    // Another test's backup would wait behind the table lock and block this restore meanwhile.
+    let server = db::exclusive();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let (locked, is_locked) = std::sync::mpsc::channel::<()>();
     let holder = {
@@ -603,7 +605,7 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
         })
     };
     is_locked.recv().unwrap();
-    let child = kf
+    let mut child = kf
         .std_cmd()
         .args(restore_into(&db, &into, &[]))
         .stdout(std::process::Stdio::piped())
@@ -620,6 +622,13 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
             std::time::Instant::now() < deadline,
             "the restore never reached the view"
         );
+        if child.try_wait().expect("try_wait").is_some() {
+            let out = common::wait_for(child, 5);
+            panic!(
+                "the restore ended before the view: {}",
+                common::stderr(&out)
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     common::signal(&child, "TERM");
@@ -627,6 +636,7 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     release.send(()).unwrap();
     holder.join().unwrap();
+    drop(server);
     let out = common::wait_for(child, 60);
     assert_eq!(code(&out), 143, "{}", common::stderr(&out));
     let line = error_line(&out);

@@ -28,11 +28,11 @@ use tokio::runtime::Handle;
 use crate::config::KubernetesConfig;
 use crate::drift::fields::{self, Change};
 use crate::drift::redact;
-use crate::restore::Existing;
 use crate::kube::apply::apply;
 use crate::kube::catalog::{self, Kind, Served};
 use crate::kube::object::{self, group_of, ObjectKey};
 use crate::kube::{wait, Cluster, KubeError};
+use crate::restore::Existing;
 use order::{uid_key, UidKey};
 
 /// What `kfguard restore --only kubernetes` was asked to do.

@@ -266,6 +266,7 @@ impl Drop for PgFixture {
 /// comparisons do not share kfguard's session settings), and the test's databases and
 /// accounts, dropped when the fixture is, even when the test panics.
 pub struct MysqlFixture {
+    _server: Shared,
     rt: tokio::runtime::Runtime,
     admin: mysql_async::Conn,
     databases: Vec<String>,
@@ -284,6 +285,7 @@ impl MysqlFixture {
             c
         });
         Self {
+            _server: shared(),
             rt,
             admin,
             databases: Vec::new(),
@@ -331,4 +333,44 @@ impl Drop for MysqlFixture {
             let _ = self.rt.block_on(self.admin.query_drop(sql));
         }
     }
+}
+
+/// Tests share one MariaDB server. A backup's FLUSH TABLES WITH READ LOCK waits behind a table
+/// that another test holds with LOCK TABLES, and while it waits it blocks every writer, that
+/// test's own restore included: both stall until the lock wait times out. So a test that holds
+/// a table lock takes this exclusively ([`exclusive`]), and every kfguard run and MySQL engine
+/// fixture shares it ([`shared`]).
+static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+thread_local! {
+    /// Shared holds of this thread: a second one must not queue behind a waiting writer.
+    static SHARED_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// A shared hold of the server (see [`SERVER`]); nested holds on one thread are free.
+pub struct Shared(Option<std::sync::RwLockReadGuard<'static, ()>>);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        SHARED_DEPTH.with(|d| d.set(d.get() - 1));
+    }
+}
+
+pub fn shared() -> Shared {
+    let depth = SHARED_DEPTH.with(|d| {
+        d.set(d.get() + 1);
+        d.get()
+    });
+    Shared((depth == 1).then(|| {
+        SERVER
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }))
+}
+
+/// The server to this test alone, e.g. while it holds a table lock.
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    SERVER
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

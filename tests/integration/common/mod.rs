@@ -101,6 +101,7 @@ impl Kf {
 
     /// Runs kfguard with args and returns the output, whatever the exit code.
     pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
+        let _server = db::shared();
         self.cmd()
             .args(args.iter().map(AsRef::as_ref))
             .output()
