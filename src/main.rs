@@ -1,13 +1,15 @@
 //! The `kfguard` binary: parse the command line, set up logging, run, map the result to an exit code.
 
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() {
+fn main() -> ExitCode {
     kfguard::cli::GlobalArgs::prepare_env();
     let cli = kfguard::cli::Cli::parse();
     if let Err(err) = kfguard::logging::init(cli.global.verbose, cli.global.quiet) {
         eprintln!("kfguard: error: {err}");
-        std::process::exit(kfguard::exit::USAGE);
+        return to_exit_code(kfguard::exit::USAGE);
     }
     let result = kfguard::run(cli);
     let code = match (&result, kfguard::interrupt::requested()) {
@@ -27,5 +29,10 @@ fn main() {
             )
         }
     };
-    std::process::exit(code);
+    to_exit_code(code)
+}
+
+/// Every code kfguard uses (0-3, 130, 143) fits a process exit status.
+fn to_exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
