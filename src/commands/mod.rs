@@ -43,14 +43,8 @@ impl Context {
         parts: &[Component],
     ) -> anyhow::Result<(IndexedRepo, rustic_core::repofile::SnapshotFile, Location)> {
         let (repo, location) = self.open()?;
-        let latest = select::Latest {
-            cluster: &self.config.cluster,
-            parts: parts.iter().map(|c| c.part()).collect(),
-        };
-        let snap = select::one(&repo, &location.display, id, &latest)?;
-        let repo = repo
-            .to_indexed()
-            .map_err(|e| RepoError::rustic("reading the index", &location.display, &e))?;
+        let latest = select::Latest::of(&self.config.cluster, parts);
+        let (repo, snap) = select::open_one(repo, &location.display, id, &latest)?;
         Ok((repo, snap, location))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::databases::{self, Selection};
 use super::stop::Progress;
 use super::{buckets, kubernetes, Existing, Plan, Report};
-use crate::repo::{self, RepoError};
+use crate::repo;
 use crate::snapshot::manifest::DatabaseEntry;
 use crate::snapshot::{full_id, read, select, Component};
 use crate::UsageError;
@@ -32,14 +32,8 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         parts.push(Component::Kubernetes);
     }
     let (repo, location) = repo::open(&plan.config.repository, plan.rt, plan.quiet)?;
-    let latest = select::Latest {
-        cluster: &plan.config.cluster,
-        parts: parts.iter().map(|c| c.part()).collect(),
-    };
-    let snap = select::one(&repo, &location.display, &plan.snapshot, &latest)?;
-    let repo = repo
-        .to_indexed()
-        .map_err(|e| RepoError::rustic("reading the index", &location.display, &e))?;
+    let latest = select::Latest::of(&plan.config.cluster, &parts);
+    let (repo, snap) = select::open_one(repo, &location.display, &plan.snapshot, &latest)?;
     let repo = Arc::new(repo);
     let manifest = read::manifest(&repo, &snap, &location.display)?.ok_or_else(|| {
         UsageError(format!(

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use rustic_core::repofile::SnapshotFile;
 
-use super::{INCOMPLETE_TAG, SCOPE_TAG_PREFIX};
-use crate::repo::RepoError;
+use super::read::IndexedRepo;
+use super::{Component, INCOMPLETE_TAG, SCOPE_TAG_PREFIX};
+use crate::repo::{Repo, RepoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -43,6 +44,29 @@ pub struct Latest<'a> {
     pub cluster: &'a str,
     /// Scope parts: `buckets`, `databases`, `kubernetes`, `files`.
     pub parts: Vec<&'static str>,
+}
+
+impl<'a> Latest<'a> {
+    pub fn of(cluster: &'a str, parts: &[Component]) -> Self {
+        Self {
+            cluster,
+            parts: parts.iter().map(|c| c.part()).collect(),
+        }
+    }
+}
+
+/// [`one`], then the repository's full index, to read the chosen snapshot's files.
+pub fn open_one(
+    repo: Repo,
+    location: &str,
+    id: &str,
+    latest: &Latest<'_>,
+) -> Result<(IndexedRepo, SnapshotFile), SelectError> {
+    let snap = one(&repo, location, id, latest)?;
+    let repo = repo
+        .to_indexed()
+        .map_err(|e| RepoError::rustic("reading the index", location, &e))?;
+    Ok((repo, snap))
 }
 
 /// Every snapshot, oldest first.
