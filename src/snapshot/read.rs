@@ -43,10 +43,6 @@ pub fn read_into(
     location: &str,
     out: &mut impl std::io::Write,
 ) -> Result<(), ReadError> {
-    // Restores read file by file: a stop request ends them between two files.
-    if let Some(sig) = crate::interrupt::requested() {
-        return Err(ReadError::Interrupted(sig));
-    }
     let path = path.trim_start_matches('/');
     let snapshot = super::full_id(&snap.id);
     let node = repo
@@ -61,9 +57,7 @@ pub fn read_into(
             snapshot,
         });
     }
-    repo.dump(&node, out)
-        .map_err(|e| RepoError::rustic("reading a file", location, &e))?;
-    Ok(())
+    node_into(repo, &node, location, out)
 }
 
 /// Every file below the folder `dir` of the snapshot, by its path relative to `dir`, from one
@@ -120,6 +114,10 @@ pub fn node_into(
     location: &str,
     out: &mut impl std::io::Write,
 ) -> Result<(), ReadError> {
+    // Restores read file by file: a stop request ends them between two files.
+    if let Some(sig) = crate::interrupt::requested() {
+        return Err(ReadError::Interrupted(sig));
+    }
     repo.dump(node, out)
         .map_err(|e| RepoError::rustic("reading a file", location, &e))?;
     Ok(())
