@@ -137,8 +137,8 @@ fn prepare(
     objects: BTreeMap<ObjectKey, Value>,
     sel: &Selection,
 ) -> Result<Vec<Item>, RestoreError> {
+    // `restore::run` has checked the namespace map against these objects, before any part.
     let total = objects.len();
-    namespace_map::check(&objects, sel.namespace_map)?;
     let mut items: Vec<Item> = objects
         .into_iter()
         .filter(|(k, _)| order::kind_selected(sel.include_kinds, k))
