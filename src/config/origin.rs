@@ -16,6 +16,8 @@ pub enum Seg<'a> {
 pub struct Origin {
     pub path: PathBuf,
     text: Arc<str>,
+    /// The file parsed once for its spans; `None` if it does not parse (then nothing is located).
+    doc: Option<Arc<toml_edit::ImDocument<String>>>,
 }
 
 impl Origin {
@@ -23,6 +25,9 @@ impl Origin {
         Self {
             path: path.to_owned(),
             text: text.into(),
+            doc: toml_edit::ImDocument::parse(text.to_owned())
+                .ok()
+                .map(Arc::new),
         }
     }
 
@@ -34,7 +39,7 @@ impl Origin {
     /// Byte span of the value at `keys`, or of the deepest enclosing key the file has; `None`
     /// when not even the first key is in the file.
     fn span(&self, keys: &[Seg]) -> Option<(std::ops::Range<usize>, bool)> {
-        let doc = toml_edit::ImDocument::parse(&*self.text).ok()?;
+        let doc = self.doc.as_deref()?;
         let mut item = doc.as_item();
         let mut span = None;
         for (depth, seg) in keys.iter().enumerate() {
