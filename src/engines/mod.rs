@@ -17,6 +17,21 @@ use crate::snapshot::manifest::TableEntry;
 pub mod mysql;
 pub mod postgres;
 
+/// MySQL/MariaDB's own schemas: never dumped with the user's databases.
+pub const MYSQL_SYSTEM_DATABASES: [&str; 4] =
+    ["information_schema", "mysql", "performance_schema", "sys"];
+/// PostgreSQL's template databases.
+pub const POSTGRES_TEMPLATE_DATABASES: [&str; 2] = ["template0", "template1"];
+
+/// A server's own schema, on either engine: a restore into one would replace the server's
+/// users, grants or templates.
+pub fn is_system_database(name: &str) -> bool {
+    MYSQL_SYSTEM_DATABASES
+        .iter()
+        .chain(&POSTGRES_TEMPLATE_DATABASES)
+        .any(|s| s.eq_ignore_ascii_case(name))
+}
+
 /// Connection settings of one database source, with its password resolved.
 #[derive(Clone)]
 pub struct Connection {

@@ -30,23 +30,6 @@ pub enum SelectError {
     SystemTarget(String),
 }
 
-/// The servers' own schemas (MySQL/MariaDB, then PostgreSQL): a restore into one would replace
-/// the server's users, grants or templates. Refused on both engines, whichever is configured.
-const SYSTEM_DATABASES: [&str; 6] = [
-    "mysql",
-    "information_schema",
-    "performance_schema",
-    "sys",
-    "template0",
-    "template1",
-];
-
-fn is_system_database(name: &str) -> bool {
-    SYSTEM_DATABASES
-        .iter()
-        .any(|s| s.eq_ignore_ascii_case(name))
-}
-
 /// What to restore, from `--database`, `--into`, `--jobs`, `--force` and `--dry-run`.
 pub struct Selection<'a> {
     pub databases: &'a [String],
@@ -73,7 +56,7 @@ pub fn select<'m>(
     }
     for entry in &chosen {
         let target = sel.into.unwrap_or(&entry.database);
-        if is_system_database(target) {
+        if crate::engines::is_system_database(target) {
             return Err(SelectError::SystemTarget(target.to_string()));
         }
     }

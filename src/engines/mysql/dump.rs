@@ -17,7 +17,6 @@ use crate::engines::{
     file_stem, Connection, DatabaseDump, DbError, DumpFile, DumpOptions, DumpSession, TableStream,
 };
 
-const SYSTEM_DATABASES: [&str; 4] = ["information_schema", "mysql", "performance_schema", "sys"];
 /// The longest a dump waits for FLUSH TABLES WITH READ LOCK before falling back.
 const FTWRL_WAIT_SECS: u32 = 30;
 
@@ -64,7 +63,9 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
     let databases: Vec<String> = if opts.databases.is_empty() {
         charsets
             .keys()
-            .filter(|d| !SYSTEM_DATABASES.contains(&d.to_ascii_lowercase().as_str()))
+            .filter(|d| {
+                !crate::engines::MYSQL_SYSTEM_DATABASES.contains(&d.to_ascii_lowercase().as_str())
+            })
             .cloned()
             .collect()
     } else {
