@@ -8,7 +8,7 @@ use crate::kube::object::ObjectKey;
 const VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
 
 pub fn is_secret(key: &ObjectKey) -> bool {
-    key.group.is_empty() && key.kind == "Secret"
+    (key.group.as_str(), key.kind.as_str()) == crate::kube::catalog::SECRET
 }
 
 /// Whether a change path is a value field or lies under one: `data`, `data.token`,

@@ -37,7 +37,7 @@ pub(super) const BUILTIN_KINDS: [(&str, &str); 11] = [
 ];
 pub(super) const CRD: (&str, &str) = ("apiextensions.k8s.io", "CustomResourceDefinition");
 pub(super) const AUTHZ_POLICY: (&str, &str) = ("security.istio.io", "AuthorizationPolicy");
-pub(super) const SECRET: (&str, &str) = ("", "Secret");
+pub(crate) const SECRET: (&str, &str) = ("", "Secret");
 
 /// A kind to list: its API resource and whether it lives in namespaces.
 #[derive(Clone, Debug)]
