@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use rustic_core::repofile::{Node, SnapshotFile};
-use rustic_core::{IndexedFullStatus, Repository};
+use rustic_core::{IndexedFullStatus, LsOptions, Repository};
 
 use super::manifest::{Manifest, MANIFEST_PATH};
 use crate::repo::RepoError;
@@ -77,31 +77,19 @@ pub fn files_under(
             path: dir.into(),
             snapshot: snapshot.clone(),
         })?;
-    let Some(tree) = top.subtree else {
+    if !top.is_dir() {
         return Err(ReadError::NotDir {
             path: dir.into(),
             snapshot,
         });
-    };
+    }
+    let failed =
+        |e: Box<rustic_core::RusticError>| RepoError::rustic("reading a tree", location, &e);
     let mut out = HashMap::new();
-    let mut pending = vec![(String::new(), tree)];
-    while let Some((prefix, id)) = pending.pop() {
-        let tree = repo
-            .get_tree(&id)
-            .map_err(|e| RepoError::rustic("reading a tree", location, &e))?;
-        for node in tree.nodes {
-            let name = node.name().to_string_lossy().into_owned();
-            let path = if prefix.is_empty() {
-                name
-            } else {
-                format!("{prefix}/{name}")
-            };
-            match node.subtree {
-                Some(sub) if node.is_dir() => pending.push((path, sub)),
-                _ => {
-                    out.insert(path, node);
-                }
-            }
+    for item in repo.ls(&top, &LsOptions::default()).map_err(failed)? {
+        let (path, node) = item.map_err(failed)?;
+        if !node.is_dir() {
+            out.insert(path.to_string_lossy().into_owned(), node);
         }
     }
     Ok(out)
