@@ -39,7 +39,7 @@ fn diff(ctx: &Context, args: &CrdsDiffArgs) -> anyhow::Result<Outcome> {
     let report = Report {
         against: args.against.display().to_string(),
         server,
-        drift: crds::compare(&pinned, &live, &cfg.crd_groups),
+        drift: crds::compare(&pinned, &live, &cfg.globs.crd_groups),
     };
     emit(ctx.global.output, &report, |r| {
         let mut s = r.drift.text();

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use super::globs::BadGlob;
 use super::origin::{key_name, Origin, Seg};
 use super::tables::TableFilter;
 use super::{Config, ConfigError, Engine};
@@ -70,26 +71,6 @@ pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
-    // These globs are matched by `kube::glob_match`, which treats a bad one as
-    // matching nothing: a typo would silently leave namespaces out of every backup.
-    let kube = &config.kubernetes;
-    for (list, patterns) in [
-        ("namespaces", &kube.namespaces),
-        ("exclude_namespaces", &kube.exclude_namespaces),
-        ("crd_groups", &kube.crd_groups),
-    ] {
-        for (j, p) in patterns.iter().enumerate() {
-            if let Err(e) = glob::Pattern::new(p) {
-                return Err(c.err(
-                    &[Key("kubernetes"), Key(list), Index(j)],
-                    format!(
-                        "`{p}` is not a valid glob: {}; use `*`, `?` and `[...]`",
-                        e.msg
-                    ),
-                ));
-            }
-        }
-    }
     let mut names = BTreeSet::new();
     for (i, b) in config.buckets.iter().enumerate() {
         let key = |k| [Key("buckets"), Index(i), Key(k)];
@@ -101,26 +82,28 @@ pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Compiles each database source's table globs, once, as its file is read: they come only from
-/// the file.
-pub fn compile_tables(config: &mut Config) -> Result<(), ConfigError> {
+/// Compiles every glob of the file, once, as it is read (globs come only from the file): each
+/// database source's table globs and the namespace and CRD group globs of `[kubernetes]`. A bad
+/// glob would otherwise match nothing, and silently leave tables or namespaces out of a backup.
+pub fn compile_globs(config: &mut Config) -> Result<(), ConfigError> {
+    use Seg::{Index, Key};
     let origin = config.layers.file.clone();
     let c = Checker {
         origin: origin.as_ref(),
     };
+    let bad = |at: &[Seg], e: BadGlob| {
+        let mut keys = at.to_vec();
+        keys.extend([Key(e.list), Index(e.index)]);
+        c.err(&keys, format!("{e}; use `*`, `?` and `[...]`"))
+    };
     for (i, db) in config.databases.iter_mut().enumerate() {
-        db.tables = TableFilter::new(&db.include_tables, &db.exclude_tables).map_err(|e| {
-            c.err(
-                &[
-                    Seg::Key("databases"),
-                    Seg::Index(i),
-                    Seg::Key(e.list),
-                    Seg::Index(e.index),
-                ],
-                format!("{e}; use `*`, `?` and `[...]`"),
-            )
-        })?;
+        db.tables = TableFilter::new(&db.include_tables, &db.exclude_tables)
+            .map_err(|e| bad(&[Key("databases"), Index(i)], e))?;
     }
+    config
+        .kubernetes
+        .compile_globs()
+        .map_err(|e| bad(&[Key("kubernetes")], e))?;
     Ok(())
 }
 

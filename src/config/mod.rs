@@ -1,6 +1,7 @@
 //! Configuration: one struct, layered as flags > `KFGUARD_*` environment > `kfguard.toml` > defaults.
 
 mod check;
+mod globs;
 mod origin;
 mod paths;
 mod redact;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
+pub use globs::{BadGlob, Globs, KubeGlobs};
 pub use redact::redact_url;
 pub use tables::TableFilter;
 
@@ -218,11 +220,14 @@ pub struct KubernetesConfig {
     /// Finished Argo Workflows are skipped unless this is set: restored, they confuse KFP's
     /// persistence agent.
     pub include_finished_workflows: bool,
+    /// `namespaces`, `exclude_namespaces` and `crd_groups`, compiled when the config is read.
+    #[serde(skip)]
+    pub globs: KubeGlobs,
 }
 
 impl Default for KubernetesConfig {
     fn default() -> Self {
-        Self {
+        let mut cfg = Self {
             enabled: false,
             kubeconfig: None,
             context: None,
@@ -236,7 +241,18 @@ impl Default for KubernetesConfig {
             ],
             include_secrets: false,
             include_finished_workflows: false,
-        }
+            globs: KubeGlobs::default(),
+        };
+        cfg.compile_globs().expect("the default globs compile");
+        cfg
+    }
+}
+
+impl KubernetesConfig {
+    /// Compiles the namespace and CRD group globs into [`Self::globs`]: after the lists change.
+    pub fn compile_globs(&mut self) -> Result<(), BadGlob> {
+        self.globs = KubeGlobs::new(&self.namespaces, &self.exclude_namespaces, &self.crd_groups)?;
+        Ok(())
     }
 }
 
@@ -338,7 +354,7 @@ impl Config {
         let origin = origin::Origin::new(path, text);
         paths::resolve(&mut config, &origin);
         config.layers.file = Some(origin);
-        check::compile_tables(&mut config)?;
+        check::compile_globs(&mut config)?;
         Ok(config)
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::fields::join;
-use crate::kube::glob_match;
+use crate::config::Globs;
 
 const CRD_API_GROUP: &str = "apiextensions.k8s.io";
 const CRD_KIND: &str = "CustomResourceDefinition";
@@ -265,7 +265,7 @@ impl CrdDrift {
 pub fn compare(
     pinned: &BTreeMap<String, Value>,
     live: &BTreeMap<String, Value>,
-    crd_groups: &[String],
+    crd_groups: &Globs,
 ) -> CrdDrift {
     let mut drift = CrdDrift::default();
     for (name, p) in pinned {
@@ -291,7 +291,7 @@ pub fn compare(
                 .pointer("/spec/group")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            !pinned.contains_key(*name) && crd_groups.iter().any(|g| glob_match(g, group))
+            !pinned.contains_key(*name) && crd_groups.is_match(group)
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -533,7 +533,8 @@ mod tests {
         .iter()
         .map(|(n, g)| (n.to_string(), json!({"spec": {"group": g}})))
         .collect();
-        let d = compare(&pinned, &live, &["kubeflow.org".to_string()]);
+        let groups = Globs::new("crd_groups", &["kubeflow.org".to_string()]).unwrap();
+        let d = compare(&pinned, &live, &groups);
         assert_eq!(d.missing, ["a.kubeflow.org"]);
         assert_eq!(d.extra, ["b.kubeflow.org"]);
         let err = parse_pinned(

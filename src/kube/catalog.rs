@@ -9,8 +9,8 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::object::{self, ObjectKey};
-use super::{glob_match, retry, Cluster, KubeError};
-use crate::config::KubernetesConfig;
+use super::{retry, Cluster, KubeError};
+use crate::config::{Globs, KubernetesConfig};
 
 /// Items per list page: the server's usual default, small enough for huge kinds.
 const PAGE: u32 = 500;
@@ -98,11 +98,11 @@ impl Served {
         self.kinds.get(&(group.to_string(), kind.to_string()))
     }
 
-    /// Every served kind of the groups that match one of `patterns`.
-    pub fn of_groups<'a>(&'a self, patterns: &'a [String]) -> impl Iterator<Item = &'a Kind> {
+    /// Every served kind of the groups that match `groups`.
+    pub fn of_groups<'a>(&'a self, groups: &'a Globs) -> impl Iterator<Item = &'a Kind> {
         self.kinds
             .iter()
-            .filter(|((g, _), _)| !g.is_empty() && patterns.iter().any(|p| glob_match(p, g)))
+            .filter(|((g, _), _)| !g.is_empty() && groups.is_match(g))
             .map(|(_, k)| k)
     }
 
@@ -195,13 +195,13 @@ pub fn select_namespaces(cfg: &KubernetesConfig, all: &[Value]) -> BTreeSet<Stri
     all.iter()
         .filter(|ns| {
             let name = name_of(ns);
-            let by_name = cfg.namespaces.iter().any(|p| glob_match(p, name));
+            let by_name = cfg.globs.namespaces.is_match(name);
             let by_label = ns
                 .pointer("/metadata/labels")
                 .and_then(|l| l.get(PROFILE_NS_LABEL.0))
                 .and_then(Value::as_str)
                 == Some(PROFILE_NS_LABEL.1);
-            (by_name || by_label) && !cfg.exclude_namespaces.iter().any(|p| glob_match(p, name))
+            (by_name || by_label) && !cfg.globs.exclude_namespaces.is_match(name)
         })
         .map(|ns| name_of(ns).to_string())
         .collect()
@@ -238,7 +238,7 @@ pub async fn capture(cluster: &Cluster, cfg: &KubernetesConfig) -> Result<Captur
             kinds.push(kind.clone());
         }
     }
-    for kind in served.of_groups(&cfg.crd_groups) {
+    for kind in served.of_groups(&cfg.globs.crd_groups) {
         if !kinds
             .iter()
             .any(|k| k.ar.group == kind.ar.group && k.ar.kind == kind.ar.kind)
@@ -308,7 +308,7 @@ fn keep(
                 .pointer("/spec/group")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            cfg.crd_groups.iter().any(|p| glob_match(p, group))
+            cfg.globs.crd_groups.is_match(group)
         }
         // Every namespace gets this one from the cluster itself.
         ("", "ConfigMap") if name_of(o) == "kube-root-ca.crt" => false,
@@ -410,10 +410,12 @@ mod tests {
     use serde_json::json;
 
     fn cfg() -> KubernetesConfig {
-        KubernetesConfig {
+        let mut cfg = KubernetesConfig {
             exclude_namespaces: vec!["kubeflow-user-old".into()],
             ..Default::default()
-        }
+        };
+        cfg.compile_globs().unwrap();
+        cfg
     }
 
     #[test]

@@ -142,11 +142,6 @@ impl Cluster {
     }
 }
 
-/// Shell-style glob match (`*`, `?`, `[...]`) used for namespace and group patterns.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(name))
-}
-
 /// Whether a failed call is worth another try: throttling, server errors, lost connections.
 pub fn transient(e: &::kube::Error) -> bool {
     match e {

@@ -79,6 +79,60 @@ impl fmt::Display for ObjectKey {
     }
 }
 
+/// An owner named by an ownerReference: group, kind and name. The reference does not say
+/// whether the owner lives in a namespace: a namespaced object can be owned by an object of its
+/// own namespace or by a cluster-scoped one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnerRef {
+    pub group: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl OwnerRef {
+    /// One entry of `metadata.ownerReferences`.
+    pub fn of(reference: &Value) -> Option<Self> {
+        let text = |field: &str| reference.get(field).and_then(Value::as_str);
+        Some(Self {
+            group: group_of(text("apiVersion")?).to_string(),
+            kind: text("kind")?.to_string(),
+            name: text("name")?.to_string(),
+        })
+    }
+
+    /// Every owner `obj` names.
+    pub fn all_of(obj: &Value) -> Vec<Self> {
+        obj.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| refs.iter().filter_map(Self::of).collect())
+            .unwrap_or_default()
+    }
+
+    /// The keys the owner of an object in `namespace` can have: in that namespace first, then
+    /// cluster-scoped.
+    pub fn keys(&self, namespace: Option<&str>) -> impl Iterator<Item = ObjectKey> + '_ {
+        let key = move |namespace: Option<&str>| ObjectKey {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            namespace: namespace.map(str::to_string),
+            name: self.name.clone(),
+        };
+        namespace
+            .map(|ns| key(Some(ns)))
+            .into_iter()
+            .chain(std::iter::once(key(None)))
+    }
+
+    /// The first of [`Self::keys`] that `lookup` knows.
+    pub fn find<T>(
+        &self,
+        namespace: Option<&str>,
+        lookup: impl Fn(&ObjectKey) -> Option<T>,
+    ) -> Option<T> {
+        self.keys(namespace).find_map(|k| lookup(&k))
+    }
+}
+
 fn folder(group: &str) -> &str {
     if group.is_empty() {
         CORE

@@ -477,6 +477,11 @@ fn config_mistakes_a_backup_would_hit_fail_at_load_with_file_line_and_key() {
             "`kubeflow-user-[` is not a valid glob",
         ),
         (
+            "[kubernetes]\ncrd_groups = [\"kubeflow.org\", \"[z-a].io\"]\n".to_string(),
+            "kfguard.toml:2:31: invalid config: `kubernetes.crd_groups[1]`",
+            "use `*`, `?` and `[...]`",
+        ),
+        (
             "[repository.s3]\nendpoint = \"minio.kubeflow:9000\"\n".to_string(),
             "kfguard.toml:2:12: invalid config: `repository.s3.endpoint`",
             "not an http:// or https:// URL",

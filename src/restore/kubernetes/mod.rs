@@ -30,10 +30,9 @@ use crate::drift::fields::{self, Change};
 use crate::drift::redact;
 use crate::kube::apply::apply;
 use crate::kube::catalog::{self, Kind, Served};
-use crate::kube::object::{self, group_of, ObjectKey};
+use crate::kube::object::{self, ObjectKey, OwnerRef};
 use crate::kube::{wait, Cluster, KubeError};
 use crate::restore::Existing;
-use order::{uid_key, UidKey};
 
 /// What `kfguard restore --only kubernetes` was asked to do.
 pub struct Selection<'a> {
@@ -203,7 +202,7 @@ async fn apply_all(
     };
     let mut served = Served::discover(cluster).await?;
     // Namespaces that exist, or that this restore creates: a namespaced object goes nowhere else.
-    let mut uids: HashMap<UidKey, String> = HashMap::new();
+    let mut uids: HashMap<ObjectKey, String> = HashMap::new();
     let planned_ns: BTreeSet<String> = items
         .iter()
         .filter(|i| i.key.group.is_empty() && i.key.kind == "Namespace")
@@ -257,7 +256,7 @@ async fn apply_all(
         let live = live_objects(cluster, &kinds).await?;
         for (k, o) in &live {
             if let Some(uid) = o.pointer("/metadata/uid").and_then(Value::as_str) {
-                uids.insert(uid_key(k), uid.to_string());
+                uids.insert(k.clone(), uid.to_string());
             }
         }
         // Namespaced objects start at stage 3, once stage 2 has created the namespaces: list
@@ -366,7 +365,7 @@ async fn apply_all(
                 .await;
             for (key, step, uid) in results {
                 if let Some(uid) = uid {
-                    uids.insert(uid_key(&key), uid);
+                    uids.insert(key, uid);
                 }
                 report.steps.push(step);
             }
@@ -438,7 +437,7 @@ fn kinds_of<'a>(served: &Served, items: impl Iterator<Item = &'a Item>) -> Vec<K
 fn relink_owners(
     obj: &mut Value,
     key: &ObjectKey,
-    uids: &HashMap<UidKey, String>,
+    uids: &HashMap<ObjectKey, String>,
     notes: &mut Vec<String>,
 ) {
     let Some(refs) = obj
@@ -448,22 +447,10 @@ fn relink_owners(
         return;
     };
     refs.retain_mut(|r| {
-        let (Some(api_version), Some(kind), Some(name)) = (
-            r.get("apiVersion").and_then(Value::as_str),
-            r.get("kind").and_then(Value::as_str),
-            r.get("name").and_then(Value::as_str),
-        ) else {
+        let Some(owner) = OwnerRef::of(r) else {
             return false;
         };
-        let group = group_of(api_version).to_string();
-        let found = uids
-            .get(&(
-                group.clone(),
-                kind.to_string(),
-                key.namespace.clone(),
-                name.to_string(),
-            ))
-            .or_else(|| uids.get(&(group, kind.to_string(), None, name.to_string())));
+        let found = owner.find(key.namespace.as_deref(), |k| uids.get(k));
         match found {
             Some(uid) => {
                 r["uid"] = uid.clone().into();
@@ -471,7 +458,8 @@ fn relink_owners(
             }
             None => {
                 notes.push(format!(
-                    "owner {kind} {name} is not in the cluster; its reference is dropped"
+                    "owner {} {} is not in the cluster; its reference is dropped",
+                    owner.kind, owner.name
                 ));
                 false
             }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::kube::object::{group_of, ObjectKey};
+use crate::kube::object::{group_of, ObjectKey, OwnerRef};
 
 /// The stages of a restore, in the order they are applied. Each stage waits for the one before.
 pub const STAGES: [&str; 9] = [
@@ -72,53 +72,22 @@ fn referenced_kinds(group: &str, kind: &str) -> &'static [GroupKind] {
         .map_or(&[], |(_, refs)| refs)
 }
 
-/// Identity of an object for UID lookups: group, kind, namespace, name.
-pub type UidKey = (String, String, Option<String>, String);
-
-pub fn uid_key(key: &ObjectKey) -> UidKey {
-    (
-        key.group.clone(),
-        key.kind.clone(),
-        key.namespace.clone(),
-        key.name.clone(),
-    )
-}
-
-/// The owners an object names, as UID lookup keys (same namespace, or cluster-scoped).
-pub fn owners(obj: &Value, key: &ObjectKey) -> Vec<UidKey> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|refs| {
-            refs.iter()
-                .filter_map(|r| {
-                    Some((
-                        group_of(r.get("apiVersion")?.as_str()?).to_string(),
-                        r.get("kind")?.as_str()?.to_string(),
-                        key.namespace.clone(),
-                        r.get("name")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The wave of each object of one stage, 0 first: an object comes after its owners in the
 /// stage (they need their new UIDs first) and after every object of the kinds it refers to
 /// (see [`REFERENCES`]). A wave is applied, and finished, before the next one starts. An
 /// ownership cycle, which Kubernetes never makes, stops the waves from growing.
 pub fn waves(objects: &[(&ObjectKey, &Value)]) -> Vec<usize> {
-    let index: HashMap<UidKey, usize> = objects
+    let index: HashMap<&ObjectKey, usize> = objects
         .iter()
         .enumerate()
-        .map(|(i, (k, _))| (uid_key(k), i))
+        .map(|(i, (k, _))| (*k, i))
         .collect();
     let deps: Vec<(Vec<usize>, &[GroupKind])> = objects
         .iter()
         .map(|(k, o)| {
-            let owners = owners(o, k)
+            let owners = OwnerRef::all_of(o)
                 .iter()
-                .filter_map(|u| index.get(u).copied())
+                .filter_map(|r| r.find(k.namespace.as_deref(), |key| index.get(key).copied()))
                 .collect();
             (owners, referenced_kinds(&k.group, &k.kind))
         })
@@ -303,6 +272,16 @@ mod tests {
         let keys: Vec<ObjectKey> = objs.iter().map(|v| ObjectKey::of(v).unwrap()).collect();
         let pairs: Vec<(&ObjectKey, &Value)> = keys.iter().zip(objs.iter()).collect();
         assert_eq!(waves(&pairs), [2, 1, 0, 1, 1, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_cluster_scoped_owner_comes_before_what_it_owns() {
+        let owner = json!({"apiVersion": "kubeflow.org/v1", "kind": "Tenant", "metadata": {"name": "t"}});
+        let owned = json!({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+            "metadata": {"name": "nb", "namespace": "a", "ownerReferences": [
+                {"apiVersion": "kubeflow.org/v1", "kind": "Tenant", "name": "t", "uid": "1"}]}});
+        let keys = [ObjectKey::of(&owned).unwrap(), ObjectKey::of(&owner).unwrap()];
+        assert_eq!(waves(&[(&keys[0], &owned), (&keys[1], &owner)]), [1, 0]);
     }
 
     #[test]
