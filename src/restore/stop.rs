@@ -1,5 +1,6 @@
 //! What a restore has done so far, and the summary a stop request leaves.
 
+use super::kubernetes::RestoreError;
 use crate::engines::DbError;
 use crate::interrupt::{self, Interrupted};
 
@@ -32,6 +33,21 @@ impl Progress {
             list(&self.pending)
         );
         // What the engine did with the database it was filling.
+        let kube_stop = err
+            .as_ref()
+            .and_then(|e| e.downcast_ref::<RestoreError>())
+            .filter(|e| matches!(e, RestoreError::Stopped { .. }));
+        if let Some(RestoreError::Stopped {
+            at,
+            applied,
+            pending,
+            ..
+        }) = kube_stop
+        {
+            summary.push_str(&format!(
+                "; Kubernetes objects: {applied} applied, {pending} not yet (stopped {at})"
+            ));
+        }
         match err.as_ref().and_then(|e| e.downcast_ref::<DbError>()) {
             Some(DbError::Abandoned { left, .. }) => summary.push_str(&format!("; {left}")),
             _ => {

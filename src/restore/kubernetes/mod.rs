@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 use crate::config::KubernetesConfig;
 use crate::drift::fields::{self, Change};
 use crate::drift::redact;
+use crate::interrupt::{self, Signal};
 use crate::kube::apply::apply;
 use crate::kube::catalog::{self, Kind, Served};
 use crate::kube::object::{self, ObjectKey, OwnerRef};
@@ -54,6 +55,15 @@ pub enum RestoreError {
     NamespaceMap(#[from] namespace_map::MapError),
     #[error(transparent)]
     Kube(#[from] KubeError),
+    /// A stop request, honoured between stages and waves.
+    #[error("interrupted by {signal} {at}: {applied} object(s) applied, {pending} not yet")]
+    Stopped {
+        signal: Signal,
+        /// Where the stop came: `before stage 7 (config)`, `in stage 9 (custom resources)`.
+        at: String,
+        applied: usize,
+        pending: usize,
+    },
 }
 
 impl RestoreError {
@@ -239,6 +249,7 @@ async fn apply_all(
         }
     }
 
+    let total = items.len();
     let mut stages: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
     for item in items {
         stages.entry(item.stage).or_default().push(item);
@@ -246,6 +257,9 @@ async fn apply_all(
     let mut rediscovered = false;
     let mut namespaces_live: Option<BTreeSet<String>> = None;
     for (stage, items) in stages {
+        stop_check(&report, total, || {
+            format!("before stage {stage} ({})", order::stage_name(stage))
+        })?;
         if stage > 1 && !rediscovered && !sel.dry_run {
             // CRDs restored in stage 1 are served by now (Profiles already in stage 2); learn
             // their resources.
@@ -281,6 +295,9 @@ async fn apply_all(
             waves.entry(w).or_default().push(item);
         }
         for wave in waves.into_values() {
+            stop_check(&report, total, || {
+                format!("in stage {stage} ({})", order::stage_name(stage))
+            })?;
             let mut tasks = Vec::new();
             for mut item in wave {
                 let kind = served.get(&item.key.group, &item.key.kind).cloned();
@@ -419,6 +436,29 @@ async fn apply_all(
         ));
     }
     Ok(report)
+}
+
+/// Between stages and waves: stop here when asked to, saying how far the restore came. A wave
+/// already sent is finished first, so no object is left half-applied.
+fn stop_check(
+    report: &Report,
+    total: usize,
+    at: impl FnOnce() -> String,
+) -> Result<(), RestoreError> {
+    let Some(signal) = interrupt::requested() else {
+        return Ok(());
+    };
+    let applied = report
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Create | Action::Update))
+        .count();
+    Err(RestoreError::Stopped {
+        signal,
+        at: at(),
+        applied,
+        pending: total.saturating_sub(report.steps.len()),
+    })
 }
 
 /// The served kinds of these items (kinds the cluster does not serve are left out).

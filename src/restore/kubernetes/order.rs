@@ -276,11 +276,15 @@ mod tests {
 
     #[test]
     fn a_cluster_scoped_owner_comes_before_what_it_owns() {
-        let owner = json!({"apiVersion": "kubeflow.org/v1", "kind": "Tenant", "metadata": {"name": "t"}});
+        let owner =
+            json!({"apiVersion": "kubeflow.org/v1", "kind": "Tenant", "metadata": {"name": "t"}});
         let owned = json!({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
             "metadata": {"name": "nb", "namespace": "a", "ownerReferences": [
                 {"apiVersion": "kubeflow.org/v1", "kind": "Tenant", "name": "t", "uid": "1"}]}});
-        let keys = [ObjectKey::of(&owned).unwrap(), ObjectKey::of(&owner).unwrap()];
+        let keys = [
+            ObjectKey::of(&owned).unwrap(),
+            ObjectKey::of(&owner).unwrap(),
+        ];
         assert_eq!(waves(&[(&keys[0], &owned), (&keys[1], &owner)]), [1, 0]);
     }
 
