@@ -6,6 +6,7 @@
 //! primary-key order. The archiver consumes files in path order, so every table streams its
 //! parts through a bounded channel, and tables are started in the order they are consumed.
 
+use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -40,7 +41,8 @@ pub struct Connection {
     pub engine: Engine,
     /// Server URL without a password, e.g. `mysql://root@127.0.0.1:3306`.
     pub url: String,
-    pub password: Option<String>,
+    /// Exposed only where it is sent to the server.
+    pub password: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -60,7 +62,8 @@ impl Connection {
             &format!("databases.{}.password", src.name),
             src.password_env.as_deref(),
             src.password_file.as_deref(),
-        )?;
+        )?
+        .map(SecretString::from);
         Ok(Self {
             source: src.name.clone(),
             engine: src.engine,

@@ -213,7 +213,8 @@ fn s3_settings(cfg: &crate::config::S3Config) -> Result<s3::S3Settings, RepoErro
         "repository.s3.secret_access_key",
         cfg.secret_access_key_env.as_deref(),
         cfg.secret_access_key_file.as_deref(),
-    )?;
+    )?
+    .map(Into::into);
     Ok(s3::S3Settings {
         endpoint: cfg.endpoint.clone(),
         region: cfg.region.clone(),

@@ -3,6 +3,7 @@
 //! Objects use restic's S3 layout (`<prefix>/config`, `<prefix>/keys/<id>`,
 //! `<prefix>/data/<id[..2]>/<id>`, ...) so that stock `restic` can read the repository.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::{
     error::Error as StdError,
     fmt,
@@ -49,8 +50,9 @@ pub struct S3Settings {
     pub path_style: bool,
     /// When both keys are `None`, the default AWS credential chain is used.
     pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
+    /// Exposed only where the credentials are handed to the SDK.
+    pub secret_access_key: Option<SecretString>,
+    pub session_token: Option<SecretString>,
     pub profile: Option<String>,
     /// `false` => checksums only "when required" (S3-compatible stores such as
     /// old `MinIO` and R2 reject the SDK's default CRC trailers).
@@ -65,7 +67,7 @@ pub struct S3Settings {
 
 impl fmt::Debug for S3Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn redact(secret: Option<&String>) -> Option<&'static str> {
+        fn redact<T: ?Sized>(secret: Option<&T>) -> Option<&'static str> {
             secret.map(|_| "***")
         }
         f.debug_struct("S3Settings")
@@ -124,8 +126,11 @@ pub async fn client(settings: &S3Settings) -> Client {
         (Some(id), Some(secret)) => {
             loader = loader.credentials_provider(Credentials::new(
                 id,
-                secret,
-                settings.session_token.clone(),
+                secret.expose_secret(),
+                settings
+                    .session_token
+                    .as_ref()
+                    .map(|t| t.expose_secret().to_string()),
                 None,
                 "kfguard",
             ));

@@ -372,7 +372,8 @@ pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
         &format!("buckets.{}.secret_access_key", src.name),
         src.secret_access_key_env.as_deref(),
         src.secret_access_key_file.as_deref(),
-    )?;
+    )?
+    .map(Into::into);
     Ok(S3Settings {
         endpoint: src.endpoint.clone(),
         region: src.region.clone(),

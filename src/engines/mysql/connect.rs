@@ -1,6 +1,7 @@
 //! Connecting to MySQL / MariaDB: session setup, quoting, result cells, and the errors of a
 //! failed connection or query.
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use mysql_async::prelude::*;
@@ -35,7 +36,7 @@ pub(super) async fn connect(conn: &Connection) -> Result<Conn, DbError> {
     let database = opts.db_name().map(str::to_string);
     let mut builder = OptsBuilder::from_opts(opts);
     if let Some(password) = &conn.password {
-        builder = builder.pass(Some(password.clone()));
+        builder = builder.pass(Some(password.expose_secret()));
     }
     match tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(builder)).await {
         Err(_) => Err(DbError::Connect {

@@ -1,6 +1,7 @@
 //! Connections to a PostgreSQL server: settings from the source's URL, connect with timeouts,
 //! errors mapped to [`DbError`] in one line, and worker connections lent out of a pool.
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -38,7 +39,7 @@ impl Server {
                     detail: format!("invalid url: {}", error_chain(&e)),
                 })?;
         if let Some(pw) = &conn.password {
-            config.password(pw);
+            config.password(pw.expose_secret());
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
