@@ -4,7 +4,7 @@
 use crate::common;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::db::{mysql_exec, unique_db};
+use common::db::{mysql_exec, Db};
 use common::{code, create_bucket, s3_endpoint, unique_bucket, Kf};
 use kfguard::repo::s3::{client, S3Settings};
 
@@ -71,10 +71,6 @@ fn config(kf: &Kf, db: &str, bucket: &str) {
     );
 }
 
-fn drop_db(db: &str) {
-    mysql_exec(None, &[&format!("DROP DATABASE IF EXISTS `{db}`")]);
-}
-
 #[test]
 fn dangling_references_warn_and_orphans_are_counted() {
     let bucket = unique_bucket("xc");
@@ -90,7 +86,8 @@ fn dangling_references_warn_and_orphans_are_counted() {
             "orphan/a.bin",
         ],
     );
-    let db = unique_db("xc");
+    let mut fx = Db::cli();
+    let db = fx.mysql_name("xc");
     let manifest = r#"{"status":{"nodes":{"n1":{"outputs":{"artifacts":[{"name":"out","s3":{"key":"artifacts/wf-1/pod-1/out.tgz"}},{"name":"gone","s3":{"key": "artifacts/wf-1/pod-1/gone.tgz"}}]}}}},"spec":{"env":[{"valueFrom":{"secretKeyRef":{"key":"accesskey","name":"mlpipeline-minio-artifact"}}}]}}"#;
     seed(
         &db,
@@ -174,7 +171,6 @@ fn dangling_references_warn_and_orphans_are_counted() {
     let text = kf.ok(&["show", "latest"]);
     assert!(text.contains("4 dangling"), "{text}");
     assert!(text.contains(&format!("dangling: kfp/{db}/")), "{text}");
-    drop_db(&db);
 }
 
 #[test]
@@ -182,7 +178,8 @@ fn no_dangling_references_exit_zero() {
     let bucket = unique_bucket("xc-ok");
     create_bucket(&bucket);
     put(&bucket, &["v2/artifacts/a/model", "pipelines/p1", "logs/x"]);
-    let db = unique_db("xc_ok");
+    let mut fx = Db::cli();
+    let db = fx.mysql_name("xc_ok");
     seed(
         &db,
         &[&format!("minio://{bucket}/v2/artifacts/a/model")],
@@ -199,7 +196,6 @@ fn no_dangling_references_exit_zero() {
     assert_eq!(c["orphans"], 1, "{c:#}");
     assert_eq!(c["orphan_examples"][0], format!("{bucket}/logs/x"));
     assert!(v["manifest"]["warnings"].as_array().unwrap().is_empty());
-    drop_db(&db);
 }
 
 #[test]
@@ -209,7 +205,8 @@ fn workflow_keys_written_with_json_escapes_resolve_to_their_objects() {
     let emoji = "artifacts/wf-9/\u{1F600}/out.tgz";
     let accented = "artifacts/wf-9/caf\u{e9}/out.tgz";
     put(&bucket, &[emoji, accented]);
-    let db = unique_db("xc_esc");
+    let mut fx = Db::cli();
+    let db = fx.mysql_name("xc_esc");
     // Argo writes non-ASCII as `\u` escapes; outside the BMP as a surrogate pair.
     let manifest = r#"{"outputs":{"artifacts":[{"s3":{"key":"artifacts\/wf-9\/\ud83d\ude00\/out.tgz"}},{"s3":{"key":"artifacts/wf-9/caf\u00e9/out.tgz"}}]}}"#;
     seed(&db, &[], &[], manifest);
@@ -222,5 +219,4 @@ fn workflow_keys_written_with_json_escapes_resolve_to_their_objects() {
     assert_eq!(c["resolved"], 2, "{c:#}");
     assert_eq!(c["dangling"], 0, "{c:#}");
     assert_eq!(c["orphans"], 0, "{c:#}");
-    drop_db(&db);
 }

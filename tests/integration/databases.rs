@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::db::{self, mysql_exec, mysql_rows, pg_exec, pg_text_rows, unique_db};
+use common::db::{self, mysql_exec, mysql_rows, pg_exec, pg_text_rows, Db};
 use common::{code, error_line, Kf};
 
 const MYSQL_TABLES: [(&str, &str); 6] = [
@@ -86,16 +86,10 @@ fn assert_mysql_equal(a: &str, b: &str) {
     }
 }
 
-fn drop_mysql(dbs: &[&str]) {
-    for d in dbs {
-        mysql_exec(None, &[&format!("DROP DATABASE IF EXISTS `{d}`")]);
-    }
-}
-
 #[test]
 fn mysql_round_trip_into_a_new_name() {
-    let db = unique_db("my_rt");
-    let into = format!("{db}_r");
+    let mut fx = Db::cli();
+    let (db, into) = (fx.mysql_name("rt"), fx.mysql_name("rt_r"));
     seed_mysql(&db);
     let kf = Kf::local();
     mysql_config(&kf, &db, &db::mysql_url());
@@ -145,13 +139,12 @@ fn mysql_round_trip_into_a_new_name() {
     );
     kf.ok(&restore_into(&db, &into, &["--force"]));
     assert_mysql_equal(&db, &into);
-    drop_mysql(&[&db, &into]);
 }
 
 #[test]
 fn mysql_second_night_restores_the_changed_rows() {
-    let db = unique_db("my_night");
-    let into = format!("{db}_r");
+    let mut fx = Db::cli();
+    let (db, into) = (fx.mysql_name("night"), fx.mysql_name("night_r"));
     seed_mysql(&db);
     let kf = Kf::local();
     mysql_config(&kf, &db, &db::mysql_url());
@@ -173,13 +166,12 @@ fn mysql_second_night_restores_the_changed_rows() {
         mysql_rows(&into, "SELECT Name FROM pipelines WHERE UUID = 'p1'")[0][0].as_deref(),
         Some(&b"TRAIN"[..])
     );
-    drop_mysql(&[&db, &into]);
 }
 
 #[test]
 fn mysql_schema_read_by_stock_restic_is_valid_ddl_for_the_stock_client() {
-    let db = unique_db("my_ddl");
-    let scratch = format!("{db}_ddl");
+    let mut fx = Db::cli();
+    let (db, scratch) = (fx.mysql_name("ddl"), fx.mysql_name("ddl_scratch"));
     seed_mysql(&db);
     let kf = Kf::local();
     mysql_config(&kf, &db, &db::mysql_url());
@@ -231,13 +223,12 @@ fn mysql_schema_read_by_stock_restic_is_valid_ddl_for_the_stock_client() {
         "the stock client rejects schema.sql"
     );
     assert_eq!(mysql_rows(&scratch, "SHOW TABLES").len(), 6);
-    drop_mysql(&[&db, &scratch]);
 }
 
 #[test]
 fn mysql_backup_is_consistent_under_concurrent_writers() {
-    let db = unique_db("my_cons");
-    let into = format!("{db}_r");
+    let mut fx = Db::cli();
+    let (db, into) = (fx.mysql_name("cons"), fx.mysql_name("cons_r"));
     mysql_exec(None, &[&format!("CREATE DATABASE `{db}`")]);
     mysql_exec(
         Some(&db),
@@ -289,12 +280,12 @@ fn mysql_backup_is_consistent_under_concurrent_writers() {
         runs, tasks,
         "runs and tasks come from different points in time"
     );
-    drop_mysql(&[&db, &into]);
 }
 
 #[test]
 fn mysql_bad_inputs_leave_no_snapshot() {
-    let db = unique_db("my_bad");
+    let mut fx = Db::cli();
+    let db = fx.mysql_name("bad");
     mysql_exec(
         None,
         &[
@@ -334,7 +325,6 @@ fn mysql_bad_inputs_leave_no_snapshot() {
             "{url} left a snapshot"
         );
     }
-    drop_mysql(&[&db]);
 }
 
 /// A KFP-like subset on PostgreSQL.
@@ -374,19 +364,14 @@ fn assert_pg_equal(a: &str, b: &str) {
     }
 }
 
-fn drop_pg(dbs: &[&str]) {
-    for d in dbs {
-        pg_exec(
-            "postgres",
-            &[&format!("DROP DATABASE IF EXISTS \"{d}\" WITH (FORCE)")],
-        );
-    }
-}
-
 #[test]
 fn postgres_round_trip_and_second_night() {
-    let db = unique_db("pg_rt");
-    let (into, into2) = (format!("{db}_r"), format!("{db}_r2"));
+    let fx = Db::cli();
+    let (db, into, into2) = (
+        fx.pg_target("rt"),
+        fx.pg_target("rt_r"),
+        fx.pg_target("rt_r2"),
+    );
     seed_pg(&db);
     let kf = Kf::local();
     pg_config(&kf, &db);
@@ -420,12 +405,12 @@ fn postgres_round_trip_and_second_night() {
         pg_text_rows(&into2, "SELECT name FROM pipelines WHERE uuid = 'p1'"),
         vec![Some("TRAIN 🚀".into())]
     );
-    drop_pg(&[&db, &into, &into2]);
 }
 
 #[test]
 fn restore_into_a_system_database_is_refused_on_both_engines() {
-    let (my, pg) = (unique_db("my_sys"), unique_db("pg_sys"));
+    let mut fx = Db::cli();
+    let (my, pg) = (fx.mysql_name("sys"), fx.pg_target("sys"));
     mysql_exec(
         None,
         &[
@@ -499,15 +484,13 @@ fn restore_into_a_system_database_is_refused_on_both_engines() {
     // The servers' own schemas are untouched.
     assert!(!mysql_rows("mysql", "SHOW TABLES").is_empty());
     assert!(mysql_rows("mysql", "SHOW TABLES LIKE 't'").is_empty());
-    drop_mysql(&[&my]);
-    drop_pg(&[&pg]);
 }
 
 #[test]
 fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
-    let db = unique_db("my_noins");
-    let into = format!("{db}_r");
-    let user = format!("kfg_noins_{}", std::process::id());
+    let mut fx = Db::cli();
+    let (db, into) = (fx.mysql_name("noins"), fx.mysql_name("noins_r"));
+    let user = fx.mysql_user("noins");
     mysql_exec(
         None,
         &[
@@ -520,14 +503,6 @@ fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
             &format!("GRANT SELECT, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER, REFERENCES ON *.* TO '{user}'@'%'"),
         ],
     );
-    // Dropped also when the test fails: the server is shared.
-    struct DropUser(String);
-    impl Drop for DropUser {
-        fn drop(&mut self) {
-            mysql_exec(None, &[&format!("DROP USER IF EXISTS '{}'@'%'", self.0)]);
-        }
-    }
-    let _user = DropUser(user.clone());
     let kf = Kf::local().env("KFG_TEST_DB_PASSWORD", "pw");
     mysql_config(&kf, &db, &db::mysql_url());
     kf.ok(&["init"]);
@@ -556,14 +531,14 @@ fn mysql_restore_without_insert_privilege_drops_the_database_it_created() {
     // With the privilege, the same restore runs again without --force.
     kf.ok(&restore_into(&db, &into, &[]));
     assert_eq!(mysql_rows(&into, "SELECT v FROM t ORDER BY id").len(), 2);
-    drop_mysql(&[&db, &into]);
 }
 
 #[test]
 fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
     use mysql_async::prelude::Queryable;
-    let (db, other) = (unique_db("my_term"), unique_db("my_term_ref"));
-    let into = format!("{db}_r");
+    let mut fx = Db::cli();
+    let (db, other) = (fx.mysql_name("term"), fx.mysql_name("term_ref"));
+    let into = fx.mysql_name("term_r");
     mysql_exec(
         None,
         &[
@@ -655,12 +630,12 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
     // Nothing is left locked: the same restore runs again, without --force.
     kf.ok(&restore_into(&db, &into, &[]));
     assert_eq!(mysql_rows(&into, "SELECT id FROM runs").len(), 2);
-    drop_mysql(&[&db, &into, &other]);
 }
 
 #[test]
 fn table_globs_from_the_config_select_what_is_dumped() {
-    let db = unique_db("my_globs");
+    let mut fx = Db::cli();
+    let db = fx.mysql_name("globs");
     mysql_exec(None, &[&format!("CREATE DATABASE `{db}`")]);
     mysql_exec(
         Some(&db),
@@ -705,5 +680,4 @@ fn table_globs_from_the_config_select_what_is_dumped() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(tables, ["run_a"], "{backup}");
-    drop_mysql(&[&db]);
 }

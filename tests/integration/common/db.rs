@@ -141,7 +141,7 @@ pub fn pg_db_url(db: &str) -> String {
     format!("{root}/{db}")
 }
 
-/// The runtime of an engine test: the engine's tasks run on it while the test consumes the
+/// The runtime of a database test: the engine's tasks run on it while the test consumes the
 /// part channels from its own thread, as the archiver does.
 fn engine_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -151,64 +151,156 @@ fn engine_runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// One PostgreSQL test's world: the runtime, an admin connection, and the test's databases,
-/// each with a unique name, dropped (with their sessions) when the fixture is, even when the
-/// test panics.
-pub struct PgFixture {
+/// One database test's world: the runtime, an admin connection to each server the test uses,
+/// and the test's databases and accounts, each with a unique name, dropped (PostgreSQL's with
+/// their sessions) when the fixture is, even when the test panics.
+///
+/// The MariaDB admin session runs in a zone other than UTC, so comparisons do not share
+/// kfguard's session settings.
+pub struct Db {
+    _server: Option<Shared>,
     rt: tokio::runtime::Runtime,
-    admin: tokio_postgres::Client,
-    databases: std::sync::Mutex<Vec<String>>,
+    mysql: Option<mysql_async::Conn>,
+    pg: Option<tokio_postgres::Client>,
+    mysql_databases: Vec<String>,
+    mysql_users: Vec<String>,
+    pg_databases: std::sync::Mutex<Vec<String>>,
 }
 
-impl PgFixture {
-    pub fn new() -> Self {
-        let rt = engine_runtime();
-        let admin = rt.block_on(async {
+impl Db {
+    /// A MySQL engine test: it dumps through the library, so it shares the server ([`shared`]).
+    pub fn mysql() -> Self {
+        let mut db = Self::empty(Some(shared()));
+        db.connect_mysql();
+        db
+    }
+
+    /// A PostgreSQL engine test.
+    pub fn postgres() -> Self {
+        let mut db = Self::empty(None);
+        db.connect_pg();
+        db
+    }
+
+    /// A test that drives the kfguard CLI against both servers. Each run shares the server
+    /// itself ([`crate::common::Kf::run`]), so the fixture does not, and the test may take it
+    /// [`exclusive`] for a while.
+    pub fn cli() -> Self {
+        let mut db = Self::empty(None);
+        db.connect_mysql();
+        db.connect_pg();
+        db
+    }
+
+    fn empty(server: Option<Shared>) -> Self {
+        Self {
+            _server: server,
+            rt: engine_runtime(),
+            mysql: None,
+            pg: None,
+            mysql_databases: Vec::new(),
+            mysql_users: Vec::new(),
+            pg_databases: Default::default(),
+        }
+    }
+
+    fn connect_mysql(&mut self) {
+        self.mysql = Some(self.rt.block_on(async {
+            let opts = mysql_async::Opts::from_url(&mysql_url()).expect("url");
+            let mut c = mysql_async::Conn::new(opts)
+                .await
+                .expect("connect to the test MySQL");
+            c.query_drop("SET time_zone = '+05:30'").await.unwrap();
+            c
+        }));
+    }
+
+    fn connect_pg(&mut self) {
+        self.pg = Some(self.rt.block_on(async {
             let (client, connection) =
                 tokio_postgres::connect(&pg_db_url("postgres"), tokio_postgres::NoTls)
                     .await
                     .expect("connect to the test PostgreSQL");
             tokio::spawn(connection);
             client
-        });
-        Self {
-            rt,
-            admin,
-            databases: Default::default(),
-        }
+        }));
     }
 
     pub fn rt(&self) -> &tokio::runtime::Runtime {
         &self.rt
     }
 
-    /// A new empty database, named after `tag`.
-    pub fn database(&self, tag: &str) -> String {
-        let name = self.target(tag);
-        self.admin_sql(&format!("CREATE DATABASE \"{name}\""));
+    // --- MariaDB
+
+    /// A MariaDB database name for this test, named after `tag`; not created (the test or a
+    /// restore creates it), dropped at the end.
+    pub fn mysql_name(&mut self, tag: &str) -> String {
+        assert!(
+            self.mysql.is_some(),
+            "this fixture has no MariaDB connection"
+        );
+        let name = unique_db(&format!("my_{tag}"));
+        self.mysql_databases.push(name.clone());
         name
     }
 
-    /// A name for a database the test creates (a restore target); dropped at the end too.
-    pub fn target(&self, tag: &str) -> String {
+    /// A MariaDB account the test creates, dropped at the end.
+    pub fn mysql_user(&mut self, tag: &str) -> String {
+        assert!(
+            self.mysql.is_some(),
+            "this fixture has no MariaDB connection"
+        );
+        let name = unique_db(&format!("user_{tag}"));
+        self.mysql_users.push(name.clone());
+        name
+    }
+
+    /// The runtime and the MariaDB admin connection, for the test's own SQL.
+    pub fn mysql_parts(&mut self) -> (&tokio::runtime::Runtime, &mut mysql_async::Conn) {
+        let conn = self
+            .mysql
+            .as_mut()
+            .expect("this fixture has no MariaDB connection");
+        (&self.rt, conn)
+    }
+
+    // --- PostgreSQL
+
+    fn pg_admin(&self) -> &tokio_postgres::Client {
+        self.pg
+            .as_ref()
+            .expect("this fixture has no PostgreSQL connection")
+    }
+
+    /// A new empty PostgreSQL database, named after `tag`.
+    pub fn pg_database(&self, tag: &str) -> String {
+        let name = self.pg_target(tag);
+        self.pg_admin_sql(&format!("CREATE DATABASE \"{name}\""));
+        name
+    }
+
+    /// A name for a PostgreSQL database the test creates (a restore target); dropped at the
+    /// end too.
+    pub fn pg_target(&self, tag: &str) -> String {
+        self.pg_admin();
         let name = unique_db(&format!("pg_{tag}"));
-        self.databases.lock().unwrap().push(name.clone());
+        self.pg_databases.lock().unwrap().push(name.clone());
         name
     }
 
-    pub fn exists(&self, name: &str) -> bool {
+    pub fn pg_exists(&self, name: &str) -> bool {
         let rows = self
             .rt
             .block_on(
-                self.admin
+                self.pg_admin()
                     .query("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]),
             )
             .expect("look up database");
         !rows.is_empty()
     }
 
-    /// Runs SQL (simple protocol) on `db` and returns every row as text cells.
-    pub fn sql(&self, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    /// Runs SQL (simple protocol) on PostgreSQL database `db` and returns every row as text cells.
+    pub fn pg_sql(&self, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
         use tokio_postgres::SimpleQueryMessage;
         self.rt.block_on(async {
             let (client, connection) =
@@ -233,104 +325,47 @@ impl PgFixture {
         })
     }
 
-    /// The first cell of the first row, or "".
-    pub fn scalar(&self, db: &str, query: &str) -> String {
-        self.sql(db, query)
+    /// The first cell of the first row of a PostgreSQL query, or "".
+    pub fn pg_scalar(&self, db: &str, query: &str) -> String {
+        self.pg_sql(db, query)
             .first()
             .and_then(|r| r.first().cloned().flatten())
             .unwrap_or_default()
     }
 
-    fn admin_sql(&self, sql: &str) {
+    fn pg_admin_sql(&self, sql: &str) {
         self.rt
-            .block_on(self.admin.batch_execute(sql))
+            .block_on(self.pg_admin().batch_execute(sql))
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
 
-impl Drop for PgFixture {
+impl Drop for Db {
     fn drop(&mut self) {
-        for name in self
-            .databases
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
-            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-            let _ = self.rt.block_on(self.admin.batch_execute(&sql));
+        if let Some(admin) = self.mysql.as_mut() {
+            let drops = self
+                .mysql_databases
+                .iter()
+                .map(|db| format!("DROP DATABASE IF EXISTS `{db}`"))
+                .chain(
+                    self.mysql_users
+                        .iter()
+                        .map(|u| format!("DROP USER IF EXISTS '{u}'@'%'")),
+                );
+            for sql in drops.collect::<Vec<_>>() {
+                let _ = self.rt.block_on(admin.query_drop(sql));
+            }
         }
-    }
-}
-
-/// One MariaDB test's world: the runtime, an admin connection (in a zone other than UTC, so
-/// comparisons do not share kfguard's session settings), and the test's databases and
-/// accounts, dropped when the fixture is, even when the test panics.
-pub struct MysqlFixture {
-    _server: Shared,
-    rt: tokio::runtime::Runtime,
-    admin: mysql_async::Conn,
-    databases: Vec<String>,
-    users: Vec<String>,
-}
-
-impl MysqlFixture {
-    pub fn new() -> Self {
-        let rt = engine_runtime();
-        let admin = rt.block_on(async {
-            let opts = mysql_async::Opts::from_url(&mysql_url()).expect("url");
-            let mut c = mysql_async::Conn::new(opts)
-                .await
-                .expect("connect to the test MySQL");
-            c.query_drop("SET time_zone = '+05:30'").await.unwrap();
-            c
-        });
-        Self {
-            _server: shared(),
-            rt,
-            admin,
-            databases: Vec::new(),
-            users: Vec::new(),
-        }
-    }
-
-    pub fn rt(&self) -> &tokio::runtime::Runtime {
-        &self.rt
-    }
-
-    /// A database name for this test, named after `tag`; not created (the test or a restore
-    /// creates it), dropped at the end.
-    pub fn database(&mut self, tag: &str) -> String {
-        let name = unique_db(&format!("my_{tag}"));
-        self.databases.push(name.clone());
-        name
-    }
-
-    /// An account the test creates, dropped at the end.
-    pub fn user(&mut self, tag: &str) -> String {
-        let name = unique_db(&format!("user_{tag}"));
-        self.users.push(name.clone());
-        name
-    }
-
-    /// The runtime and the admin connection, for the test's own SQL.
-    pub fn parts(&mut self) -> (&tokio::runtime::Runtime, &mut mysql_async::Conn) {
-        (&self.rt, &mut self.admin)
-    }
-}
-
-impl Drop for MysqlFixture {
-    fn drop(&mut self) {
-        let drops = self
-            .databases
-            .iter()
-            .map(|db| format!("DROP DATABASE IF EXISTS `{db}`"))
-            .chain(
-                self.users
-                    .iter()
-                    .map(|u| format!("DROP USER IF EXISTS '{u}'@'%'")),
-            );
-        for sql in drops.collect::<Vec<_>>() {
-            let _ = self.rt.block_on(self.admin.query_drop(sql));
+        if let Some(admin) = self.pg.as_ref() {
+            for name in self
+                .pg_databases
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                let _ = self.rt.block_on(admin.batch_execute(&sql));
+            }
         }
     }
 }
@@ -339,7 +374,7 @@ impl Drop for MysqlFixture {
 /// that another test holds with LOCK TABLES, and while it waits it blocks every writer, that
 /// test's own restore included: both stall until the lock wait times out. So a test that holds
 /// a table lock takes this exclusively ([`exclusive`]), and every kfguard run and MySQL engine
-/// fixture shares it ([`shared`]).
+/// fixture ([`Db::mysql`]) shares it ([`shared`]).
 static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 thread_local! {
