@@ -1,6 +1,7 @@
 //! Configuration: one struct, layered as flags > `KFGUARD_*` environment > `kfguard.toml` > defaults.
 
 mod check;
+mod keep;
 mod origin;
 mod paths;
 mod redact;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
+pub use keep::KeepPolicy;
 pub use redact::redact_url;
 pub use tables::TableFilter;
 
@@ -59,7 +61,7 @@ pub struct Config {
     pub databases: Vec<DatabaseSource>,
     pub buckets: Vec<BucketSource>,
     pub kubernetes: KubernetesConfig,
-    pub retention: RetentionConfig,
+    pub retention: KeepPolicy,
     pub runbooks: RunbooksConfig,
     /// Where the values came from, for messages.
     #[serde(skip)]
@@ -83,7 +85,7 @@ impl Default for Config {
             databases: Vec::new(),
             buckets: Vec::new(),
             kubernetes: KubernetesConfig::default(),
-            retention: RetentionConfig::default(),
+            retention: KeepPolicy::default(),
             runbooks: RunbooksConfig::default(),
             layers: Layers::default(),
         }
@@ -237,35 +239,6 @@ impl Default for KubernetesConfig {
             include_secrets: false,
             include_finished_workflows: false,
         }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_last: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_daily: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_weekly: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_monthly: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_yearly: Option<u32>,
-}
-
-impl RetentionConfig {
-    pub fn is_empty(&self) -> bool {
-        [
-            self.keep_last,
-            self.keep_daily,
-            self.keep_weekly,
-            self.keep_monthly,
-            self.keep_yearly,
-        ]
-        .iter()
-        .all(Option::is_none)
     }
 }
 
