@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::KeepPolicy;
 use crate::restore::Existing;
 use crate::snapshot::Component;
 
@@ -374,21 +375,8 @@ fn parse_subset(s: &str) -> Result<(u32, u32), String> {
 
 #[derive(Debug, Args, Default)]
 pub struct ForgetArgs {
-    /// Keep the last N snapshots
-    #[arg(long, value_name = "N")]
-    pub keep_last: Option<u32>,
-    /// Keep the last snapshot of each of the last N days
-    #[arg(long, value_name = "N")]
-    pub keep_daily: Option<u32>,
-    /// Keep the last snapshot of each of the last N weeks
-    #[arg(long, value_name = "N")]
-    pub keep_weekly: Option<u32>,
-    /// Keep the last snapshot of each of the last N months
-    #[arg(long, value_name = "N")]
-    pub keep_monthly: Option<u32>,
-    /// Keep the last snapshot of each of the last N years
-    #[arg(long, value_name = "N")]
-    pub keep_yearly: Option<u32>,
+    #[command(flatten)]
+    pub keep: KeepPolicy,
     /// Also remove data no snapshot uses any more
     #[arg(long)]
     pub prune: bool,

@@ -406,16 +406,15 @@ fn s3_port(ports: &[(String, i32)]) -> i32 {
         .unwrap_or(9000)
 }
 
-/// A user name as it may stand in a URL: reserved characters percent-encoded.
+/// A user name as it may stand in a URL: everything but RFC 3986's unreserved characters
+/// percent-encoded.
 fn url_user(user: &str) -> String {
-    user.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(user, RESERVED).to_string()
 }
 
 /// A TOML string literal.

@@ -1,6 +1,7 @@
 //! kfguard: backup, restore and runbooks for Kubeflow clusters.
 
 pub mod backup;
+pub mod buckets;
 pub mod cli;
 pub mod commands;
 pub mod config;

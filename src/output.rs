@@ -22,18 +22,22 @@ pub fn emit<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce(&T)
     }
 }
 
-/// Bytes as a short human size, e.g. `1.5 MiB`.
+/// Bytes as a short human size in binary units, e.g. `1023 B`, `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn human_bytes_keeps_one_decimal_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536 * 1024), "1.5 MiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1024.0 KiB");
+        assert_eq!(human_bytes(5 << 40), "5.0 TiB");
     }
 }

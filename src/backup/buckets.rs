@@ -10,7 +10,7 @@
 //!
 //! Content-type and user metadata come from a HEAD per object (`--transfers` at a time), sent
 //! only for objects that are new or changed since the parent snapshot's `index.jsonl`. Those
-//! objects are then downloaded through [`super::downloads`]: `--transfers` GETs at a time over
+//! objects are then downloaded through [`crate::buckets::Fetcher`]: `--transfers` GETs at a time over
 //! every source, small ones ahead of the archiver, large ones as ranged GETs.
 //!
 //! An object deleted between LIST and GET is recorded as vanished (see
@@ -27,16 +27,15 @@ use rustic_core::repofile::{Metadata, SnapshotFile};
 
 use crate::config::BucketSource;
 
+use crate::buckets::{
+    connect, escape_key, etag_time, unescape, Downloads, Fetcher, Head, Limits, Listed, Stats,
+    LEAF_SUFFIX,
+};
 use crate::repo::{Repo, RepoError};
 use crate::snapshot::layout::{bucket_dir, IndexLine, BUCKET_INDEX as INDEX};
 use crate::snapshot::manifest::BucketEntry;
 use crate::snapshot::read;
 use crate::snapshot::tree::{stream_meta, Ledger, VirtualFile};
-use crate::sources::bucket::{
-    connect, escape_key, etag_time, unescape, Bucket, Listed, LEAF_SUFFIX,
-};
-
-use super::downloads::{Downloads, Fetcher, Limits, Stats};
 
 /// The objects of all bucket sources, ready to archive.
 pub struct BucketFiles {
@@ -133,7 +132,7 @@ pub fn start(
                         return (o, false, Some(Ok(h)));
                     }
                     heads_sent.fetch_add(1, Ordering::Relaxed);
-                    let head = head(&bucket, &o.key).await;
+                    let head = bucket.head(&o.key).await;
                     (o, true, head)
                 }
             }))
@@ -226,40 +225,6 @@ pub fn start(
         });
     }
     Ok(out)
-}
-
-struct Head {
-    content_type: Option<String>,
-    metadata: BTreeMap<String, String>,
-}
-
-/// HEAD of one object; `None` when it no longer exists.
-async fn head(
-    bucket: &Bucket,
-    key: &str,
-) -> Option<Result<Head, crate::sources::bucket::BucketError>> {
-    match bucket
-        .client
-        .head_object()
-        .bucket(&bucket.bucket)
-        .key(key)
-        .send()
-        .await
-    {
-        Ok(h) => Some(Ok(Head {
-            content_type: h.content_type().map(str::to_string),
-            metadata: h
-                .metadata()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-        })),
-        Err(aws_sdk_s3::error::SdkError::ServiceError(ctx))
-            if ctx.raw().status().as_u16() == 404 =>
-        {
-            None
-        }
-        Err(e) => Some(Err(bucket.error("head", key, &e))),
-    }
 }
 
 impl BucketFiles {

@@ -3,7 +3,6 @@
 pub mod buckets;
 pub mod crosscheck;
 pub mod databases;
-pub mod downloads;
 pub mod kubernetes;
 mod plan;
 mod report;

@@ -1,7 +1,7 @@
 //! `kfguard forget`: apply a retention policy per cluster, and optionally prune unused data.
 
 use rustic_core::jiff::{Timestamp, ToSpan, Zoned};
-use rustic_core::{ForgetGroups, Grouped, KeepOptions, PruneOptions, SnapshotGroupCriterion};
+use rustic_core::{ForgetGroups, Grouped, PruneOptions, SnapshotGroupCriterion};
 use serde::Serialize;
 
 use super::snapshots::SnapshotSummary;
@@ -30,32 +30,11 @@ struct Pruned {
 }
 
 pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
-    let r = &ctx.config.retention;
-    let flags_given = [
-        args.keep_last,
-        args.keep_daily,
-        args.keep_weekly,
-        args.keep_monthly,
-        args.keep_yearly,
-    ]
-    .iter()
-    .any(Option::is_some);
-    let (last, daily, weekly, monthly, yearly) = if flags_given {
-        (
-            args.keep_last,
-            args.keep_daily,
-            args.keep_weekly,
-            args.keep_monthly,
-            args.keep_yearly,
-        )
-    } else if !r.is_empty() {
-        (
-            r.keep_last,
-            r.keep_daily,
-            r.keep_weekly,
-            r.keep_monthly,
-            r.keep_yearly,
-        )
+    // The flags replace `[retention]` as a whole when any is given.
+    let policy = if !args.keep.is_empty() {
+        &args.keep
+    } else if !ctx.config.retention.is_empty() {
+        &ctx.config.retention
     } else {
         return Err(super::UsageError(
             "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml".into(),
@@ -63,22 +42,13 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
         .into());
     };
     // A policy that keeps nothing would delete every snapshot: refuse it, as restic does.
-    if [last, daily, weekly, monthly, yearly]
-        .iter()
-        .all(|v| v.unwrap_or(0) == 0)
-    {
+    if policy.keeps_nothing() {
         return Err(super::UsageError(
             "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value".into(),
         )
         .into());
     }
-    let to_i32 = |v: Option<u32>| v.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-    let keep = KeepOptions::default()
-        .keep_last(to_i32(last))
-        .keep_daily(to_i32(daily))
-        .keep_weekly(to_i32(weekly))
-        .keep_monthly(to_i32(monthly))
-        .keep_yearly(to_i32(yearly));
+    let keep = policy.keep_options();
 
     let (repo, location) = ctx.open()?;
     let loc = location.display.as_str();

@@ -2,6 +2,7 @@
 
 mod check;
 mod globs;
+mod keep;
 mod origin;
 mod paths;
 mod redact;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
 pub use globs::{BadGlob, Globs, KubeGlobs};
+pub use keep::KeepPolicy;
 pub use redact::redact_url;
 pub use tables::TableFilter;
 
@@ -61,7 +63,7 @@ pub struct Config {
     pub databases: Vec<DatabaseSource>,
     pub buckets: Vec<BucketSource>,
     pub kubernetes: KubernetesConfig,
-    pub retention: RetentionConfig,
+    pub retention: KeepPolicy,
     pub runbooks: RunbooksConfig,
     /// Where the values came from, for messages.
     #[serde(skip)]
@@ -85,7 +87,7 @@ impl Default for Config {
             databases: Vec::new(),
             buckets: Vec::new(),
             kubernetes: KubernetesConfig::default(),
-            retention: RetentionConfig::default(),
+            retention: KeepPolicy::default(),
             runbooks: RunbooksConfig::default(),
             layers: Layers::default(),
         }
@@ -253,35 +255,6 @@ impl KubernetesConfig {
     pub fn compile_globs(&mut self) -> Result<(), BadGlob> {
         self.globs = KubeGlobs::new(&self.namespaces, &self.exclude_namespaces, &self.crd_groups)?;
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetentionConfig {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_last: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_daily: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_weekly: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_monthly: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub keep_yearly: Option<u32>,
-}
-
-impl RetentionConfig {
-    pub fn is_empty(&self) -> bool {
-        [
-            self.keep_last,
-            self.keep_daily,
-            self.keep_weekly,
-            self.keep_monthly,
-            self.keep_yearly,
-        ]
-        .iter()
-        .all(Option::is_none)
     }
 }
 

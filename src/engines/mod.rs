@@ -310,7 +310,7 @@ pub fn file_stem(table: &str) -> String {
 
 /// Inverse of [`file_stem`].
 pub fn table_from_stem(stem: &str) -> Option<String> {
-    crate::sources::percent_decode(stem)
+    crate::snapshot::layout::percent_decode(stem)
 }
 
 /// Path of part `n` (from 1) of a table: `data/<stem>.<n:06>.<ext>`.

@@ -44,3 +44,33 @@ pub struct IndexLine {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
 }
+
+/// Decodes the `%XX` escapes of a path segment (a table file stem, a bucket key segment);
+/// `None` if an escape is malformed or the bytes are not UTF-8, so that a segment kfguard did
+/// not write is never taken for one it did.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let hex = |i: usize| b.get(i).is_some_and(u8::is_ascii_hexdigit);
+    let well_formed = (0..b.len()).all(|i| b[i] != b'%' || (hex(i + 1) && hex(i + 2)));
+    if !well_formed {
+        return None;
+    }
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decode_refuses_what_kfguard_never_writes() {
+        assert_eq!(percent_decode("a%2Fb%25").as_deref(), Some("a/b%"));
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("ab%4"), None);
+        assert_eq!(percent_decode("%FF"), None);
+    }
+}

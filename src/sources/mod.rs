@@ -1,6 +1,5 @@
 //! Backup sources: each turns one kind of state into files of the virtual snapshot tree.
 
-pub mod bucket;
 pub mod command;
 pub mod dir;
 
@@ -26,25 +25,6 @@ impl SourceError {
     pub fn is_usage(&self) -> bool {
         matches!(self, Self::BadPath { .. } | Self::BadCommandSpec(_))
     }
-}
-
-/// Decodes `%XX` escapes back to a UTF-8 string; `None` if an escape or the result is invalid.
-/// Table file stems and bucket key segments are both written with these escapes.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// Checks a relative, `/`-separated snapshot path written by the user.

@@ -36,8 +36,8 @@ use futures::StreamExt;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::{Bucket, BucketError, Listed};
 use crate::snapshot::tree::{Opener, Vanished};
-use crate::sources::bucket::{Bucket, BucketError, Listed};
 
 const MIB: u64 = 1024 * 1024;
 /// Body chunks read ahead of the archiver per streamed object (hyper's chunks are at most a
@@ -453,6 +453,34 @@ impl Fetcher {
             task,
             _slot: Some(slot),
         }))
+    }
+}
+
+impl Bucket {
+    /// Starts a GET of one object; `Ok(None)` when it no longer exists, or, with `if_match`,
+    /// when it was rewritten since it was listed (its listed size and ETag would be wrong).
+    pub async fn get(
+        &self,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<(u64, ByteStream)>, BucketError> {
+        let mut req = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(etag) = if_match.filter(|e| !e.is_empty()) {
+            req = req.if_match(etag);
+        }
+        match req.send().await {
+            Ok(out) => Ok(Some((
+                out.content_length().unwrap_or(0).max(0) as u64,
+                out.body,
+            ))),
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_no_such_key()
+                    || matches!(ctx.raw().status().as_u16(), 404 | 412) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.error("get", key, &e)),
+        }
     }
 }
 
