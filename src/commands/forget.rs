@@ -10,7 +10,7 @@ use crate::cli::ForgetArgs;
 use crate::output::{emit, human_bytes};
 use crate::repo::RepoError;
 use crate::snapshot::select;
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Forgotten {
@@ -57,8 +57,8 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
             r.keep_yearly,
         )
     } else {
-        return Err(super::UsageError(
-            "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml".into(),
+        return Err(Usage::msg(
+            "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml",
         )
         .into());
     };
@@ -67,8 +67,8 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
         .iter()
         .all(|v| v.unwrap_or(0) == 0)
     {
-        return Err(super::UsageError(
-            "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value".into(),
+        return Err(Usage::msg(
+            "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value",
         )
         .into());
     }

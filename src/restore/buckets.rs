@@ -31,6 +31,7 @@ use crate::snapshot::manifest::{BucketEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
 use crate::sources::bucket::connect;
 use crate::sources::bucket::Bucket;
+use crate::Usage;
 
 const DEFAULT_MULTIPART_THRESHOLD: u64 = 64 * 1024 * 1024;
 const MIN_PART: u64 = 8 * 1024 * 1024;
@@ -252,7 +253,7 @@ pub fn restore(
             .buckets
             .iter()
             .find(|b| b.name == entry.source)
-            .ok_or_else(|| SelectError::SourceNotConfigured(entry.source.clone()))?;
+            .ok_or_else(|| Usage::new(SelectError::SourceNotConfigured(entry.source.clone())))?;
         let target = sel.into.unwrap_or(&entry.bucket).to_string();
         let bucket = connect(rt, src, &target)?;
         let dir = bucket_dir(&entry.source, &entry.bucket);

@@ -25,6 +25,7 @@ use rustic_core::jiff::Timestamp;
 
 use crate::config::{self, BucketSource};
 use crate::repo::s3::{self, S3Settings};
+use crate::Usage;
 
 /// Longest path segment produced, in bytes (file systems allow 255).
 pub const MAX_SEGMENT: usize = 240;
@@ -367,12 +368,14 @@ pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
         &format!("buckets.{}.access_key_id", src.name),
         src.access_key_id_env.as_deref(),
         src.access_key_id_file.as_deref(),
-    )?;
+    )
+    .map_err(Usage::new)?;
     let secret_access_key = config::read_secret(
         &format!("buckets.{}.secret_access_key", src.name),
         src.secret_access_key_env.as_deref(),
         src.secret_access_key_file.as_deref(),
-    )?;
+    )
+    .map_err(Usage::new)?;
     Ok(S3Settings {
         endpoint: src.endpoint.clone(),
         region: src.region.clone(),
