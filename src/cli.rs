@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::KeepPolicy;
+use crate::config::Overrides;
+use crate::output::OutputFormat;
 use crate::restore::Existing;
 use crate::snapshot::Component;
 
@@ -72,6 +74,18 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The flags the config layers over the file and the environment.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            repo: self.repo.clone(),
+            password_file: self.password_file.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
+
     /// Settles the `KFGUARD_*` environment before the command line is parsed:
     /// - an empty variable is unset, as `KFGUARD_CLUSTER` always was;
     /// - `KFGUARD_QUIET` that is false, or overridden by `-v` on the command line, is unset, so
@@ -96,12 +110,6 @@ impl GlobalArgs {
             }
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,10 +26,35 @@ pub enum Outcome {
     Warnings(Vec<String>),
 }
 
-/// A command line that parses but makes no sense, e.g. a missing retention policy.
+/// Marks an error as the user's to fix (exit code 2): a bad flag or config, or asking for what
+/// the snapshot or the config does not hold. It is put on where that is known; the error
+/// inside keeps its type, its message and its causes.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
+#[error(transparent)]
+pub struct Usage(pub anyhow::Error);
+
+impl Usage {
+    pub fn new(err: impl Into<anyhow::Error>) -> Self {
+        Self(err.into())
+    }
+
+    /// A command line that parses but makes no sense, e.g. a missing retention policy.
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self(anyhow::Error::msg(message.into()))
+    }
+
+    /// `err` as an `anyhow::Error`, marked as the user's when `is_usage` says so.
+    pub fn mark_if<E>(err: E, is_usage: impl FnOnce(&E) -> bool) -> anyhow::Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        if is_usage(&err) {
+            Self::new(err).into()
+        } else {
+            err.into()
+        }
+    }
+}
 
 /// Exit codes, as documented in README.
 pub mod exit {
@@ -48,39 +73,13 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
 }
 
 /// Maps an error to its exit code: a stop by a signal is 128 + its number (130, 143),
-/// problems of usage or configuration are 2, the rest 1.
+/// problems of usage or configuration (marked [`Usage`]) are 2, the rest 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(i) = cause.downcast_ref::<interrupt::Interrupted>() {
             return i.signal.exit_code();
         }
-        if cause.downcast_ref::<config::ConfigError>().is_some()
-            || cause.downcast_ref::<commands::UsageError>().is_some()
-            || cause
-                .downcast_ref::<sources::SourceError>()
-                .is_some_and(sources::SourceError::is_usage)
-            || cause
-                .downcast_ref::<snapshot::writer::WriteError>()
-                .is_some_and(|e| {
-                    matches!(
-                        e,
-                        snapshot::writer::WriteError::BadTag(_)
-                            | snapshot::writer::WriteError::ReservedTag(_)
-                    )
-                })
-            || cause
-                .downcast_ref::<repo::RepoError>()
-                .is_some_and(repo::RepoError::is_usage)
-            // Selecting what is not in the snapshot, or not in the config, is a usage error.
-            || cause.downcast_ref::<restore::databases::SelectError>().is_some()
-            || cause.downcast_ref::<restore::buckets::SelectError>().is_some()
-            || cause
-                .downcast_ref::<restore::kubernetes::RestoreError>()
-                .is_some_and(restore::kubernetes::RestoreError::is_usage)
-            || cause
-                .downcast_ref::<crate::kube::KubeError>()
-                .is_some_and(crate::kube::KubeError::is_usage)
-        {
+        if cause.is::<Usage>() {
             return exit::USAGE;
         }
     }

@@ -8,11 +8,13 @@ use tracing_subscriber::EnvFilter;
 pub const LOG_ENV: &str = "KFGUARD_LOG";
 
 /// A `KFGUARD_LOG` that does not parse: refused rather than silently replaced by the default.
+/// The cause is part of the message, which is printed on its own (before logging exists).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {LOG_ENV} filter `{value}`: {detail}; use a level (error, warn, info, debug, trace) or directives such as kfguard=debug,rustic_core=info")]
+#[error("invalid {LOG_ENV} filter `{value}`: {source}; use a level (error, warn, info, debug, trace) or directives such as kfguard=debug,rustic_core=info")]
 pub struct LogFilterError {
     pub value: String,
-    pub detail: String,
+    #[source]
+    pub source: tracing_subscriber::filter::ParseError,
 }
 
 /// Sets up the global subscriber. `KFGUARD_LOG` (an `EnvFilter` directive) overrides `-v`/`-q`;
@@ -44,9 +46,9 @@ pub fn init(verbose: u8, quiet: bool) -> Result<(), LogFilterError> {
 fn filter_from(value: &str) -> Result<EnvFilter, LogFilterError> {
     EnvFilter::builder()
         .parse(value)
-        .map_err(|e| LogFilterError {
+        .map_err(|source| LogFilterError {
             value: value.to_string(),
-            detail: e.to_string(),
+            source,
         })
 }
 

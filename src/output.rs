@@ -2,7 +2,12 @@
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+/// How a command's result is written on stdout (`--output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 /// Prints a command's result. In JSON mode nothing else is written to stdout.
 pub fn emit<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce(&T) -> String) {

@@ -12,6 +12,7 @@ use crate::engines::{file_stem, Connection, DumpOptions, DumpSession, TableStrea
 use crate::engines::{mysql, postgres};
 use crate::snapshot::manifest::{DatabaseEntry, TableEntry};
 use crate::snapshot::tree::{stream_meta, FileStream, VirtualFile};
+use crate::Usage;
 
 /// The dumps of all database sources, ready to archive.
 pub struct DatabaseFiles {
@@ -45,7 +46,7 @@ pub fn start(
         sessions: Vec::new(),
     };
     for src in sources {
-        let conn = Connection::from_config(src)?;
+        let conn = Connection::from_config(src).map_err(Usage::new)?;
         let opts = DumpOptions {
             jobs: jobs.max(1),
             databases: src.databases.clone(),

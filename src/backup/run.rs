@@ -12,7 +12,7 @@ use crate::snapshot::tree::VirtualFile;
 use crate::snapshot::writer::{self, Request};
 use crate::snapshot::Component;
 use crate::sources;
-use crate::UsageError;
+use crate::Usage;
 
 /// What an interrupted backup leaves: nothing that looks like a snapshot.
 fn not_saved() -> String {
@@ -27,10 +27,16 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     let mut warnings = Vec::new();
     let mut files: Vec<VirtualFile> = Vec::new();
     for dir in &plan.from_dir {
-        files.extend(sources::dir::files(dir, &mut warnings)?);
+        files.extend(
+            sources::dir::files(dir, &mut warnings)
+                .map_err(|e| Usage::mark_if(e, sources::SourceError::is_usage))?,
+        );
     }
     for spec in &plan.from_command {
-        files.push(sources::command::file(spec, started)?);
+        files.push(
+            sources::command::file(spec, started)
+                .map_err(|e| Usage::mark_if(e, sources::SourceError::is_usage))?,
+        );
     }
     let mut paths = std::collections::BTreeMap::new();
     for f in &files {
@@ -42,16 +48,13 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         }
     }
     if plan.only.contains(&Component::Databases) && cfg.databases.is_empty() {
-        return Err(UsageError(
-            "--only databases, but no [[databases]] source is configured".into(),
-        )
-        .into());
+        return Err(
+            Usage::msg("--only databases, but no [[databases]] source is configured").into(),
+        );
     }
 
     if plan.only.contains(&Component::Buckets) && cfg.buckets.is_empty() {
-        return Err(
-            UsageError("--only buckets, but no [[buckets]] source is configured".into()).into(),
-        );
+        return Err(Usage::msg("--only buckets, but no [[buckets]] source is configured").into());
     }
 
     // Kubernetes objects are captured first, into memory, while the repository key is derived:
@@ -63,7 +66,8 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         plan.rt
             .spawn(kubernetes::capture(cfg.kubernetes.clone(), started))
     });
-    let (mut repo, location) = repo::open(&cfg.repository, plan.rt, plan.quiet)?;
+    let (mut repo, location) = repo::open(&cfg.repository, plan.rt, plan.quiet)
+        .map_err(|e| Usage::mark_if(e, repo::RepoError::is_usage))?;
     interrupt::check(not_saved)?;
     // What the snapshot will cover, known before any source is read, so that each part's
     // parent is chosen once, for both the HEADs and the archiver.
@@ -90,7 +94,10 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     let parents = select::Parents::choose(&repo, &location.display, &cfg.cluster, &parts)?;
     let kube = match kube_task {
         Some(task) => {
-            let k = plan.rt.block_on(task)??;
+            let k = plan
+                .rt
+                .block_on(task)?
+                .map_err(|e| Usage::mark_if(e, crate::kube::KubeError::is_usage))?;
             tracing::info!(
                 "kubernetes: {} objects of {} kinds in {} namespaces",
                 k.files.len(),
@@ -216,7 +223,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
                 summary: not_saved(),
             })
         }
-        None => e.into(),
+        None => Usage::mark_if(e, writer::WriteError::is_usage),
     })?;
     // Objects that vanished while being read are only known once the archive is done.
     for w in &written.manifest.warnings {

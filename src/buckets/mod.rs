@@ -14,6 +14,7 @@ use aws_sdk_s3::Client;
 
 use crate::config::{self, BucketSource};
 use crate::repo::s3::{self, S3Settings};
+use crate::Usage;
 
 pub use downloads::{Downloads, Fetcher, Limits, Stats};
 pub use keys::{escape_key, etag_time, unescape, LEAF_SUFFIX, MAX_SEGMENT};
@@ -174,12 +175,14 @@ pub fn settings(src: &BucketSource) -> anyhow::Result<S3Settings> {
         &format!("buckets.{}.access_key_id", src.name),
         src.access_key_id_env.as_deref(),
         src.access_key_id_file.as_deref(),
-    )?;
+    )
+    .map_err(Usage::new)?;
     let secret_access_key = config::read_secret(
         &format!("buckets.{}.secret_access_key", src.name),
         src.secret_access_key_env.as_deref(),
         src.secret_access_key_file.as_deref(),
-    )?
+    )
+    .map_err(Usage::new)?
     .map(Into::into);
     Ok(S3Settings {
         endpoint: src.endpoint.clone(),

@@ -1,7 +1,8 @@
 //! `kfguard config show`: the effective configuration, secrets redacted.
 
 use super::Context;
-use crate::cli::{ConfigCommand, OutputFormat};
+use crate::cli::ConfigCommand;
+use crate::output::OutputFormat;
 use crate::Outcome;
 
 pub fn run(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result<Outcome> {

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Context, UsageError};
+use super::Context;
 use crate::cli::{CrdsCommand, CrdsDiffArgs};
 use crate::drift::crds::{self, CrdDrift};
 use crate::kube::catalog::{self, Served};
 use crate::kube::{Cluster, KubeError};
 use crate::output::emit;
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Report {
@@ -29,13 +29,16 @@ pub fn run(ctx: &Context, cmd: &CrdsCommand) -> anyhow::Result<Outcome> {
 
 fn diff(ctx: &Context, args: &CrdsDiffArgs) -> anyhow::Result<Outcome> {
     // A bad pinned file is the caller's to fix: exit 2, before the cluster is asked anything.
-    let pinned = crds::load_pinned(&args.against).map_err(|e| UsageError(e.to_string()))?;
+    let pinned = crds::load_pinned(&args.against).map_err(|e| Usage::msg(e.to_string()))?;
     let cfg = &ctx.config.kubernetes;
-    let (server, live) = ctx.rt.block_on(async {
-        let cluster = Cluster::connect(cfg).await?;
-        let live = live_crds(&cluster).await?;
-        Ok::<_, KubeError>((cluster.server, live))
-    })?;
+    let (server, live) = ctx
+        .rt
+        .block_on(async {
+            let cluster = Cluster::connect(cfg).await?;
+            let live = live_crds(&cluster).await?;
+            Ok::<_, KubeError>((cluster.server, live))
+        })
+        .map_err(|e| Usage::mark_if(e, KubeError::is_usage))?;
     let report = Report {
         against: args.against.display().to_string(),
         server,

@@ -2,13 +2,13 @@
 
 use serde::Serialize;
 
-use super::{Context, UsageError};
+use super::Context;
 use crate::cli::DiffArgs;
 use crate::drift::objects::{self, ObjectDrift};
 use crate::kube::{catalog, read as kubernetes, Cluster};
 use crate::output::emit;
 use crate::snapshot::{full_id, Component};
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Report {
@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
     let id = full_id(&snap.id);
     let saved = kubernetes::objects(&repo, &snap, &location.display)?;
     if saved.is_empty() {
-        return Err(UsageError(format!(
+        return Err(Usage::msg(format!(
             "snapshot {} holds no Kubernetes objects, so there is nothing to compare; pick one taken with `kfguard backup --only kubernetes` (see `kfguard snapshots`)",
             &id[..8]
         ))
@@ -31,11 +31,14 @@ pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
     }
     // The same selection as the backup, so an object the backup leaves out is never "added".
     let cfg = &ctx.config.kubernetes;
-    let (server, live) = ctx.rt.block_on(async {
-        let cluster = Cluster::connect(cfg).await?;
-        let cap = catalog::capture(&cluster, cfg).await?;
-        Ok::<_, crate::kube::KubeError>((cluster.server, cap.objects))
-    })?;
+    let (server, live) = ctx
+        .rt
+        .block_on(async {
+            let cluster = Cluster::connect(cfg).await?;
+            let cap = catalog::capture(&cluster, cfg).await?;
+            Ok::<_, crate::kube::KubeError>((cluster.server, cap.objects))
+        })
+        .map_err(|e| Usage::mark_if(e, crate::kube::KubeError::is_usage))?;
     let drift = objects::compare(&saved, &live);
     let report = Report {
         snapshot: id,

@@ -2,12 +2,12 @@
 
 use serde::Serialize;
 
-use super::{Context, UsageError};
+use super::Context;
 use crate::cli::DiscoverArgs;
 use crate::discover::{self, DiscoverError, Discovered, RepoSettings};
 use crate::kube::Cluster;
 use crate::output::emit;
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Report {
@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, args: &DiscoverArgs) -> anyhow::Result<Outcome> {
         .map_err(|e| match e {
             // Pointing at a namespace without KFP is fixed by the command line (-n), not by
             // the cluster: a usage error, exit 2.
-            DiscoverError::NoInstallConfig { .. } => anyhow::Error::new(UsageError(e.to_string())),
+            DiscoverError::NoInstallConfig { .. } => Usage::new(e).into(),
             other => anyhow::Error::new(other),
         })?;
     tracing::debug!(server = %server, "read the KFP install");

@@ -10,7 +10,7 @@ use crate::cli::ForgetArgs;
 use crate::output::{emit, human_bytes};
 use crate::repo::RepoError;
 use crate::snapshot::select;
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Forgotten {
@@ -36,15 +36,15 @@ pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
     } else if !ctx.config.retention.is_empty() {
         &ctx.config.retention
     } else {
-        return Err(super::UsageError(
-            "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml".into(),
+        return Err(Usage::msg(
+            "no retention policy: give at least one --keep-* flag, or set [retention] in kfguard.toml",
         )
         .into());
     };
     // A policy that keeps nothing would delete every snapshot: refuse it, as restic does.
     if policy.keeps_nothing() {
-        return Err(super::UsageError(
-            "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value".into(),
+        return Err(Usage::msg(
+            "the retention policy keeps no snapshot (every --keep-* is 0): give at least one positive --keep-* value",
         )
         .into());
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::Context;
 use crate::output::emit;
 use crate::repo;
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Initialised {
@@ -14,7 +14,8 @@ struct Initialised {
 }
 
 pub fn run(ctx: &Context) -> anyhow::Result<Outcome> {
-    let password = repo::password(&ctx.config.repository)?;
+    let password = repo::password(&ctx.config.repository)
+        .map_err(|e| Usage::mark_if(e, repo::RepoError::is_usage))?;
     let location = ctx.location()?;
     let repo = location.init(&password, ctx.global.quiet)?;
     let result = Initialised {

@@ -17,9 +17,7 @@ use crate::config::Config;
 use crate::repo::{self, Location, Repo, RepoError};
 use crate::snapshot::read::IndexedRepo;
 use crate::snapshot::{select, Component};
-use crate::Outcome;
-
-pub use crate::UsageError;
+use crate::{Outcome, Usage};
 
 /// What every command gets: the effective config, the global flags and a tokio runtime.
 pub struct Context {
@@ -30,8 +28,9 @@ pub struct Context {
 
 impl Context {
     /// Resolves the repository location (probing S3) without opening it.
-    pub fn location(&self) -> Result<Location, RepoError> {
+    pub fn location(&self) -> anyhow::Result<Location> {
         Location::resolve(&self.config.repository, self.rt.handle())
+            .map_err(|e| Usage::mark_if(e, RepoError::is_usage))
     }
 
     /// Opens the repository with its full index, to read file contents, and selects one
@@ -49,8 +48,9 @@ impl Context {
     }
 
     /// Opens the configured repository.
-    pub fn open(&self) -> Result<(Repo, Location), RepoError> {
+    pub fn open(&self) -> anyhow::Result<(Repo, Location)> {
         repo::open(&self.config.repository, self.rt.handle(), self.global.quiet)
+            .map_err(|e| Usage::mark_if(e, RepoError::is_usage))
     }
 }
 
@@ -66,7 +66,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Ok);
     }
-    let config = Config::load(&cli.global)?;
+    let config = Config::load(&cli.global.overrides()).map_err(Usage::new)?;
     // Repository code is synchronous (rustic_core); it runs on this thread and reaches async
     // clients through the runtime's handle, never from inside a tokio worker.
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -49,7 +49,9 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
     let manifest = match read::manifest(&repo, &snap, loc) {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!(error = %e, "the snapshot's manifest cannot be read");
+            // With its causes: the JSON error says where the manifest is broken.
+            let e = anyhow::Error::from(e);
+            tracing::warn!(error = %format!("{e:#}"), "the snapshot's manifest cannot be read");
             None
         }
     };

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::GlobalArgs;
 pub use globs::{BadGlob, Globs, KubeGlobs};
 pub use keep::KeepPolicy;
 pub use redact::redact_url;
@@ -46,12 +45,14 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error("cannot read the secret for `{key}` from {from}: {detail}")]
-    Secret {
+    #[error("cannot read the secret for `{key}` from file {}", path.display())]
+    SecretFile {
         key: String,
-        from: String,
-        detail: String,
+        path: PathBuf,
+        source: std::io::Error,
     },
+    #[error("cannot read the secret for `{key}` from environment variable {name}: it is not set")]
+    SecretEnv { key: String, name: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,10 +273,23 @@ impl Default for RunbooksConfig {
     }
 }
 
+/// The values the command line sets over the file and the environment. The command line
+/// fills it; clap has already layered each flag over its `KFGUARD_*` variable.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The config file to read instead of `kfguard.toml`.
+    pub config: Option<PathBuf>,
+    pub repo: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub cluster: Option<String>,
+}
+
 impl Config {
     /// Builds the effective config: the file (explicit, or `kfguard.toml` if present), then env,
     /// then flags. Relative paths in the file are resolved from the file's folder.
-    pub fn load(global: &GlobalArgs) -> Result<Self, ConfigError> {
+    pub fn load(global: &Overrides) -> Result<Self, ConfigError> {
         let mut config = match &global.config {
             Some(path) => Self::from_file(path)?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
@@ -387,10 +401,10 @@ pub fn read_secret(
     file: Option<&Path>,
 ) -> Result<Option<String>, ConfigError> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
             key: key.into(),
-            from: format!("file {}", path.display()),
-            detail: e.to_string(),
+            path: path.to_owned(),
+            source,
         })?;
         // A trailing newline from `echo secret > file` is not part of the secret.
         return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
@@ -398,10 +412,9 @@ pub fn read_secret(
     if let Some(name) = env {
         return match std::env::var(name) {
             Ok(v) => Ok(Some(v)),
-            Err(_) => Err(ConfigError::Secret {
+            Err(_) => Err(ConfigError::SecretEnv {
                 key: key.into(),
-                from: format!("environment variable {name}"),
-                detail: "it is not set".into(),
+                name: name.into(),
             }),
         };
     }

@@ -22,8 +22,13 @@ pub type Repo = Repository<OpenStatus>;
 pub enum RepoError {
     #[error("no repository password: set --password-file, KFGUARD_PASSWORD_FILE, KFGUARD_PASSWORD, or repository.password_file / password_env in kfguard.toml")]
     NoPassword,
-    #[error("cannot read the repository password from {from}: {detail}")]
-    Password { from: String, detail: String },
+    #[error("cannot read the repository password from file {}", path.display())]
+    PasswordFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read the repository password from environment variable {name}: it is not set")]
+    PasswordEnv { name: String },
     #[error("the repository password is empty ({from}); use a non-empty password")]
     EmptyPassword { from: String },
     #[error("no repository at {location}: run `kfguard init` to create one, or check --repo / repository.url")]
@@ -71,7 +76,8 @@ impl RepoError {
         matches!(
             self,
             Self::NoPassword
-                | Self::Password { .. }
+                | Self::PasswordFile { .. }
+                | Self::PasswordEnv { .. }
                 | Self::EmptyPassword { .. }
                 | Self::Config(_)
                 | Self::S3(s3::S3Error::InvalidUrl { .. })
@@ -178,19 +184,16 @@ pub fn open(
 /// or else `KFGUARD_PASSWORD`.
 pub fn password(cfg: &RepositoryConfig) -> Result<String, RepoError> {
     let (password, from) = if let Some(path) = &cfg.password_file {
-        let text = std::fs::read_to_string(path).map_err(|e| RepoError::Password {
-            from: format!("file {}", path.display()),
-            detail: e.to_string(),
+        let text = std::fs::read_to_string(path).map_err(|source| RepoError::PasswordFile {
+            path: path.clone(),
+            source,
         })?;
         (
             text.trim_end_matches(['\r', '\n']).to_string(),
             format!("file {}", path.display()),
         )
     } else if let Some(name) = &cfg.password_env {
-        let v = std::env::var(name).map_err(|_| RepoError::Password {
-            from: format!("environment variable {name}"),
-            detail: "it is not set".into(),
-        })?;
+        let v = std::env::var(name).map_err(|_| RepoError::PasswordEnv { name: name.clone() })?;
         (v, format!("environment variable {name}"))
     } else if let Ok(v) = std::env::var(config::PASSWORD_ENV) {
         (v, format!("environment variable {}", config::PASSWORD_ENV))

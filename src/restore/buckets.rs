@@ -18,6 +18,7 @@ use crate::restore::Existing;
 use crate::snapshot::layout::{bucket_dir, IndexLine, BUCKET_INDEX as INDEX};
 use crate::snapshot::manifest::{BucketEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
+use crate::Usage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -121,7 +122,7 @@ pub fn restore(
             .buckets
             .iter()
             .find(|b| b.name == entry.source)
-            .ok_or_else(|| SelectError::SourceNotConfigured(entry.source.clone()))?;
+            .ok_or_else(|| Usage::new(SelectError::SourceNotConfigured(entry.source.clone())))?;
         let target = sel.into.unwrap_or(&entry.bucket).to_string();
         let bucket = connect(rt, src, &target)?;
         let dir = bucket_dir(&entry.source, &entry.bucket);

@@ -15,6 +15,7 @@ use crate::engines::{mysql, postgres};
 use crate::snapshot::layout;
 use crate::snapshot::manifest::{DatabaseEntry, Manifest};
 use crate::snapshot::read::{self, IndexedRepo};
+use crate::Usage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SelectError {
@@ -78,8 +79,8 @@ pub fn restore(
             .databases
             .iter()
             .find(|d| d.name == entry.source)
-            .ok_or_else(|| SelectError::SourceNotConfigured(entry.source.clone()))?;
-        let conn = Connection::from_config(src)?;
+            .ok_or_else(|| Usage::new(SelectError::SourceNotConfigured(entry.source.clone())))?;
+        let conn = Connection::from_config(src).map_err(Usage::new)?;
         let dir = layout::database_dir(&entry.source, &file_stem(&entry.database));
         let fetch = fetcher(repo.clone(), snap.clone(), dir.clone());
         let read = |name: &str| -> Result<Option<String>, DbError> {

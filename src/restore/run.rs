@@ -9,7 +9,7 @@ use super::{buckets, kubernetes, Existing, Plan, Report};
 use crate::repo;
 use crate::snapshot::manifest::DatabaseEntry;
 use crate::snapshot::{full_id, read, select, Component};
-use crate::UsageError;
+use crate::Usage;
 
 /// Restores what the plan selects from one snapshot, or on a dry run, plans it.
 pub fn run(plan: Plan) -> anyhow::Result<Report> {
@@ -31,12 +31,13 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     if parts.is_empty() && (!plan.namespace_map.is_empty() || !plan.include_kinds.is_empty()) {
         parts.push(Component::Kubernetes);
     }
-    let (repo, location) = repo::open(&plan.config.repository, plan.rt, plan.quiet)?;
+    let (repo, location) = repo::open(&plan.config.repository, plan.rt, plan.quiet)
+        .map_err(|e| Usage::mark_if(e, repo::RepoError::is_usage))?;
     let latest = select::Latest::of(&plan.config.cluster, &parts);
     let (repo, snap) = select::open_one(repo, &location.display, &plan.snapshot, &latest)?;
     let repo = Arc::new(repo);
     let manifest = read::manifest(&repo, &snap, &location.display)?.ok_or_else(|| {
-        UsageError(format!(
+        Usage::msg(format!(
             "snapshot {} has no kfguard.json: it was not written by kfguard",
             full_id(&snap.id)
         ))
@@ -76,8 +77,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     let mut kube_objects = None;
     if !plan.namespace_map.is_empty() && wanted(Component::Kubernetes) {
         let objects = crate::kube::read::objects(&repo, &snap, &location.display)?;
-        kubernetes::namespace_map::check(&objects, &plan.namespace_map)
-            .map_err(kubernetes::RestoreError::from)?;
+        kubernetes::namespace_map::check(&objects, &plan.namespace_map).map_err(Usage::new)?;
         kube_objects = Some(objects);
     }
     // `--into` names a bucket when buckets, and not databases, are restored.
@@ -99,7 +99,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             force: plan.force,
             dry_run: plan.dry_run,
         };
-        let entries = databases::select(&manifest, &sel)?;
+        let entries = databases::select(&manifest, &sel).map_err(Usage::new)?;
         let label = |e: &DatabaseEntry| format!("database {}/{}", e.source, e.database);
         progress.pending.retain(|p| p != "databases");
         progress
@@ -116,8 +116,8 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             progress.finish(label(entry));
         }
     } else if !plan.databases.is_empty() || db_into.is_some() {
-        return Err(UsageError(
-            "--database and --into apply to databases, which this restore does not include".into(),
+        return Err(Usage::msg(
+            "--database and --into apply to databases, which this restore does not include",
         )
         .into());
     }
@@ -136,7 +136,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             dry_run: plan.dry_run,
             transfers: plan.transfers,
         };
-        let entries = buckets::select(&manifest, &sel)?;
+        let entries = buckets::select(&manifest, &sel).map_err(Usage::new)?;
         progress.checkpoint()?;
         result.buckets = progress.step(
             buckets::restore(plan.rt, plan.config, repo.clone(), &snap, &entries, &sel),
@@ -144,8 +144,8 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         )?;
         progress.finish("buckets".into());
     } else if !plan.buckets.is_empty() || plan.prefix.is_some() {
-        return Err(UsageError(
-            "--bucket and --prefix apply to buckets, which this restore does not include".into(),
+        return Err(Usage::msg(
+            "--bucket and --prefix apply to buckets, which this restore does not include",
         )
         .into());
     }
@@ -172,15 +172,15 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         progress.checkpoint()?;
         let report = progress.step(
             kubernetes::restore(plan.rt, &plan.config.kubernetes, objects, &sel)
-                .map_err(anyhow::Error::from),
+                .map_err(|e| Usage::mark_if(e, kubernetes::RestoreError::is_usage)),
             Some("the objects applied before the stop stay; run the restore again to finish"),
         )?;
         progress.finish("Kubernetes objects".into());
         warnings.extend(report.warnings.iter().cloned());
         result.kubernetes = Some(report);
     } else if kube_selected {
-        return Err(UsageError(
-            "--namespace-map and --include-kinds apply to Kubernetes objects, which this restore does not include".into(),
+        return Err(Usage::msg(
+            "--namespace-map and --include-kinds apply to Kubernetes objects, which this restore does not include",
         )
         .into());
     }
@@ -193,7 +193,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
 fn kinds_in_snapshot(
     kinds: &[String],
     held: &std::collections::BTreeMap<String, u64>,
-) -> Result<(), UsageError> {
+) -> Result<(), Usage> {
     if held.is_empty() {
         // Nothing to choose from; the Kubernetes restore says so itself.
         return Ok(());
@@ -223,7 +223,7 @@ fn kinds_in_snapshot(
         return Ok(());
     }
     let held: Vec<&str> = held.keys().map(String::as_str).collect();
-    Err(UsageError(format!(
+    Err(Usage::msg(format!(
         "--include-kinds {}: the snapshot holds no such kind; it holds {}",
         missing.join(","),
         held.join(", ")

@@ -21,8 +21,11 @@ pub enum ReadError {
     IsDir { path: String, snapshot: String },
     #[error("`{path}` in snapshot {snapshot} is a file, not a folder")]
     NotDir { path: String, snapshot: String },
-    #[error("snapshot {snapshot} has a kfguard.json that cannot be read: {detail}")]
-    BadManifest { snapshot: String, detail: String },
+    #[error("snapshot {snapshot} has a kfguard.json that cannot be read")]
+    BadManifest {
+        snapshot: String,
+        source: serde_json::Error,
+    },
     #[error("`{path}` in snapshot {snapshot} cannot be read: {detail}")]
     BadFile {
         path: String,
@@ -130,12 +133,14 @@ pub fn manifest(
     location: &str,
 ) -> Result<Option<Manifest>, ReadError> {
     match read(repo, snap, MANIFEST_PATH, location) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ReadError::BadManifest {
-                snapshot: super::full_id(&snap.id),
-                detail: e.to_string(),
-            }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| ReadError::BadManifest {
+                    snapshot: super::full_id(&snap.id),
+                    source,
+                })
+        }
         Err(ReadError::NoSuchPath { .. }) => Ok(None),
         Err(e) => Err(e),
     }

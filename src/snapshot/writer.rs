@@ -31,6 +31,13 @@ pub enum WriteError {
     Repo(#[from] RepoError),
 }
 
+impl WriteError {
+    /// A tag the user gave that cannot be written, rather than a failing backup.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Self::BadTag(_) | Self::ReservedTag(_))
+    }
+}
+
 /// The first failures, in the order seen: after a dead endpoint, hundreds of objects fail
 /// for the same reason, and one line must stay readable.
 fn first_few(failures: &[String]) -> String {
