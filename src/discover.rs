@@ -149,7 +149,7 @@ pub async fn fetch(cluster: &Cluster, namespace: &str) -> Result<Found, Discover
             Ok(None) => {}
             // A discovery role without `get secrets` still gets a config, with a note.
             Err(kube::Error::Api(r)) if r.code == 403 => {
-                found.unreadable.push(format!("Secret {namespace}/{name}"))
+                found.unreadable.push(format!("Secret {namespace}/{name}"));
             }
             Err(e) => {
                 return Err(cluster
@@ -165,7 +165,10 @@ pub async fn fetch(cluster: &Cluster, namespace: &str) -> Result<Found, Discover
         .or_else(|| found.install_config.get("mysqlHost"))
         .or_else(|| found.install_config.get("dbHost"))
         .cloned();
-    let mut wanted: Vec<String> = STORE_SERVICES.iter().map(|s| s.to_string()).collect();
+    let mut wanted: Vec<String> = STORE_SERVICES
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     wanted.push(KATIB_SERVICE.into());
     wanted.extend(db_host.filter(|h| !h.contains('.')));
     for name in wanted {
@@ -182,7 +185,7 @@ pub async fn fetch(cluster: &Cluster, namespace: &str) -> Result<Found, Discover
             }
             Ok(None) => {}
             Err(kube::Error::Api(r)) if r.code == 403 => {
-                found.unreadable.push(format!("Service {namespace}/{name}"))
+                found.unreadable.push(format!("Service {namespace}/{name}"));
             }
             Err(e) => {
                 return Err(cluster
@@ -239,8 +242,8 @@ pub fn plan(
 
     // KFP's database: mysql unless dbType says postgres (older installs have no dbType).
     let engine = match get("dbType").map(str::to_ascii_lowercase).as_deref() {
-        None | Some("mysql") | Some("mariadb") => Engine::Mysql,
-        Some("postgres") | Some("postgresql") | Some("pgx") => Engine::Postgres,
+        None | Some("mysql" | "mariadb") => Engine::Mysql,
+        Some("postgres" | "postgresql" | "pgx") => Engine::Postgres,
         Some(other) => {
             return Err(DiscoverError::UnknownDbType {
                 namespace: namespace.into(),
@@ -280,32 +283,29 @@ pub fn plan(
         .find_map(|k| get(k))
         .unwrap_or(default_port);
     let mut password_env = None;
-    let user = match found.secrets.get(secret) {
-        Some(s) => {
-            d.read.push(format!("Secret {namespace}/{secret}"));
-            if s.get("password").is_some_and(|p| !p.is_empty()) {
-                password_env = Some(DB_PASSWORD_ENV.to_string());
-                d.secrets
-                    .push(secret_ref(DB_PASSWORD_ENV, secret, "password"));
-            } else {
-                d.notes.push(format!(
-                    "Secret {namespace}/{secret} has no password; none is configured"
-                ));
-            }
-            s.get("username")
-                .map(|u| u.trim())
-                .filter(|u| !u.is_empty())
-                .unwrap_or(default_user)
-                .to_string()
-        }
-        None => {
-            // Still point at the variable: the secret may live elsewhere (external DB).
-            d.notes.push(format!(
-                "no Secret {namespace}/{secret}; assumed user `{default_user}`, set {DB_PASSWORD_ENV} yourself"
-            ));
+    let user = if let Some(s) = found.secrets.get(secret) {
+        d.read.push(format!("Secret {namespace}/{secret}"));
+        if s.get("password").is_some_and(|p| !p.is_empty()) {
             password_env = Some(DB_PASSWORD_ENV.to_string());
-            default_user.to_string()
+            d.secrets
+                .push(secret_ref(DB_PASSWORD_ENV, secret, "password"));
+        } else {
+            d.notes.push(format!(
+                "Secret {namespace}/{secret} has no password; none is configured"
+            ));
         }
+        s.get("username")
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(default_user)
+            .to_string()
+    } else {
+        // Still point at the variable: the secret may live elsewhere (external DB).
+        d.notes.push(format!(
+            "no Secret {namespace}/{secret}; assumed user `{default_user}`, set {DB_PASSWORD_ENV} yourself"
+        ));
+        password_env = Some(DB_PASSWORD_ENV.to_string());
+        default_user.to_string()
     };
     let databases = [
         ("pipelineDb", "mlpipeline"),
@@ -358,17 +358,14 @@ pub fn plan(
     let store = STORE_SERVICES
         .iter()
         .find_map(|name| found.services.get(*name).map(|ports| (*name, ports)));
-    let endpoint = match store {
-        Some((name, ports)) => {
-            d.read.push(format!("Service {namespace}/{name}"));
-            format!("http://{}:{}", qualify(name), s3_port(ports))
-        }
-        None => {
-            d.notes.push(format!(
-                "no Service minio-service or seaweedfs in {namespace}; assumed http://minio-service.{namespace}:9000, fix the bucket endpoint if the store is elsewhere"
-            ));
-            format!("http://minio-service.{namespace}:9000")
-        }
+    let endpoint = if let Some((name, ports)) = store {
+        d.read.push(format!("Service {namespace}/{name}"));
+        format!("http://{}:{}", qualify(name), s3_port(ports))
+    } else {
+        d.notes.push(format!(
+            "no Service minio-service or seaweedfs in {namespace}; assumed http://minio-service.{namespace}:9000, fix the bucket endpoint if the store is elsewhere"
+        ));
+        format!("http://minio-service.{namespace}:9000")
     };
     if found.secrets.contains_key(ARTIFACT_SECRET) {
         d.read.push(format!("Secret {namespace}/{ARTIFACT_SECRET}"));

@@ -140,15 +140,12 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     let check = (dbs.is_some() && bkts.is_some()).then(|| crosscheck::Collector::new(&cfg.buckets));
     let mut streams = Vec::new();
     if let Some(d) = &mut dbs {
-        match &check {
-            Some(c) => {
-                files.extend(d.files.drain(..).map(|f| c.tap_file(f)));
-                streams.extend(d.streams.drain(..).map(|(dir, s)| (dir, c.tap_stream(s))));
-            }
-            None => {
-                files.append(&mut d.files);
-                streams.append(&mut d.streams);
-            }
+        if let Some(c) = &check {
+            files.extend(d.files.drain(..).map(|f| c.tap_file(f)));
+            streams.extend(d.streams.drain(..).map(|(dir, s)| (dir, c.tap_stream(s))));
+        } else {
+            files.append(&mut d.files);
+            streams.append(&mut d.streams);
         }
         warnings.append(&mut d.warnings);
     }

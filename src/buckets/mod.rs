@@ -95,10 +95,7 @@ impl Bucket {
             }
             if matches!(
                 code,
-                Some("AccessDenied")
-                    | Some("InvalidAccessKeyId")
-                    | Some("SignatureDoesNotMatch")
-                    | Some("Forbidden")
+                Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "Forbidden")
             ) {
                 return BucketError::Denied {
                     source_name: self.source.clone(),

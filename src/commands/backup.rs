@@ -6,7 +6,7 @@ use crate::cli::BackupArgs;
 use crate::output::{emit, human_bytes};
 use crate::Outcome;
 
-pub fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
     let report = backup::run(Plan {
         config: &ctx.config,
         only: args.only.clone(),

@@ -19,13 +19,13 @@ struct Checked {
 
 #[derive(Debug, thiserror::Error)]
 #[error("check found {count} error(s) in the repository at {location}: {first}")]
-pub struct CheckFailed {
+pub(super) struct CheckFailed {
     count: usize,
     location: String,
     first: String,
 }
 
-pub fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &CheckArgs) -> anyhow::Result<Outcome> {
     let (repo, location) = ctx.open()?;
     let mut opts = CheckOptions::default();
     let read_data = match (args.read_data, args.read_data_subset) {

@@ -5,7 +5,7 @@ use crate::cli::ConfigCommand;
 use crate::output::OutputFormat;
 use crate::Outcome;
 
-pub fn run(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result<Outcome> {
     match cmd {
         ConfigCommand::Show => {
             let value = ctx.config.redacted();

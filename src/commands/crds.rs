@@ -21,7 +21,7 @@ struct Report {
     drift: CrdDrift,
 }
 
-pub fn run(ctx: &Context, cmd: &CrdsCommand) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, cmd: &CrdsCommand) -> anyhow::Result<Outcome> {
     match cmd {
         CrdsCommand::Diff(args) => diff(ctx, args),
     }

@@ -18,7 +18,7 @@ struct Report {
     drift: ObjectDrift,
 }
 
-pub fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &DiffArgs) -> anyhow::Result<Outcome> {
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[Component::Kubernetes])?;
     let id = full_id(&snap.id);
     let saved = kubernetes::objects(&repo, &snap, &location.display)?;

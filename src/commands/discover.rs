@@ -16,7 +16,7 @@ struct Report {
     sources: Discovered,
 }
 
-pub fn run(ctx: &Context, args: &DiscoverArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &DiscoverArgs) -> anyhow::Result<Outcome> {
     let kcfg = &ctx.config.kubernetes;
     let (found, server) = ctx
         .rt

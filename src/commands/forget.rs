@@ -29,7 +29,7 @@ struct Pruned {
     bytes_removed: u64,
 }
 
-pub fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
     // The flags replace `[retention]` as a whole when any is given.
     let policy = if !args.keep.is_empty() {
         &args.keep

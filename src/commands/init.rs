@@ -13,7 +13,7 @@ struct Initialised {
     id: String,
 }
 
-pub fn run(ctx: &Context) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context) -> anyhow::Result<Outcome> {
     let password = repo::password(&ctx.config.repository)
         .map_err(|e| Usage::mark_if(e, repo::RepoError::is_usage))?;
     let location = ctx.location()?;

@@ -6,7 +6,7 @@ use crate::output::emit;
 use crate::restore::{self, kubernetes, Plan};
 use crate::Outcome;
 
-pub fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
     let result = restore::run(Plan {
         config: &ctx.config,
         snapshot: args.snapshot.clone(),

@@ -27,7 +27,7 @@ struct ShownFile {
     bytes: u64,
 }
 
-pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
     let loc = location.display.as_str();
     let root = repo
@@ -138,7 +138,7 @@ pub fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-pub fn dump(ctx: &Context, args: &DumpArgs) -> anyhow::Result<Outcome> {
+pub(super) fn dump(ctx: &Context, args: &DumpArgs) -> anyhow::Result<Outcome> {
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

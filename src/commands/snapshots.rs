@@ -10,7 +10,7 @@ use crate::snapshot::{select, INCOMPLETE_TAG, KFGUARD_TAG, SCOPE_TAG_PREFIX};
 use crate::Outcome;
 
 #[derive(Debug, Serialize)]
-pub struct SnapshotSummary {
+pub(super) struct SnapshotSummary {
     pub id: String,
     pub short_id: String,
     pub time: String,
@@ -24,7 +24,7 @@ pub struct SnapshotSummary {
 }
 
 impl SnapshotSummary {
-    pub fn of(s: &SnapshotFile) -> Self {
+    pub(super) fn of(s: &SnapshotFile) -> Self {
         let summary = s.summary.clone().unwrap_or_default();
         let id = crate::snapshot::full_id(&s.id);
         Self {
@@ -53,7 +53,7 @@ impl SnapshotSummary {
     }
 }
 
-pub fn run(ctx: &Context, args: &SnapshotsArgs) -> anyhow::Result<Outcome> {
+pub(super) fn run(ctx: &Context, args: &SnapshotsArgs) -> anyhow::Result<Outcome> {
     let (repo, location) = ctx.open()?;
     let snaps = if args.all {
         select::all(&repo, &location.display)?

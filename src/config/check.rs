@@ -28,7 +28,7 @@ impl Checker<'_> {
     }
 }
 
-pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
+pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
     use Seg::{Index, Key};
     let origin = config.layers.file.clone();
     let c = Checker {
@@ -85,7 +85,7 @@ pub fn validate(config: &mut Config) -> Result<(), ConfigError> {
 /// Compiles every glob of the file, once, as it is read (globs come only from the file): each
 /// database source's table globs and the namespace and CRD group globs of `[kubernetes]`. A bad
 /// glob would otherwise match nothing, and silently leave tables or namespaces out of a backup.
-pub fn compile_globs(config: &mut Config) -> Result<(), ConfigError> {
+pub(super) fn compile_globs(config: &mut Config) -> Result<(), ConfigError> {
     use Seg::{Index, Key};
     let origin = config.layers.file.clone();
     let c = Checker {

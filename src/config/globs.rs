@@ -114,7 +114,11 @@ mod tests {
 
     #[test]
     fn kubernetes_globs_match_names_and_groups() {
-        let v = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let v = |p: &[&str]| {
+            p.iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         let g = KubeGlobs::new(&v(&["kubeflow-user-*"]), &[], &v(&["*.kubeflow.org"])).unwrap();
         assert!(g.namespaces.is_match("kubeflow-user-alice"));
         assert!(!g.namespaces.is_match("kubeflow"));

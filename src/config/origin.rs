@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 /// One step of a key path: a table key or an array index.
 #[derive(Debug, Clone, Copy)]
-pub enum Seg<'a> {
+pub(super) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
 
 /// The config file a [`super::Config`] was read from.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub(super) struct Origin {
     pub path: PathBuf,
     text: Arc<str>,
     /// The file parsed once for its spans; `None` if it does not parse (then nothing is located).
@@ -21,7 +21,7 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn new(path: &Path, text: &str) -> Self {
+    pub(super) fn new(path: &Path, text: &str) -> Self {
         Self {
             path: path.to_owned(),
             text: text.into(),
@@ -32,7 +32,7 @@ impl Origin {
     }
 
     /// The folder relative paths in the file are resolved from (empty: the working directory).
-    pub fn base(&self) -> &Path {
+    pub(super) fn base(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new(""))
     }
 
@@ -59,13 +59,13 @@ impl Origin {
     }
 
     /// Whether the file sets the key itself (rather than leaving it to the default).
-    pub fn has(&self, keys: &[Seg]) -> bool {
+    pub(super) fn has(&self, keys: &[Seg]) -> bool {
         self.span(keys).is_some_and(|(_, exact)| exact)
     }
 
     /// `file:line:column` of the key's value, or of its table when the key is not in the file;
     /// `None` when the file has neither.
-    pub fn locate(&self, keys: &[Seg]) -> Option<String> {
+    pub(super) fn locate(&self, keys: &[Seg]) -> Option<String> {
         let (span, _) = self.span(keys)?;
         let (line, column) = line_column(&self.text, span.start);
         Some(format!("{}:{line}:{column}", self.path.display()))
@@ -73,7 +73,7 @@ impl Origin {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -81,7 +81,7 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A key path for messages: `databases[1].url`.
-pub fn key_name(keys: &[Seg]) -> String {
+pub(super) fn key_name(keys: &[Seg]) -> String {
     let mut out = String::new();
     for seg in keys {
         match seg {

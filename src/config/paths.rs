@@ -8,7 +8,7 @@ use super::origin::{Origin, Seg};
 use super::Config;
 
 /// Rebases every relative path the file itself sets onto the file's folder.
-pub fn resolve(config: &mut Config, origin: &Origin) {
+pub(super) fn resolve(config: &mut Config, origin: &Origin) {
     let base = origin.base();
     if base.as_os_str().is_empty() {
         return;

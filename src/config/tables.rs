@@ -31,7 +31,11 @@ mod tests {
     use super::*;
 
     fn filter(include: &[&str], exclude: &[&str]) -> TableFilter {
-        let v = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let v = |p: &[&str]| {
+            p.iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         TableFilter::new(&v(include), &v(exclude)).unwrap()
     }
 

@@ -8,12 +8,12 @@ use super::object::ObjectKey;
 use super::{retry, Cluster, KubeError};
 
 /// Field manager of every apply.
-pub const FIELD_MANAGER: &str = "kfguard";
+pub(crate) const FIELD_MANAGER: &str = "kfguard";
 
 /// Server-side apply of `obj`, whose identity is `key`, forcing kfguard's ownership of its
 /// fields; retried on 429 and 5xx. With `dry_run` the server validates it and stores nothing.
 /// Its UID on the cluster (none on a dry run).
-pub async fn apply(
+pub(crate) async fn apply(
     cluster: &Cluster,
     kind: &Kind,
     key: &ObjectKey,

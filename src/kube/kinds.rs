@@ -34,39 +34,36 @@ pub fn parse_kind(s: &str) -> Result<String, String> {
         ));
     }
     let same = |k: &str| k.eq_ignore_ascii_case(kind);
-    match group {
-        Some(g) => {
-            let g = if g.eq_ignore_ascii_case("core") {
-                ""
-            } else {
-                g
-            };
-            if let Some(group) = group_of_known(g) {
-                if !known().any(|(kg, k)| kg == group && same(k)) {
-                    let kinds: Vec<&str> = known()
-                        .filter(|(kg, _)| *kg == group)
-                        .map(|(_, k)| k)
-                        .collect();
-                    let name = if group.is_empty() { "core" } else { group };
-                    return Err(format!(
-                        "kfguard captures no kind `{kind}` of the group {name}; it captures {}",
-                        kinds.join(", ")
-                    ));
-                }
+    if let Some(g) = group {
+        let g = if g.eq_ignore_ascii_case("core") {
+            ""
+        } else {
+            g
+        };
+        if let Some(group) = group_of_known(g) {
+            if !known().any(|(kg, k)| kg == group && same(k)) {
+                let kinds: Vec<&str> = known()
+                    .filter(|(kg, _)| *kg == group)
+                    .map(|(_, k)| k)
+                    .collect();
+                let name = if group.is_empty() { "core" } else { group };
+                return Err(format!(
+                    "kfguard captures no kind `{kind}` of the group {name}; it captures {}",
+                    kinds.join(", ")
+                ));
             }
         }
-        None => {
-            // `configmaps` is the resource, not the kind: a common slip from kubectl.
-            let singular = kind
-                .strip_suffix("ies")
-                .map(|k| format!("{k}y"))
-                .or_else(|| kind.strip_suffix('s').map(str::to_string));
-            if !known().any(|(_, k)| same(k)) {
-                if let Some((_, k)) =
-                    singular.and_then(|one| known().find(|(_, k)| k.eq_ignore_ascii_case(&one)))
-                {
-                    return Err(format!("`{kind}` is a resource name; write the kind, {k}"));
-                }
+    } else {
+        // `configmaps` is the resource, not the kind: a common slip from kubectl.
+        let singular = kind
+            .strip_suffix("ies")
+            .map(|k| format!("{k}y"))
+            .or_else(|| kind.strip_suffix('s').map(str::to_string));
+        if !known().any(|(_, k)| same(k)) {
+            if let Some((_, k)) =
+                singular.and_then(|one| known().find(|(_, k)| k.eq_ignore_ascii_case(&one)))
+            {
+                return Err(format!("`{kind}` is a resource name; write the kind, {k}"));
             }
         }
     }

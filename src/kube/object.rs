@@ -181,7 +181,7 @@ pub fn sanitize(obj: &mut Value) {
         if meta
             .get("finalizers")
             .and_then(Value::as_array)
-            .is_some_and(|f| f.is_empty())
+            .is_some_and(std::vec::Vec::is_empty)
         {
             meta.remove("finalizers");
         }

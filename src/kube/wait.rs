@@ -13,7 +13,7 @@ use super::catalog::Kind;
 use super::Cluster;
 
 /// How long a wait lasts: 60 s, or `KFGUARD_KUBE_WAIT_SECS`.
-pub fn limit() -> Duration {
+pub(crate) fn limit() -> Duration {
     std::env::var("KFGUARD_KUBE_WAIT_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -21,13 +21,13 @@ pub fn limit() -> Duration {
 }
 
 /// Whether the CRD `name` became Established within the limit.
-pub async fn crd_established(cluster: &Cluster, name: &str) -> bool {
+pub(crate) async fn crd_established(cluster: &Cluster, name: &str) -> bool {
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
     until(api, name, conditions::is_crd_established).await
 }
 
 /// Whether the cluster-scoped object `name` of `kind` exists within the limit.
-pub async fn exists(cluster: &Cluster, kind: &Kind, name: &str) -> bool {
+pub(crate) async fn exists(cluster: &Cluster, kind: &Kind, name: &str) -> bool {
     let api: Api<DynamicObject> = Api::all_with(cluster.client.clone(), &kind.ar);
     until(api, name, || |o: Option<&DynamicObject>| o.is_some()).await
 }

@@ -13,13 +13,13 @@ const DIR_MODE: u32 = 0o700;
 const FILE_MODE: u32 = 0o400;
 
 #[derive(Debug)]
-pub struct PrivateLocal {
+pub(super) struct PrivateLocal {
     inner: LocalBackend,
     root: PathBuf,
 }
 
 impl PrivateLocal {
-    pub fn new(path: &str) -> RusticResult<Self> {
+    pub(super) fn new(path: &str) -> RusticResult<Self> {
         Ok(Self {
             inner: LocalBackend::new(path, Vec::<(String, String)>::new())?,
             root: PathBuf::from(path),

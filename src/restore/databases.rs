@@ -146,9 +146,8 @@ fn list_tables(
         path: format!("{dir}/data"),
         detail,
     };
-    let node = match repo.node_from_snapshot_and_path(snap, &format!("{dir}/data")) {
-        Ok(n) => n,
-        Err(_) => return Ok(Vec::new()),
+    let Ok(node) = repo.node_from_snapshot_and_path(snap, &format!("{dir}/data")) else {
+        return Ok(Vec::new());
     };
     let mut tables: std::collections::BTreeMap<String, Vec<(u64, String)>> = Default::default();
     for item in repo

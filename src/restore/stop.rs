@@ -48,15 +48,16 @@ impl Progress {
                 "; Kubernetes objects: {applied} applied, {pending} not yet (stopped {at})"
             ));
         }
-        match err.as_ref().and_then(|e| e.downcast_ref::<DbError>()) {
-            Some(DbError::Abandoned { left, .. }) => summary.push_str(&format!("; {left}")),
-            _ => {
-                if let Some(e) = &err {
-                    tracing::debug!(error = %format!("{e:#}"), "restore step stopped");
-                }
-                if let (Some(_), Some(p)) = (&err, partly) {
-                    summary.push_str(&format!("; {p}"));
-                }
+        if let Some(DbError::Abandoned { left, .. }) =
+            err.as_ref().and_then(|e| e.downcast_ref::<DbError>())
+        {
+            summary.push_str(&format!("; {left}"))
+        } else {
+            if let Some(e) = &err {
+                tracing::debug!(error = %format!("{e:#}"), "restore step stopped");
+            }
+            if let (Some(_), Some(p)) = (&err, partly) {
+                summary.push_str(&format!("; {p}"));
             }
         }
         let signal = interrupt::requested().unwrap_or(interrupt::Signal::Term);

@@ -28,7 +28,7 @@ fn restore_into(db: &str, into: &str, extra: &[&str]) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    args.extend(extra.iter().map(|e| e.to_string()));
+    args.extend(extra.iter().map(std::string::ToString::to_string));
     args
 }
 
@@ -462,7 +462,7 @@ fn restore_into_a_system_database_is_refused_on_both_engines() {
                     "--into".into(),
                     target.into(),
                 ];
-                args.extend(extra.iter().map(|e| e.to_string()));
+                args.extend(extra.iter().map(std::string::ToString::to_string));
                 let out = kf.run(&args);
                 assert_eq!(
                     code(&out),
@@ -576,7 +576,7 @@ fn sigterm_stops_a_restore_and_drops_the_database_it_was_filling() {
                 let _ = released.recv();
                 c.query_drop("UNLOCK TABLES").await.unwrap();
                 c.disconnect().await.unwrap();
-            })
+            });
         })
     };
     is_locked.recv().unwrap();

@@ -22,7 +22,7 @@ fn b64(s: &str) -> String {
         let n = chunk
             .iter()
             .enumerate()
-            .fold(0u32, |n, (i, &c)| n | (c as u32) << (16 - 8 * i));
+            .fold(0u32, |n, (i, &c)| n | u32::from(c) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);

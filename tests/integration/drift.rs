@@ -304,7 +304,7 @@ fn diff_of_an_unknown_snapshot_or_unreachable_cluster_fails() {
 }
 
 /// The live CRDs of `CLUSTER` in the configured groups, pinned as they are.
-const PINNED_EQUAL: &str = r#"
+const PINNED_EQUAL: &str = r"
 apiVersion: v1
 kind: List
 items:
@@ -351,12 +351,12 @@ spec:
                           properties:
                             name: {type: string}
                             image: {type: string}
-"#;
+";
 
 /// Pinned CRDs the live cluster has drifted from: notebooks pinned without v1beta1, with an
 /// older storage version and a `resources` property the live schema lost; a pinned CRD the
 /// cluster lacks; profiles not pinned at all.
-const PINNED_DRIFTED: &str = r#"
+const PINNED_DRIFTED: &str = r"
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: notebooks.kubeflow.org}
@@ -401,7 +401,7 @@ spec:
   names: {plural: tensorboards, kind: Tensorboard}
   versions:
   - {name: v1alpha1, served: true, storage: true}
-"#;
+";
 
 #[test]
 fn crds_diff_against_pinned_files() {

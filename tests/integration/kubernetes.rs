@@ -14,7 +14,7 @@ use common::{code, stderr, Kf};
 use kube_standin::{Fault, Server};
 use serde_json::{json, Value};
 
-const ISTIO_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+const ISTIO_CRD: &str = r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: authorizationpolicies.security.istio.io}
 spec:
@@ -23,7 +23,7 @@ spec:
   names: {plural: authorizationpolicies, singular: authorizationpolicy, kind: AuthorizationPolicy}
   versions:
   - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
-"#;
+";
 
 /// An object without what the server owns, for comparing two clusters.
 fn clean(o: &Value) -> Value {

@@ -112,8 +112,7 @@ pub(super) async fn setup_session(c: &mut Conn) -> Result<(), mysql_async::Error
     c.query_drop(format!("SET SESSION sql_mode = '{SQL_MODE}'"))
         .await?;
     c.query_drop(format!(
-        "SET SESSION net_write_timeout = {t}, net_read_timeout = {t}, wait_timeout = {t}",
-        t = SESSION_TIMEOUT_SECS
+        "SET SESSION net_write_timeout = {SESSION_TIMEOUT_SECS}, net_read_timeout = {SESSION_TIMEOUT_SECS}, wait_timeout = {SESSION_TIMEOUT_SECS}"
     ))
     .await?;
     // Statement time limits differ by server (MariaDB / MySQL); unknown ones are fine to skip.

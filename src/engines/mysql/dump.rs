@@ -103,7 +103,7 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
         .map_err(q("session setup"))?;
     match ftwrl {
         Ok(()) => {
-            for c in conns.iter_mut() {
+            for c in &mut conns {
                 start_snapshot(c).await.map_err(q("START TRANSACTION"))?;
             }
             record_binlog(&mut conns[0], mariadb, &mut consistency, &mut warnings).await;
@@ -184,7 +184,7 @@ pub async fn dump(conn: &Connection, opts: &DumpOptions) -> Result<DumpSession, 
     }
 
     // Data is read unconverted, in each column's own charset; see the module docs.
-    for c in conns.iter_mut() {
+    for c in &mut conns {
         c.query_drop("SET character_set_results = NULL")
             .await
             .map_err(q("session setup"))?;

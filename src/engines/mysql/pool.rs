@@ -184,7 +184,7 @@ pub(super) fn worker_failed(db: &str, table: &str, e: &tokio::task::JoinError) -
 pub(super) fn record(results: &Results, job: &TableJob, entry: TableEntry) {
     results
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .entry(job.db.clone())
         .or_default()
         .insert(job.info.name.clone(), entry);

@@ -271,7 +271,7 @@ pub(super) async fn fill(
         checks.push(info);
     }
     let mut conns = conns;
-    for c in conns.iter_mut() {
+    for c in &mut conns {
         // Read back exactly as the dump read: unconverted.
         c.query_drop("SET character_set_results = NULL")
             .await
@@ -481,7 +481,10 @@ where
             let mut conn = conn;
             let mut done = Vec::new();
             while !failed.load(Ordering::SeqCst) {
-                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop_front();
                 let Some((i, item)) = next else { break };
                 let (c, r) = work(conn, item).await;
                 conn = c;

@@ -80,7 +80,7 @@ pub(super) fn split_sql(text: &str) -> Vec<Statement> {
                 continue;
             }
             b'-' if b[i..].starts_with(b"--")
-                && b.get(i + 2).is_none_or(|c| c.is_ascii_whitespace()) =>
+                && b.get(i + 2).is_none_or(u8::is_ascii_whitespace) =>
             {
                 i = line_end(i);
                 continue;

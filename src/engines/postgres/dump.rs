@@ -370,7 +370,7 @@ pub(super) async fn finish_table(
             // Recorded before the channel closes, so a consumer that saw the end finds it.
             results
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(database)
                 .or_default()
                 .insert(plan.name.clone(), entry);

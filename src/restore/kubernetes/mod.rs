@@ -491,18 +491,15 @@ fn relink_owners(
             return false;
         };
         let found = owner.find(key.namespace.as_deref(), |k| uids.get(k));
-        match found {
-            Some(uid) => {
-                r["uid"] = uid.clone().into();
-                true
-            }
-            None => {
-                notes.push(format!(
-                    "owner {} {} is not in the cluster; its reference is dropped",
-                    owner.kind, owner.name
-                ));
-                false
-            }
+        if let Some(uid) = found {
+            r["uid"] = uid.clone().into();
+            true
+        } else {
+            notes.push(format!(
+                "owner {} {} is not in the cluster; its reference is dropped",
+                owner.kind, owner.name
+            ));
+            false
         }
     });
     if refs.is_empty() {

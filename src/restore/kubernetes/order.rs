@@ -195,8 +195,7 @@ pub fn disable_schedule(obj: &mut Value) -> bool {
     let group = obj
         .get("apiVersion")
         .and_then(Value::as_str)
-        .map(group_of)
-        .unwrap_or("")
+        .map_or("", group_of)
         .to_string();
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return false;

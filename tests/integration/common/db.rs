@@ -3,11 +3,11 @@
 
 use mysql_async::prelude::Queryable;
 
-pub fn mysql_url() -> String {
+pub(crate) fn mysql_url() -> String {
     std::env::var("KFGUARD_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
-pub fn pg_url() -> String {
+pub(crate) fn pg_url() -> String {
     std::env::var("KFGUARD_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
@@ -20,7 +20,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// A database name unique to this test and process.
-pub fn unique_db(tag: &str) -> String {
+pub(crate) fn unique_db(tag: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(
@@ -31,7 +31,7 @@ pub fn unique_db(tag: &str) -> String {
 }
 
 /// Runs statements on MariaDB, in `db` when given.
-pub fn mysql_exec(db: Option<&str>, sqls: &[&str]) {
+pub(crate) fn mysql_exec(db: Option<&str>, sqls: &[&str]) {
     rt().block_on(async {
         let mut url = mysql_url();
         if let Some(db) = db {
@@ -46,11 +46,11 @@ pub fn mysql_exec(db: Option<&str>, sqls: &[&str]) {
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
         conn.disconnect().await.unwrap();
-    })
+    });
 }
 
 /// Every row of a query as text (NULL as None), e.g. `SELECT * FROM t ORDER BY id`.
-pub fn mysql_rows(db: &str, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
+pub(crate) fn mysql_rows(db: &str, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
     rt().block_on(async {
         let mut conn = mysql_async::Conn::from_url(format!("{}/{db}", mysql_url()))
             .await
@@ -75,7 +75,7 @@ pub fn mysql_rows(db: &str, sql: &str) -> Vec<Vec<Option<Vec<u8>>>> {
     })
 }
 
-pub fn pg_exec(db: &str, sqls: &[&str]) {
+pub(crate) fn pg_exec(db: &str, sqls: &[&str]) {
     rt().block_on(async {
         let (client, conn) =
             tokio_postgres::connect(&format!("{}/{db}", pg_url()), tokio_postgres::NoTls)
@@ -88,11 +88,11 @@ pub fn pg_exec(db: &str, sqls: &[&str]) {
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
-    })
+    });
 }
 
 /// Every row of a query, each rendered as text by PostgreSQL (`SELECT t::text FROM t ...`).
-pub fn pg_text_rows(db: &str, sql: &str) -> Vec<Option<String>> {
+pub(crate) fn pg_text_rows(db: &str, sql: &str) -> Vec<Option<String>> {
     rt().block_on(async {
         let (client, conn) =
             tokio_postgres::connect(&format!("{}/{db}", pg_url()), tokio_postgres::NoTls)
@@ -110,7 +110,7 @@ pub fn pg_text_rows(db: &str, sql: &str) -> Vec<Option<String>> {
 }
 
 /// The engine's connection settings for the test PostgreSQL, as a `pg` source.
-pub fn pg_connection() -> kfguard::engines::Connection {
+pub(crate) fn pg_connection() -> kfguard::engines::Connection {
     kfguard::engines::Connection {
         source: "pg".into(),
         engine: kfguard::config::Engine::Postgres,
@@ -120,7 +120,7 @@ pub fn pg_connection() -> kfguard::engines::Connection {
 }
 
 /// The engine's connection settings for the test MariaDB, as a `kfp` source.
-pub fn mysql_connection() -> kfguard::engines::Connection {
+pub(crate) fn mysql_connection() -> kfguard::engines::Connection {
     kfguard::engines::Connection {
         source: "kfp".into(),
         engine: kfguard::config::Engine::Mysql,
@@ -130,7 +130,7 @@ pub fn mysql_connection() -> kfguard::engines::Connection {
 }
 
 /// `postgres://…/DB`: the test server's URL with `db` as its database (query and path dropped).
-pub fn pg_db_url(db: &str) -> String {
+pub(crate) fn pg_db_url(db: &str) -> String {
     let base = pg_url();
     let base = base.split('?').next().unwrap_or(&base).to_string();
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
@@ -157,7 +157,7 @@ fn engine_runtime() -> tokio::runtime::Runtime {
 ///
 /// The MariaDB admin session runs in a zone other than UTC, so comparisons do not share
 /// kfguard's session settings.
-pub struct Db {
+pub(crate) struct Db {
     _server: Option<Shared>,
     rt: tokio::runtime::Runtime,
     mysql: Option<mysql_async::Conn>,
@@ -169,14 +169,14 @@ pub struct Db {
 
 impl Db {
     /// A MySQL engine test: it dumps through the library, so it shares the server ([`shared`]).
-    pub fn mysql() -> Self {
+    pub(crate) fn mysql() -> Self {
         let mut db = Self::empty(Some(shared()));
         db.connect_mysql();
         db
     }
 
     /// A PostgreSQL engine test.
-    pub fn postgres() -> Self {
+    pub(crate) fn postgres() -> Self {
         let mut db = Self::empty(None);
         db.connect_pg();
         db
@@ -185,7 +185,7 @@ impl Db {
     /// A test that drives the kfguard CLI against both servers. Each run shares the server
     /// itself ([`crate::common::Kf::run`]), so the fixture does not, and the test may take it
     /// [`exclusive`] for a while.
-    pub fn cli() -> Self {
+    pub(crate) fn cli() -> Self {
         let mut db = Self::empty(None);
         db.connect_mysql();
         db.connect_pg();
@@ -226,7 +226,7 @@ impl Db {
         }));
     }
 
-    pub fn rt(&self) -> &tokio::runtime::Runtime {
+    pub(crate) fn rt(&self) -> &tokio::runtime::Runtime {
         &self.rt
     }
 
@@ -234,7 +234,7 @@ impl Db {
 
     /// A MariaDB database name for this test, named after `tag`; not created (the test or a
     /// restore creates it), dropped at the end.
-    pub fn mysql_name(&mut self, tag: &str) -> String {
+    pub(crate) fn mysql_name(&mut self, tag: &str) -> String {
         assert!(
             self.mysql.is_some(),
             "this fixture has no MariaDB connection"
@@ -245,7 +245,7 @@ impl Db {
     }
 
     /// A MariaDB account the test creates, dropped at the end.
-    pub fn mysql_user(&mut self, tag: &str) -> String {
+    pub(crate) fn mysql_user(&mut self, tag: &str) -> String {
         assert!(
             self.mysql.is_some(),
             "this fixture has no MariaDB connection"
@@ -256,7 +256,7 @@ impl Db {
     }
 
     /// The runtime and the MariaDB admin connection, for the test's own SQL.
-    pub fn mysql_parts(&mut self) -> (&tokio::runtime::Runtime, &mut mysql_async::Conn) {
+    pub(crate) fn mysql_parts(&mut self) -> (&tokio::runtime::Runtime, &mut mysql_async::Conn) {
         let conn = self
             .mysql
             .as_mut()
@@ -273,7 +273,7 @@ impl Db {
     }
 
     /// A new empty PostgreSQL database, named after `tag`.
-    pub fn pg_database(&self, tag: &str) -> String {
+    pub(crate) fn pg_database(&self, tag: &str) -> String {
         let name = self.pg_target(tag);
         self.pg_admin_sql(&format!("CREATE DATABASE \"{name}\""));
         name
@@ -281,14 +281,14 @@ impl Db {
 
     /// A name for a PostgreSQL database the test creates (a restore target); dropped at the
     /// end too.
-    pub fn pg_target(&self, tag: &str) -> String {
+    pub(crate) fn pg_target(&self, tag: &str) -> String {
         self.pg_admin();
         let name = unique_db(&format!("pg_{tag}"));
         self.pg_databases.lock().unwrap().push(name.clone());
         name
     }
 
-    pub fn pg_exists(&self, name: &str) -> bool {
+    pub(crate) fn pg_exists(&self, name: &str) -> bool {
         let rows = self
             .rt
             .block_on(
@@ -300,7 +300,7 @@ impl Db {
     }
 
     /// Runs SQL (simple protocol) on PostgreSQL database `db` and returns every row as text cells.
-    pub fn pg_sql(&self, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    pub(crate) fn pg_sql(&self, db: &str, query: &str) -> Vec<Vec<Option<String>>> {
         use tokio_postgres::SimpleQueryMessage;
         self.rt.block_on(async {
             let (client, connection) =
@@ -326,7 +326,7 @@ impl Db {
     }
 
     /// The first cell of the first row of a PostgreSQL query, or "".
-    pub fn pg_scalar(&self, db: &str, query: &str) -> String {
+    pub(crate) fn pg_scalar(&self, db: &str, query: &str) -> String {
         self.pg_sql(db, query)
             .first()
             .and_then(|r| r.first().cloned().flatten())
@@ -383,7 +383,7 @@ thread_local! {
 }
 
 /// A shared hold of the server (see [`SERVER`]); nested holds on one thread are free.
-pub struct Shared(Option<std::sync::RwLockReadGuard<'static, ()>>);
+pub(crate) struct Shared(Option<std::sync::RwLockReadGuard<'static, ()>>);
 
 impl Drop for Shared {
     fn drop(&mut self) {
@@ -391,7 +391,7 @@ impl Drop for Shared {
     }
 }
 
-pub fn shared() -> Shared {
+pub(crate) fn shared() -> Shared {
     let depth = SHARED_DEPTH.with(|d| {
         d.set(d.get() + 1);
         d.get()
@@ -404,7 +404,7 @@ pub fn shared() -> Shared {
 }
 
 /// The server to this test alone, e.g. while it holds a table lock.
-pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+pub(crate) fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     SERVER
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::Kf;
 
 /// A started stand-in with its kubeconfig written into the workspace.
-pub fn standin(kf: &Kf, name: &str) -> (Server, PathBuf) {
+pub(crate) fn standin(kf: &Kf, name: &str) -> (Server, PathBuf) {
     let server = Server::start(Options::default());
     let path = kf.path().join(format!("{name}.kubeconfig"));
     server.write_kubeconfig(&path).unwrap();
@@ -21,7 +21,7 @@ pub fn standin(kf: &Kf, name: &str) -> (Server, PathBuf) {
 
 fn crd(group: &str, plural: &str, kind: &str, version: &str, scope: &str, schema: &str) -> String {
     format!(
-        r#"apiVersion: apiextensions.k8s.io/v1
+        r"apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
   name: {plural}.{group}
@@ -37,7 +37,7 @@ spec:
       openAPIV3Schema:
 {schema}
 ---
-"#,
+",
         singular = kind.to_lowercase(),
     )
 }
@@ -174,7 +174,7 @@ spec: {{field0001: "lr", field0002: "batch"}}
 }
 
 /// The whole cluster as multi-document YAML.
-pub fn cluster_yaml() -> String {
+pub(crate) fn cluster_yaml() -> String {
     let mut y = String::new();
     y.push_str(&crd(
         "kubeflow.org",
@@ -304,7 +304,7 @@ spec:
 }
 
 /// What a backup of `cluster_yaml()` must hold, as `group/Kind ns/name` (`core` for v1).
-pub fn expected_keys() -> BTreeSet<String> {
+pub(crate) fn expected_keys() -> BTreeSet<String> {
     let mut k: BTreeSet<String> = [
         "apiextensions.k8s.io/CustomResourceDefinition profiles.kubeflow.org",
         "apiextensions.k8s.io/CustomResourceDefinition notebooks.kubeflow.org",
@@ -350,7 +350,7 @@ pub fn expected_keys() -> BTreeSet<String> {
 }
 
 /// `group/Kind ns/name` of an object (`core` for v1).
-pub fn key_of(o: &Value) -> String {
+pub(crate) fn key_of(o: &Value) -> String {
     let av = o["apiVersion"].as_str().unwrap();
     let group = av.rsplit_once('/').map_or("core", |(g, _)| g);
     let kind = o["kind"].as_str().unwrap();
@@ -362,13 +362,13 @@ pub fn key_of(o: &Value) -> String {
 }
 
 /// A Secret `kfp-token` in `kubeflow` holding one value.
-pub fn secret_yaml(value: &str) -> String {
+pub(crate) fn secret_yaml(value: &str) -> String {
     format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: kfp-token, namespace: kubeflow}}\ntype: Opaque\ndata: {{token: {value}}}\n")
 }
 
 /// Kinds that others refer to (Argo's templates, KServe's runtimes, Katib's Experiments) and
 /// the kinds that refer to them, four objects of each.
-pub fn referencing_cluster() -> String {
+pub(crate) fn referencing_cluster() -> String {
     let crd = |group: &str, plural: &str, kind: &str, version: &str, scope: &str| {
         format!("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {}, kind: {kind}}}\n  versions:\n  - {{name: {version}, served: true, storage: true, schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}\n---\n", kind.to_lowercase())
     };
@@ -463,18 +463,25 @@ pub fn referencing_cluster() -> String {
 }
 
 /// Kubeflow's Profile CRD as it is served: at v1beta1 and v1, stored at v1.
-pub fn profiles_crd_v1beta1_and_v1() -> String {
+pub(crate) fn profiles_crd_v1beta1_and_v1() -> String {
     "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: profiles.kubeflow.org}\nspec:\n  group: kubeflow.org\n  scope: Cluster\n  names: {plural: profiles, singular: profile, kind: Profile}\n  versions:\n  - {name: v1beta1, served: true, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}\n".into()
 }
 
 /// One request to the stand-in over plain HTTP, as a user's `kubectl patch` or `kubectl delete`
 /// would send it: a live change that kfguard did not make. A body is sent as a JSON merge
 /// patch. Returns the HTTP status.
-pub fn api(server: &Server, method: &str, path: &str, body: Option<&serde_json::Value>) -> u16 {
+pub(crate) fn api(
+    server: &Server,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> u16 {
     use std::io::{Read, Write};
     let url = server.url();
     let addr = url.trim_start_matches("http://");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body
+        .map(std::string::ToString::to_string)
+        .unwrap_or_default();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(
         s,

@@ -7,14 +7,14 @@ use std::process::Output;
 use assert_cmd::Command;
 use tempfile::TempDir;
 
-pub mod db;
-pub mod kube;
-pub mod proxy;
+pub(crate) mod db;
+pub(crate) mod kube;
+pub(crate) mod proxy;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// One scratch workspace: a temp dir holding a password file and, usually, a local repository.
-pub struct Kf {
+pub(crate) struct Kf {
     pub dir: TempDir,
     pub repo: String,
     envs: Vec<(String, String)>,
@@ -22,14 +22,14 @@ pub struct Kf {
 
 impl Kf {
     /// A workspace whose repository is a local folder inside it.
-    pub fn local() -> Self {
+    pub(crate) fn local() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = dir.path().join("repo").to_string_lossy().into_owned();
         Self::with_repo(dir, repo)
     }
 
     /// A workspace whose repository is `s3://BUCKET/PREFIX` on the test S3 server.
-    pub fn s3(bucket: &str, prefix: &str) -> Self {
+    pub(crate) fn s3(bucket: &str, prefix: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let kf = Self::with_repo(dir, format!("s3://{bucket}/{prefix}"));
         let endpoint = s3_endpoint();
@@ -51,11 +51,11 @@ impl Kf {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, content: &str) -> PathBuf {
         let p = self.dir.path().join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -64,20 +64,20 @@ impl Kf {
         p
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: &str) -> Self {
         self.envs.push((k.into(), v.into()));
         self
     }
 
     /// `kfguard` run in the workspace, with the repository and password set through env.
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::from_std(self.std_cmd());
         c.timeout(std::time::Duration::from_secs(300));
         c
     }
 
     /// [`Kf::cmd`] as a plain `std::process::Command`, to spawn and signal it.
-    pub fn std_cmd(&self) -> std::process::Command {
+    pub(crate) fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kfguard"));
         c.current_dir(self.dir.path());
         for (k, _) in std::env::vars() {
@@ -100,7 +100,7 @@ impl Kf {
     }
 
     /// Runs kfguard with args and returns the output, whatever the exit code.
-    pub fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
+    pub(crate) fn run<S: AsRef<str>>(&self, args: &[S]) -> Output {
         let _server = db::shared();
         self.cmd()
             .args(args.iter().map(AsRef::as_ref))
@@ -109,7 +109,7 @@ impl Kf {
     }
 
     /// Runs kfguard and insists on exit code 0.
-    pub fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
+    pub(crate) fn ok<S: AsRef<str>>(&self, args: &[S]) -> String {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let out = self.run(&args);
         assert!(
@@ -123,7 +123,7 @@ impl Kf {
     }
 
     /// Runs kfguard with `--output json` and parses stdout, which must be one JSON document.
-    pub fn json<S: AsRef<str>>(&self, args: &[S]) -> serde_json::Value {
+    pub(crate) fn json<S: AsRef<str>>(&self, args: &[S]) -> serde_json::Value {
         let mut all = vec!["--output", "json"];
         all.extend(args.iter().map(AsRef::as_ref));
         let out = self.ok(&all);
@@ -132,16 +132,16 @@ impl Kf {
     }
 }
 
-pub fn code(out: &Output) -> i32 {
+pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The last line kfguard printed on stderr: its one-line error.
-pub fn error_line(out: &Output) -> String {
+pub(crate) fn error_line(out: &Output) -> String {
     stderr(out)
         .lines()
         .rev()
@@ -151,14 +151,14 @@ pub fn error_line(out: &Output) -> String {
 }
 
 /// The S3 endpoint started by `scripts/services.sh`. Tests fail, never skip, without it.
-pub fn s3_endpoint() -> String {
+pub(crate) fn s3_endpoint() -> String {
     std::env::var("KFGUARD_TEST_S3_ENDPOINT").unwrap_or_else(|_| {
         panic!("KFGUARD_TEST_S3_ENDPOINT is not set: run the tests with scripts/test.sh, or `eval \"$(scripts/services.sh env)\"` first")
     })
 }
 
 /// Creates a bucket on the test S3 server (unique per test).
-pub fn create_bucket(name: &str) {
+pub(crate) fn create_bucket(name: &str) {
     let endpoint = s3_endpoint();
     let status = std::process::Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
@@ -173,7 +173,7 @@ pub fn create_bucket(name: &str) {
 }
 
 /// A bucket name unique to this test run.
-pub fn unique_bucket(tag: &str) -> String {
+pub(crate) fn unique_bucket(tag: &str) -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -183,7 +183,7 @@ pub fn unique_bucket(tag: &str) -> String {
 }
 
 /// Path of the stock restic binary; tests that need it fail when it is missing.
-pub fn restic() -> String {
+pub(crate) fn restic() -> String {
     for p in ["/usr/bin/restic", "/usr/local/bin/restic"] {
         if Path::new(p).exists() {
             return p.into();
@@ -193,7 +193,7 @@ pub fn restic() -> String {
 }
 
 /// Every file below `root`, as relative path -> bytes.
-pub fn tree_bytes(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+pub(crate) fn tree_bytes(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -213,7 +213,7 @@ pub fn tree_bytes(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 /// A folder of sample files: text, binary, empty, nested, and one larger than a chunk.
-pub fn sample_folder(kf: &Kf, name: &str) -> PathBuf {
+pub(crate) fn sample_folder(kf: &Kf, name: &str) -> PathBuf {
     let root = kf.path().join(name);
     std::fs::create_dir_all(root.join("nested/deeper")).unwrap();
     std::fs::write(root.join("hello.txt"), "hello kubeflow\n").unwrap();
@@ -235,7 +235,7 @@ pub fn sample_folder(kf: &Kf, name: &str) -> PathBuf {
 }
 
 /// Sends `signal` (e.g. "INT", "TERM") to a spawned kfguard.
-pub fn signal(child: &std::process::Child, signal: &str) {
+pub(crate) fn signal(child: &std::process::Child, signal: &str) {
     let status = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
@@ -245,7 +245,7 @@ pub fn signal(child: &std::process::Child, signal: &str) {
 }
 
 /// Waits for a spawned kfguard to exit, at most `secs` seconds, and returns its output.
-pub fn wait_for(mut child: std::process::Child, secs: u64) -> Output {
+pub(crate) fn wait_for(mut child: std::process::Child, secs: u64) -> Output {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while child.try_wait().expect("try_wait").is_none() {
         if std::time::Instant::now() > deadline {
@@ -258,7 +258,7 @@ pub fn wait_for(mut child: std::process::Child, secs: u64) -> Output {
 }
 
 /// Waits until `path` exists, at most `secs` seconds.
-pub fn wait_for_file(path: &Path, secs: u64) {
+pub(crate) fn wait_for_file(path: &Path, secs: u64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while !path.exists() {
         assert!(
@@ -271,7 +271,7 @@ pub fn wait_for_file(path: &Path, secs: u64) {
 }
 
 /// Whether the tests run as root (who can switch to another user, and whom modes do not stop).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()

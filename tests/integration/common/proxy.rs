@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 /// What the proxy does to the traffic.
 #[derive(Clone, Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Answer every request signed with this access key id with `403` and this S3 error code
     /// (`InvalidAccessKeyId`, `SignatureDoesNotMatch`).
     pub deny: Option<(String, &'static str)>,
@@ -42,7 +42,7 @@ struct Stats {
 }
 
 /// A running proxy; stops when dropped.
-pub struct Proxy {
+pub(crate) struct Proxy {
     /// `http://127.0.0.1:PORT`, to use as the endpoint instead of the real server's.
     pub endpoint: String,
     stats: Arc<Stats>,
@@ -52,7 +52,7 @@ pub struct Proxy {
 
 impl Proxy {
     /// Starts a proxy in front of `upstream` (`http://HOST:PORT`).
-    pub fn start(upstream: &str, faults: Faults) -> Self {
+    pub(crate) fn start(upstream: &str, faults: Faults) -> Self {
         let upstream = upstream
             .trim_start_matches("http://")
             .trim_end_matches('/')
@@ -84,32 +84,32 @@ impl Proxy {
     }
 
     /// Requests seen so far.
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.stats.requests.load(Ordering::Relaxed)
     }
 
     /// GET requests with a `Range` header seen so far.
-    pub fn ranged_gets(&self) -> u64 {
+    pub(crate) fn ranged_gets(&self) -> u64 {
         self.stats.ranged_gets.load(Ordering::Relaxed)
     }
 
     /// The `Range` header values seen so far.
-    pub fn ranges(&self) -> Vec<String> {
+    pub(crate) fn ranges(&self) -> Vec<String> {
         self.stats.ranges.lock().unwrap().clone()
     }
 
     /// The most requests held at once by [`Faults::delay`].
-    pub fn max_in_flight(&self) -> u64 {
+    pub(crate) fn max_in_flight(&self) -> u64 {
         self.stats.max_held.load(Ordering::SeqCst)
     }
 
     /// Response bytes forwarded so far.
-    pub fn response_bytes(&self) -> u64 {
+    pub(crate) fn response_bytes(&self) -> u64 {
         self.stats.response_bytes.load(Ordering::Relaxed)
     }
 
     /// True once the endpoint went away.
-    pub fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         self.stats.dead.load(Ordering::Relaxed)
     }
 }

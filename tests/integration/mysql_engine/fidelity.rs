@@ -2,7 +2,7 @@
 
 use super::*;
 
-const FIDELITY: &str = r#"
+const FIDELITY: &str = r"
 CREATE TABLE fidelity (
   id int NOT NULL PRIMARY KEY,
   txt text NULL,
@@ -37,7 +37,7 @@ CREATE TABLE empty_table (id int PRIMARY KEY, v text) ENGINE=InnoDB;
 CREATE TABLE `select` (`from` int PRIMARY KEY, `my col` varchar(10), `back``tick` int) ENGINE=InnoDB;
 CREATE TABLE `my table` (`key` varchar(20) PRIMARY KEY, `where` text) ENGINE=InnoDB;
 CREATE TABLE one_col (s varchar(10) NULL) ENGINE=InnoDB;
-"#;
+";
 
 #[test]
 fn fidelity_round_trip() {

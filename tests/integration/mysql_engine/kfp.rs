@@ -3,7 +3,7 @@
 
 use super::*;
 
-const MLPIPELINE: &str = r#"
+const MLPIPELINE: &str = r"
 CREATE TABLE experiments (
   UUID varchar(255) NOT NULL, Name varchar(255) NOT NULL, Description longtext NOT NULL,
   CreatedAtInSec bigint(20) NOT NULL, Namespace varchar(255) NOT NULL DEFAULT '',
@@ -70,9 +70,9 @@ BEGIN
   IF NEW.State IS NULL THEN SET NEW.State = 'PENDING;'; END IF;
   SET NEW.Fingerprint = CONCAT(NEW.Fingerprint, '#');
 END
-"#;
+";
 
-const METADB: &str = r#"
+const METADB: &str = r"
 CREATE TABLE `Type` (
   id int(11) NOT NULL AUTO_INCREMENT, name varchar(255) NOT NULL, version varchar(255) DEFAULT NULL,
   type_kind tinyint(1) NOT NULL, description text, input_type text, output_type text,
@@ -109,7 +109,7 @@ CREATE TABLE Event (
   CONSTRAINT fk_event_artifact FOREIGN KEY (artifact_id) REFERENCES Artifact (id),
   CONSTRAINT fk_event_execution FOREIGN KEY (execution_id) REFERENCES Execution (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-"#;
+";
 
 fn seed_kfp(rt: &Runtime, c: &mut Conn, mlp: &str, meta: &str) {
     run_ddl(rt, c, mlp, MLPIPELINE);
@@ -253,7 +253,7 @@ fn seed_kfp(rt: &Runtime, c: &mut Conn, mlp: &str, meta: &str) {
             ["system.Artifact", "system.Model", "system.ContainerExecution", "system.DAGExecution"]
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (n.to_string(), Some("0.0.1"), (i >= 2) as i32, None::<String>).into_params()),
+                .map(|(i, n)| (n.to_string(), Some("0.0.1"), i32::from(i >= 2), None::<String>).into_params()),
         )
         .await;
         exec_batch(
@@ -290,7 +290,7 @@ fn seed_kfp(rt: &Runtime, c: &mut Conn, mlp: &str, meta: &str) {
                         ["display_name", "metrics", "store_session_info"][k as usize].to_string(),
                         k % 2,
                         (k == 0).then_some(a * 1000),
-                        (k == 1).then_some(a as f64 / 3.0),
+                        (k == 1).then_some(f64::from(a) / 3.0),
                         (k == 2).then(|| format!("{{\"provider\":\"minio\",\"n\":{a}}}")),
                         (k != 0).then(|| every_byte.clone()),
                         (k == 1).then_some(proto),

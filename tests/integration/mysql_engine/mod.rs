@@ -59,14 +59,14 @@ fn dump_all(rt: &Runtime, conn: &Connection, opts: &DumpOptions) -> Result<Dumpe
     let mut session = rt.block_on(mysql::dump(conn, opts))?;
     let mut dbs = BTreeMap::new();
     let mut order = Vec::new();
-    for d in session.databases.iter_mut() {
+    for d in &mut session.databases {
         let mut files: HashMap<String, Vec<u8>> = d
             .files
             .iter()
             .map(|f| (f.path.clone(), f.bytes.clone()))
             .collect();
         let mut tables = Vec::new();
-        for t in d.tables.iter_mut() {
+        for t in &mut d.tables {
             let mut parts = Vec::new();
             while let Some(item) = t.parts.blocking_recv() {
                 let f = item?;
@@ -89,7 +89,7 @@ fn dump_all(rt: &Runtime, conn: &Connection, opts: &DumpOptions) -> Result<Dumpe
         );
     }
     let results = session.results.lock().unwrap().clone();
-    for (db, files) in dbs.iter_mut() {
+    for (db, files) in &mut dbs {
         let r = results.get(db).cloned().unwrap_or_default();
         for t in &files.tables {
             assert!(r.contains_key(&t.name), "no result for {db}.{}", t.name);
@@ -139,7 +139,10 @@ fn opts(databases: &[&str], jobs: usize, part_bytes: usize) -> DumpOptions {
     DumpOptions {
         jobs,
         part_bytes,
-        databases: databases.iter().map(|s| s.to_string()).collect(),
+        databases: databases
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect(),
         ..DumpOptions::default()
     }
 }
@@ -191,7 +194,7 @@ fn rows_of(rt: &Runtime, c: &mut Conn, db: &str, table: &str) -> Vec<Vec<Value>>
     let rows: Vec<Row> = rt
         .block_on(c.exec(sql.as_str(), ()))
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let mut rows: Vec<Vec<Value>> = rows.into_iter().map(|r| r.unwrap()).collect();
+    let mut rows: Vec<Vec<Value>> = rows.into_iter().map(mysql_async::Row::unwrap).collect();
     rows.sort_by_cached_key(|r| r.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>());
     rows
 }

@@ -104,8 +104,7 @@ fn killed_mid_dump(tag: &str, jobs: usize) {
         "postgres",
         &format!(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = '{}' AND pid <> pg_backend_pid()",
-            db
+             WHERE datname = '{db}' AND pid <> pg_backend_pid()"
         ),
     );
     assert!(!killed.is_empty(), "no dump sessions found");

@@ -135,7 +135,7 @@ fn kfp_and_mlmd_round_trip_with_parts_sequences_and_schema() {
         d.server_version
     );
     assert!(d.consistency.contains_key("snapshot") && d.consistency.contains_key("lsn"));
-    assert!(d.consistency.contains_key(&format!("snapshot.{}", mlmd)));
+    assert!(d.consistency.contains_key(&format!("snapshot.{mlmd}")));
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     // Databases in the requested order, tables sorted by stem.
     assert_eq!(d.order[0].0, kfp);

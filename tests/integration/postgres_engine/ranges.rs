@@ -59,9 +59,8 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
             .pg_scalar(
                 "postgres",
                 &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
-                 AND query LIKE 'COPY (SELECT % FROM ONLY public.artifacts % WHERE %'",
-                    db
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                 AND query LIKE 'COPY (SELECT % FROM ONLY public.artifacts % WHERE %'"
                 ),
             )
             .parse()
@@ -75,8 +74,7 @@ fn large_tables_are_read_in_key_ranges_with_identical_output() {
     let queries = pg.pg_sql(
         "postgres",
         &format!(
-            "SELECT query FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%'",
-            db
+            "SELECT query FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE 'COPY%'"
         ),
     );
     // An even cut of [min, max] would put every row but the outliers into two ranges.

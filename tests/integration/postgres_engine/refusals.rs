@@ -43,7 +43,7 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
     let mut req = request(dd, &src, &target);
     req.dry_run = true;
     let plan = restore(&pg, req).expect("dry run").plan;
-    assert_eq!(plan[0], format!("create database {}", target));
+    assert_eq!(plan[0], format!("create database {target}"));
     assert!(plan.iter().any(|p| p == "create table keep"), "{plan:?}");
     assert!(
         plan.iter().any(|p| p == "copy 1 parts into keep"),
@@ -102,8 +102,7 @@ fn restore_refuses_non_empty_supports_dry_run_force_and_filters_and_cleans_up_fa
     let msg = err.to_string();
     assert!(
         msg.contains(&format!(
-            "`{}`, which this restore had created, was dropped",
-            fresh
+            "`{fresh}`, which this restore had created, was dropped"
         )),
         "{msg}"
     );

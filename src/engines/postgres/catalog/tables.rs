@@ -105,7 +105,7 @@ pub(super) fn select<'r>(
                 rel.name
             )),
             "f" if opts.selects(&rel.name) => {
-                cat.warn(format!("foreign table {} not captured", rel.name))
+                cat.warn(format!("foreign table {} not captured", rel.name));
             }
             _ => {}
         }

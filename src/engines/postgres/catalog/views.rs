@@ -135,7 +135,7 @@ fn order_views<'a>(
                         Some(false) => {
                             missing = missing.or_else(|| {
                                 Some(format!("view {}", names.get(dep).unwrap_or(&"?")))
-                            })
+                            });
                         }
                         Some(true) => {}
                     },
