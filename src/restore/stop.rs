@@ -51,7 +51,7 @@ impl Progress {
         if let Some(DbError::Abandoned { left, .. }) =
             err.as_ref().and_then(|e| e.downcast_ref::<DbError>())
         {
-            summary.push_str(&format!("; {left}"))
+            summary.push_str(&format!("; {left}"));
         } else {
             if let Some(e) = &err {
                 tracing::debug!(error = %format!("{e:#}"), "restore step stopped");
