@@ -4,6 +4,7 @@ mod check;
 mod origin;
 mod paths;
 mod redact;
+mod runbooks;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
 pub use redact::redact_url;
+pub use runbooks::{RunbookLimits, RunbooksConfig};
 pub use tables::TableFilter;
 
 /// The file read when `--config` is not given, if it exists.
@@ -266,20 +268,6 @@ impl RetentionConfig {
         ]
         .iter()
         .all(Option::is_none)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunbooksConfig {
-    pub dir: PathBuf,
-}
-
-impl Default for RunbooksConfig {
-    fn default() -> Self {
-        Self {
-            dir: "./runbooks".into(),
-        }
     }
 }
 
