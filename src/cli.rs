@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::KeepPolicy;
 use crate::config::Overrides;
@@ -173,6 +173,13 @@ pub enum Command {
     )]
     Discover(DiscoverArgs),
 
+    /// Runbooks: Rhai scripts of named steps, journaled and resumable
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  kfguard runbook list\n  kfguard runbook run verify-health --dry-run\n  kfguard runbook run restore-cluster --resume 20261201T031500Z-3fa2"
+    )]
+    Runbook(RunbookCommand),
+
     /// Inspect the configuration
     #[command(subcommand, after_help = "Example:\n  kfguard config show")]
     Config(ConfigCommand),
@@ -314,6 +321,80 @@ pub struct CheckArgs {
 pub struct DiffArgs {
     /// Snapshot id (or a unique prefix), or `latest`
     pub snapshot: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbookCommand {
+    /// The runbooks of [runbooks] dir, each with the first line of its header comment
+    List,
+    /// Compile and lint a runbook without running it; lists its parameters and steps
+    #[command(after_help = "Example:\n  kfguard runbook check runbooks/verify-health.rhai")]
+    Check(RunbookCheckArgs),
+    /// Run a runbook, step by step
+    #[command(
+        after_help = "Examples:\n  kfguard runbook run verify-health --set namespace=kubeflow\n  kfguard runbook run reconcile-crds --dry-run\n  kfguard runbook run restore-cluster --resume RUN_ID\n\nExit code 0: every step passed; 1: a step failed; 2: the script does not compile or a parameter is wrong; 3: warnings or findings."
+    )]
+    Run(RunbookRunArgs),
+    /// Past runs in [runbooks] state_dir, with their state
+    Runs,
+    /// The host API reference, generated from the engine's registry
+    Api(RunbookApiArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookCheckArgs {
+    /// A runbook name (from [runbooks] dir) or a .rhai file
+    pub runbook: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookRunArgs {
+    /// A runbook name (from [runbooks] dir) or a .rhai file
+    pub runbook: String,
+    /// Set a parameter the runbook declares with param(...); repeat for more
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Plan every change instead of making it; reads stay real
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Answer yes to every confirm(...)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Resume a run: skip the steps that already succeeded
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// With --resume: go on although the script changed since the run began
+    #[arg(long, requires = "resume")]
+    pub force: bool,
+    /// Stop the run after this long, e.g. 30m (finally steps still run)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Write the whole run as JSON: steps, findings, plan and timings
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Exit 3 from this severity of finding up, or exit 1 (`error`: error findings fail the run)
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+}
+
+/// `--fail-on`: the finding severity from which a run counts as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookApiArgs {
+    /// markdown (as in runbooks/README.md) or json (rhai's function metadata)
+    #[arg(long = "format", value_enum, default_value_t = ApiOutput::Markdown)]
+    pub format: ApiOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiOutput {
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,7 @@ pub mod output;
 pub mod progress;
 pub mod repo;
 pub mod restore;
+pub mod runbook;
 pub mod snapshot;
 pub mod sources;
 

@@ -9,6 +9,7 @@ mod discover;
 mod forget;
 mod init;
 mod restore;
+mod runbook;
 mod show;
 mod snapshots;
 
@@ -97,6 +98,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(args) => diff::run(&ctx, &args),
         Command::Crds(cmd) => crds::run(&ctx, &cmd),
         Command::Discover(args) => discover::run(&ctx, &args),
+        Command::Runbook(cmd) => runbook::run(&ctx, &cmd),
         Command::Config(cmd) => config::run(&ctx, &cmd),
         Command::Completions(_) => unreachable!("handled above"),
     }

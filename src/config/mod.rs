@@ -6,6 +6,7 @@ mod keep;
 mod origin;
 mod paths;
 mod redact;
+mod runbooks;
 mod tables;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use globs::{BadGlob, Globs, KubeGlobs};
 pub use keep::KeepPolicy;
 pub use redact::redact_url;
+pub use runbooks::{RunbookLimits, RunbooksConfig};
 pub use tables::TableFilter;
 
 /// The file read when `--config` is not given, if it exists.
@@ -256,20 +258,6 @@ impl KubernetesConfig {
     pub fn compile_globs(&mut self) -> Result<(), BadGlob> {
         self.globs = KubeGlobs::new(&self.namespaces, &self.exclude_namespaces, &self.crd_groups)?;
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RunbooksConfig {
-    pub dir: PathBuf,
-}
-
-impl Default for RunbooksConfig {
-    fn default() -> Self {
-        Self {
-            dir: "./runbooks".into(),
-        }
     }
 }
 

@@ -60,6 +60,10 @@ pub(super) fn resolve(config: &mut Config, origin: &Origin) {
         rebase_key(&[Key("kubernetes"), Key("kubeconfig")], p);
     }
     rebase_key(&[Key("runbooks"), Key("dir")], &mut config.runbooks.dir);
+    rebase_key(
+        &[Key("runbooks"), Key("state_dir")],
+        &mut config.runbooks.state_dir,
+    );
 }
 
 /// A repository URL that names a local folder (no scheme, or `local:`).

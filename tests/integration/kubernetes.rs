@@ -725,12 +725,12 @@ fn templates_runtimes_and_experiments_are_restored_before_what_refers_to_them() 
 fn a_profile_served_at_v1_and_v1beta1_is_captured_at_v1() {
     // Katib's Experiment, v1beta1 only, sorts before Profile by CRD name; kubeflow.org's
     // preferred version is still v1, as a real API server orders versions.
-    let yaml: String = cluster_yaml()
+    let mut yaml: String = cluster_yaml()
         .split("\n---\n")
         .filter(|d| !d.contains("name: profiles.kubeflow.org"))
         .map(|d| format!("{d}\n---\n"))
-        .collect::<String>()
-        + &profiles_crd_v1beta1_and_v1();
+        .collect();
+    yaml.push_str(&profiles_crd_v1beta1_and_v1());
     let kf = Kf::local();
     kf.ok(&["init"]);
     let (src, src_cfg) = standin(&kf, "src");

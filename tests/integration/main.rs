@@ -15,4 +15,5 @@ mod mysql_engine;
 mod postgres_engine;
 mod repository;
 mod restic_interop;
+mod runbooks;
 mod s3;

@@ -1,0 +1,352 @@
+//! The run journal: JSON lines under `<state_dir>/<RUN_ID>/journal.jsonl`, one per step, with
+//! secrets redacted; what `--resume` and `kfguard runbook runs` read back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::steps::{Outcome, StepRecord};
+use super::{Plan, Report, RunbookError};
+
+const JOURNAL: &str = "journal.jsonl";
+
+/// One line of the journal.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Line {
+    Start {
+        run_id: String,
+        runbook: String,
+        script_sha256: String,
+        params: BTreeMap<String, String>,
+        params_hash: String,
+        dry_run: bool,
+        started: String,
+    },
+    Resume {
+        at: String,
+        forced: bool,
+    },
+    Step(StepRecord),
+    End {
+        outcome: Outcome,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+pub(super) struct Journal {
+    pub run_id: String,
+    pub params_hash: String,
+    /// The parameters in effect: those of the run being resumed when none are given.
+    pub params: BTreeMap<String, String>,
+    path: PathBuf,
+    file: Option<File>,
+    done: HashMap<String, StepRecord>,
+}
+
+impl Journal {
+    /// Starts a new run's journal, or reopens the one `plan.resume` names.
+    pub(super) fn open(plan: &Plan, source: &str) -> Result<Self, RunbookError> {
+        let hash = hex::encode(Sha256::digest(source.as_bytes()));
+        let redactor = Redactor::from_env_and(&plan.params);
+        let now = rustic_core::jiff::Timestamp::now();
+        let (run_id, params, done, lines) = match &plan.resume {
+            None => {
+                let id = format!("{}-{}", now.strftime("%Y%m%dT%H%M%SZ"), short_random());
+                let line = Line::Start {
+                    run_id: id.clone(),
+                    runbook: plan.file.display().to_string(),
+                    script_sha256: hash.clone(),
+                    params: redactor.params(&plan.params),
+                    params_hash: params_hash(&plan.params),
+                    dry_run: plan.dry_run,
+                    started: now.to_string(),
+                };
+                (id, plan.params.clone(), HashMap::new(), vec![line])
+            }
+            Some(id) => {
+                let (start, done) = read(&plan.state_dir, id)?;
+                let Line::Start {
+                    script_sha256,
+                    params,
+                    ..
+                } = start
+                else {
+                    unreachable!("read returns the start line");
+                };
+                if script_sha256 != hash && !plan.force {
+                    return Err(RunbookError::Resume(format!(
+                        "run {id} began with another version of {}; pass --force to resume it anyway, or start a new run",
+                        plan.file.display()
+                    )));
+                }
+                let effective = if plan.params.is_empty() {
+                    params
+                } else {
+                    plan.params.clone()
+                };
+                let line = Line::Resume {
+                    at: now.to_string(),
+                    forced: script_sha256 != hash,
+                };
+                (id.clone(), effective, done, vec![line])
+            }
+        };
+        let dir = plan.state_dir.join(&run_id);
+        let path = dir.join(JOURNAL);
+        let journal_error = |source| RunbookError::Journal {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(journal_error)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(journal_error)?;
+        let mut journal = Self {
+            run_id,
+            params_hash: params_hash(&params),
+            params,
+            path,
+            file: Some(file),
+            done,
+        };
+        for line in lines {
+            journal.write(&line);
+        }
+        Ok(journal)
+    }
+
+    /// A journal that writes nothing, for an engine that only lists the API.
+    pub(super) fn disabled() -> Self {
+        Self {
+            run_id: String::new(),
+            params_hash: String::new(),
+            params: BTreeMap::new(),
+            path: PathBuf::new(),
+            file: None,
+            done: HashMap::new(),
+        }
+    }
+
+    /// The steps of the resumed run that ended ok, by key.
+    pub(super) fn done_steps(&self) -> HashMap<String, StepRecord> {
+        self.done.clone()
+    }
+
+    pub(super) fn step(&mut self, record: &StepRecord) {
+        self.write(&Line::Step(record.clone()));
+    }
+
+    pub(super) fn end(&mut self, report: &Report) {
+        self.write(&Line::End {
+            outcome: report.outcome(),
+            duration_ms: report.duration_ms,
+            error: report.error.clone(),
+        });
+    }
+
+    /// A journal that cannot be written must not stop the run it records: warn once, go on.
+    fn write(&mut self, line: &Line) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let mut text = serde_json::to_string(line).unwrap_or_default();
+        text.push('\n');
+        if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| file.flush()) {
+            tracing::warn!(
+                "cannot write the run journal {}: {e}; the run goes on without it",
+                self.path.display()
+            );
+            self.file = None;
+        }
+    }
+}
+
+/// The start line and the ok steps of a past run.
+fn read(state_dir: &Path, id: &str) -> Result<(Line, HashMap<String, StepRecord>), RunbookError> {
+    let path = state_dir.join(id).join(JOURNAL);
+    let file = File::open(&path).map_err(|_| {
+        RunbookError::Resume(format!(
+            "no run {id} in {}; list the runs with `kfguard runbook runs`",
+            state_dir.display()
+        ))
+    })?;
+    let mut start = None;
+    let mut done = HashMap::new();
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        // A line cut short by a pod that died mid-write is ignored, like the rest of it.
+        match serde_json::from_str::<Line>(&line) {
+            Ok(l @ Line::Start { .. }) if start.is_none() => start = Some(l),
+            Ok(Line::Step(s)) if s.outcome == Outcome::Ok || s.outcome == Outcome::Warning => {
+                done.insert(s.key.clone(), s);
+            }
+            Ok(Line::Step(s)) => {
+                done.remove(&s.key);
+            }
+            _ => {}
+        }
+    }
+    let start = start.ok_or_else(|| {
+        RunbookError::Resume(format!(
+            "{} has no start line; it cannot be resumed",
+            path.display()
+        ))
+    })?;
+    Ok((start, done))
+}
+
+/// A past run, as `kfguard runbook runs` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub runbook: String,
+    pub started: String,
+    /// ok, warning, failed, or unfinished when the journal has no end.
+    pub state: String,
+    pub steps: usize,
+}
+
+/// The runs in `state_dir`, oldest first.
+pub fn list_runs(state_dir: &Path) -> Vec<RunSummary> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<RunSummary> = entries
+        .flatten()
+        .filter_map(|e| summary(&e.path().join(JOURNAL)))
+        .collect();
+    runs.sort_by(|a, b| a.started.cmp(&b.started).then(a.run_id.cmp(&b.run_id)));
+    runs
+}
+
+fn summary(path: &Path) -> Option<RunSummary> {
+    let file = File::open(path).ok()?;
+    let mut run = None;
+    let mut state = "unfinished".to_string();
+    let mut steps = 0;
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        match serde_json::from_str::<Line>(&line) {
+            Ok(Line::Start {
+                run_id,
+                runbook,
+                started,
+                ..
+            }) => run = Some((run_id, runbook, started)),
+            Ok(Line::Step(_)) => steps += 1,
+            Ok(Line::End { outcome, .. }) => {
+                state = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+            }
+            Ok(Line::Resume { .. }) => state = "unfinished".into(),
+            Err(_) => {}
+        }
+    }
+    let (run_id, runbook, started) = run?;
+    Some(RunSummary {
+        run_id,
+        runbook,
+        started,
+        state,
+        steps,
+    })
+}
+
+fn params_hash(params: &BTreeMap<String, String>) -> String {
+    let text = serde_json::to_string(params).unwrap_or_default();
+    hex::encode(&Sha256::digest(text.as_bytes())[..6])
+}
+
+fn short_random() -> String {
+    let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    hex::encode(&Sha256::digest(seed.as_bytes())[..2])
+}
+
+/// Replaces secret values in what the journal and the report keep: the values of environment
+/// variables and parameters whose names say they are secrets.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Redactor {
+    secrets: Vec<String>,
+}
+
+const HIDDEN: &str = "<redacted>";
+
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "SECRET",
+        "TOKEN",
+        "CREDENTIAL",
+        "ACCESS_KEY",
+        "PRIVATE_KEY",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+impl Redactor {
+    pub(super) fn from_env_and(params: &BTreeMap<String, String>) -> Self {
+        let mut secrets: Vec<String> = std::env::vars()
+            .filter(|(k, _)| is_secret_name(k))
+            .map(|(_, v)| v)
+            .chain(
+                params
+                    .iter()
+                    .filter(|(k, _)| is_secret_name(k))
+                    .map(|(_, v)| v.clone()),
+            )
+            // Very short values would blank out ordinary words.
+            .filter(|v| v.len() >= 4)
+            .collect();
+        // Longest first, so that a secret containing another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    pub(super) fn text(&self, s: &str) -> String {
+        let mut out = s.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), HIDDEN);
+            }
+        }
+        out
+    }
+
+    pub(super) fn json(&self, v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => Value::String(self.text(&s)),
+            Value::Array(a) => Value::Array(a.into_iter().map(|x| self.json(x)).collect()),
+            Value::Object(m) => {
+                Value::Object(m.into_iter().map(|(k, x)| (k, self.json(x))).collect())
+            }
+            other => other,
+        }
+    }
+
+    fn params(&self, params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        params
+            .iter()
+            .map(|(k, v)| {
+                let v = if is_secret_name(k) {
+                    HIDDEN.to_string()
+                } else {
+                    self.text(v)
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
