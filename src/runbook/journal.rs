@@ -48,6 +48,8 @@ pub(super) struct Journal {
     path: PathBuf,
     file: Option<File>,
     done: HashMap<String, StepRecord>,
+    /// Built once from the environment and parameters, and shared with the run's steps.
+    pub(super) redactor: Redactor,
 }
 
 impl Journal {
@@ -117,6 +119,7 @@ impl Journal {
             path,
             file: Some(file),
             done,
+            redactor,
         };
         for line in lines {
             journal.write(&line);
@@ -133,12 +136,13 @@ impl Journal {
             path: PathBuf::new(),
             file: None,
             done: HashMap::new(),
+            redactor: Redactor::default(),
         }
     }
 
     /// The steps of the resumed run that ended ok, by key.
-    pub(super) fn done_steps(&self) -> HashMap<String, StepRecord> {
-        self.done.clone()
+    pub(super) fn take_done_steps(&mut self) -> HashMap<String, StepRecord> {
+        std::mem::take(&mut self.done)
     }
 
     pub(super) fn step(&mut self, record: &StepRecord) {

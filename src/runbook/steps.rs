@@ -185,10 +185,11 @@ const STEP_FAILED: &str = "kfguard: a step failed";
 pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Report {
     let started = Instant::now();
     let deadlines = Arc::new(Deadlines::new(plan.timeout.map(|t| started + t)));
-    let done = journal.done_steps();
+    let mut journal = journal;
+    let done = journal.take_done_steps();
     let run_id = journal.run_id.clone();
     let params_hash = journal.params_hash.clone();
-    let redactor = Redactor::from_env_and(&plan.params);
+    let redactor = journal.redactor.clone();
     let statics = lint::step_names(&compiled.ast);
     let state: Shared = Arc::new(Mutex::new(RunState {
         plan: plan.clone(),
