@@ -42,6 +42,21 @@ impl ProgressBars for Bars {
     }
 }
 
+/// A spinner for one piece of long work, such as a runbook step, on a terminal only.
+pub fn spinner(label: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
 #[derive(Debug)]
 struct Bar(ProgressBar);
 

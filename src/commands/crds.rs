@@ -1,14 +1,10 @@
 //! `kfguard crds diff`: live CustomResourceDefinitions against pinned manifests.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
-use serde_json::Value;
 
 use super::Context;
 use crate::cli::{CrdsCommand, CrdsDiffArgs};
 use crate::drift::crds::{self, CrdDrift};
-use crate::kube::catalog::{self, Served};
 use crate::kube::{Cluster, KubeError};
 use crate::output::emit;
 use crate::{Outcome, Usage};
@@ -35,7 +31,7 @@ fn diff(ctx: &Context, args: &CrdsDiffArgs) -> anyhow::Result<Outcome> {
         .rt
         .block_on(async {
             let cluster = Cluster::connect(cfg).await?;
-            let live = live_crds(&cluster).await?;
+            let live = crds::live(&cluster).await?;
             Ok::<_, KubeError>((cluster.server, live))
         })
         .map_err(|e| Usage::mark_if(e, KubeError::is_usage))?;
@@ -68,26 +64,4 @@ fn diff(ctx: &Context, args: &CrdsDiffArgs) -> anyhow::Result<Outcome> {
             report.drift.summary()
         )]))
     }
-}
-
-/// Every CRD of the cluster, by name.
-async fn live_crds(cluster: &Cluster) -> Result<BTreeMap<String, Value>, KubeError> {
-    let served = Served::discover(cluster).await?;
-    let kind = served
-        .get("apiextensions.k8s.io", "CustomResourceDefinition")
-        .ok_or_else(|| KubeError::Api {
-            server: cluster.server.clone(),
-            what: "discovery".into(),
-            detail: "the server does not serve apiextensions.k8s.io CustomResourceDefinitions"
-                .into(),
-            code: None,
-        })?;
-    Ok(catalog::list_kind(cluster, kind)
-        .await?
-        .into_iter()
-        .filter_map(|c| {
-            let name = c.pointer("/metadata/name")?.as_str()?.to_string();
-            Some((name, c))
-        })
-        .collect())
 }

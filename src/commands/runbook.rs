@@ -116,6 +116,11 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
         timeout: args.timeout,
         state_dir: cfg.state_dir.clone(),
         limits: cfg.limits.clone(),
+        host: runbook::HostContext {
+            config: std::sync::Arc::new(ctx.config.clone()),
+            rt: Some(ctx.rt.handle().clone()),
+            quiet: ctx.global.quiet,
+        },
     };
     if !ctx.global.quiet {
         eprintln!(

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use super::fields::join;
 use crate::config::Globs;
+use crate::kube::catalog::{self, Served};
+use crate::kube::{Cluster, KubeError};
 
 const CRD_API_GROUP: &str = "apiextensions.k8s.io";
 const CRD_KIND: &str = "CustomResourceDefinition";
@@ -442,6 +444,28 @@ fn schema(before: &Value, after: &Value, path: &str, version: &str, out: &mut Ve
             schema(b, a, &format!("{path}{suffix}"), version, out);
         }
     }
+}
+
+/// Every CRD of the cluster, by name.
+pub async fn live(cluster: &Cluster) -> Result<BTreeMap<String, Value>, KubeError> {
+    let served = Served::discover(cluster).await?;
+    let kind = served
+        .get("apiextensions.k8s.io", "CustomResourceDefinition")
+        .ok_or_else(|| KubeError::Api {
+            server: cluster.server.clone(),
+            what: "discovery".into(),
+            detail: "the server does not serve apiextensions.k8s.io CustomResourceDefinitions"
+                .into(),
+            code: None,
+        })?;
+    Ok(catalog::list_kind(cluster, kind)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            let name = c.pointer("/metadata/name")?.as_str()?.to_string();
+            Some((name, c))
+        })
+        .collect())
 }
 
 #[cfg(test)]

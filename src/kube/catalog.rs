@@ -109,6 +109,43 @@ impl Served {
     pub fn has_group(&self, group: &str) -> bool {
         self.groups.contains(group)
     }
+
+    /// A kind as a person writes it: `Pod`, `pods`, `apps/Deployment`, or kubectl's
+    /// `workflows.argoproj.io`. A bare name served by several groups is taken from the core and
+    /// `apps` groups first, as kubectl does; elsewhere it is ambiguous.
+    pub fn find(&self, name: &str) -> Result<&Kind, String> {
+        let name = name.trim();
+        let (group, bare) = match name.split_once('/') {
+            Some((g, k)) => (Some(if g == "core" { "" } else { g }), k),
+            None => match name.split_once('.') {
+                Some((plural, g)) => (Some(g), plural),
+                None => (None, name),
+            },
+        };
+        let same = |k: &Kind| {
+            k.ar.kind.eq_ignore_ascii_case(bare) || k.ar.plural.eq_ignore_ascii_case(bare)
+        };
+        let matches: Vec<&Kind> = self
+            .kinds
+            .values()
+            .filter(|k| group.is_none_or(|g| k.ar.group == g) && same(k))
+            .collect();
+        let preferred = matches
+            .iter()
+            .find(|k| k.ar.group.is_empty())
+            .or_else(|| matches.iter().find(|k| k.ar.group == "apps"));
+        match (matches.as_slice(), preferred) {
+            ([one], _) => Ok(one),
+            (_, Some(k)) => Ok(k),
+            ([], _) => Err(format!(
+                "the cluster serves no kind `{name}`; write Kind, plural or group/Kind, e.g. Pod or argoproj.io/Workflow"
+            )),
+            (many, None) => Err(format!(
+                "`{name}` is served by several groups ({}); write group/Kind",
+                many.iter().map(|k| k.ar.group.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
 }
 
 /// Lists every object of one kind, all namespaces, page by page, with `apiVersion` and `kind`
@@ -123,10 +160,20 @@ async fn list_pages(
     api: &Api<DynamicObject>,
     kind: &Kind,
 ) -> Result<Vec<Value>, KubeError> {
+    list_pages_with(cluster, api, kind, &ListParams::default()).await
+}
+
+/// Like `list_pages`, narrowed by the label and field selectors of `base`.
+pub(super) async fn list_pages_with(
+    cluster: &Cluster,
+    api: &Api<DynamicObject>,
+    kind: &Kind,
+    base: &ListParams,
+) -> Result<Vec<Value>, KubeError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut lp = ListParams::default().limit(PAGE);
+        let mut lp = base.clone().limit(PAGE);
         if let Some(t) = &token {
             lp = lp.continue_token(t);
         }

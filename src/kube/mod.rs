@@ -5,9 +5,11 @@
 pub(crate) mod apply;
 pub mod catalog;
 pub mod kinds;
+pub mod live;
 pub mod object;
 pub mod read;
 pub(crate) mod wait;
+pub mod workflows;
 
 use std::time::Duration;
 

@@ -90,6 +90,26 @@ pub struct Location {
     /// Printable location without credentials.
     pub display: String,
     backend: Arc<dyn WriteBackend>,
+    /// The S3 backend again, for the files kfguard keeps beside a remote repository.
+    side: Option<s3::S3Backend>,
+}
+
+/// Small files kfguard keeps beside a remote repository, under its prefix, where stock restic
+/// does not look: run journals, so that another pod can resume a run.
+#[derive(Clone, Debug)]
+pub struct SideFiles {
+    backend: s3::S3Backend,
+    pub display: String,
+}
+
+impl SideFiles {
+    pub fn put(&self, rel: &str, body: Vec<u8>) -> Result<(), RepoError> {
+        Ok(self.backend.put_side_file(rel, body)?)
+    }
+
+    pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, RepoError> {
+        Ok(self.backend.get_side_file(rel)?)
+    }
 }
 
 impl Location {
@@ -105,6 +125,7 @@ impl Location {
             let endpoint = cfg.s3.endpoint.as_deref().unwrap_or("AWS");
             Ok(Self {
                 display: format!("s3://{bucket}/{prefix} at {endpoint}"),
+                side: Some(backend.clone()),
                 backend: Arc::new(backend),
             })
         } else {
@@ -114,8 +135,17 @@ impl Location {
             Ok(Self {
                 display: path.to_string(),
                 backend: Arc::new(backend),
+                side: None,
             })
         }
+    }
+
+    /// Where side files go: a remote repository only; a local one shares the run's disk.
+    pub fn side_files(&self) -> Option<SideFiles> {
+        self.side.clone().map(|backend| SideFiles {
+            backend,
+            display: self.display.clone(),
+        })
     }
 
     fn has_config(&self) -> Result<bool, RepoError> {

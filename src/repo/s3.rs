@@ -308,6 +308,55 @@ impl S3Backend {
         }
     }
 
+    /// Writes a file kfguard keeps beside the repository, at `<prefix>/<rel>`; stock restic
+    /// lists only its own folders, so it never sees it.
+    pub fn put_side_file(&self, rel: &str, body: Vec<u8>) -> Result<(), S3Error> {
+        let key = join_key(&self.prefix, rel);
+        self.block_on(
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(ByteStream::from(body))
+                .customize()
+                .mutate_request(self.endpoint_recorder())
+                .send(),
+        )
+        .map(|_| ())
+        .map_err(|err| self.classify("put", &key, &err))
+    }
+
+    /// Reads a file beside the repository; `None` when there is none.
+    pub fn get_side_file(&self, rel: &str) -> Result<Option<Vec<u8>>, S3Error> {
+        let key = join_key(&self.prefix, rel);
+        let out = self.block_on(async {
+            match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .customize()
+                .mutate_request(self.endpoint_recorder())
+                .send()
+                .await
+            {
+                Ok(o) => o
+                    .body
+                    .collect()
+                    .await
+                    .map(|b| Some(b.into_bytes().to_vec()))
+                    .map_err(|e| S3Error::Request {
+                        op: "get",
+                        key: key.clone(),
+                        detail: one_line(&e.to_string()),
+                    }),
+                Err(SdkError::ServiceError(ctx)) if ctx.err().is_no_such_key() => Ok(None),
+                Err(err) => Err(self.classify("get", &key, &err)),
+            }
+        });
+        out
+    }
+
     /// Runs `fut` on the runtime and waits for it.
     ///
     /// `rustic_core`'s backend traits are synchronous and are called from plain

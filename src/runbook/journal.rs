@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::steps::{Outcome, StepRecord};
 use super::{Plan, Report, RunbookError};
+use crate::repo::{Location, SideFiles};
 
 const JOURNAL: &str = "journal.jsonl";
 
@@ -50,6 +51,33 @@ pub(super) struct Journal {
     done: HashMap<String, StepRecord>,
     /// Built once from the environment and parameters, and shared with the run's steps.
     pub(super) redactor: Redactor,
+    /// The copy beside a remote repository, which outlives the pod and its `emptyDir`.
+    mirror: Option<SideFiles>,
+}
+
+/// Where a run's journal is kept beside the repository, under its prefix.
+fn side_path(run_id: &str) -> String {
+    format!("kfguard/runs/{run_id}/{JOURNAL}")
+}
+
+/// The repository's side files when it is remote; a journal that cannot be mirrored is still
+/// kept locally, with a warning.
+fn mirror_for(plan: &Plan) -> Option<SideFiles> {
+    let rt = plan.host.rt.as_ref()?;
+    let repo = &plan.host.config.repository;
+    if !repo.url.starts_with("s3:") {
+        return None;
+    }
+    match Location::resolve(repo, rt) {
+        Ok(location) => location.side_files(),
+        Err(e) => {
+            tracing::warn!(
+                "the run journal is kept only in {}: {e}",
+                plan.state_dir.display()
+            );
+            None
+        }
+    }
 }
 
 impl Journal {
@@ -57,6 +85,7 @@ impl Journal {
     pub(super) fn open(plan: &Plan, source: &str) -> Result<Self, RunbookError> {
         let hash = hex::encode(Sha256::digest(source.as_bytes()));
         let redactor = Redactor::from_env_and(&plan.params);
+        let mirror = mirror_for(plan);
         let now = rustic_core::jiff::Timestamp::now();
         let (run_id, params, done, lines) = match &plan.resume {
             None => {
@@ -73,6 +102,7 @@ impl Journal {
                 (id, plan.params.clone(), HashMap::new(), vec![line])
             }
             Some(id) => {
+                fetch_if_missing(&plan.state_dir, id, mirror.as_ref())?;
                 let (start, done) = read(&plan.state_dir, id)?;
                 let Line::Start {
                     script_sha256,
@@ -88,11 +118,14 @@ impl Journal {
                         plan.file.display()
                     )));
                 }
-                let effective = if plan.params.is_empty() {
-                    params
-                } else {
-                    plan.params.clone()
-                };
+                // The journal keeps secret parameters redacted: they must be given again.
+                let mut effective = params;
+                effective.extend(plan.params.clone());
+                if let Some((k, _)) = effective.iter().find(|(_, v)| v.as_str() == HIDDEN) {
+                    return Err(RunbookError::Resume(format!(
+                        "run {id} was started with the secret parameter `{k}`, which the journal does not keep; give it again with --set {k}=..."
+                    )));
+                }
                 let line = Line::Resume {
                     at: now.to_string(),
                     forced: script_sha256 != hash,
@@ -120,6 +153,7 @@ impl Journal {
             file: Some(file),
             done,
             redactor,
+            mirror,
         };
         for line in lines {
             journal.write(&line);
@@ -137,6 +171,7 @@ impl Journal {
             file: None,
             done: HashMap::new(),
             redactor: Redactor::default(),
+            mirror: None,
         }
     }
 
@@ -170,8 +205,54 @@ impl Journal {
                 self.path.display()
             );
             self.file = None;
+            return;
+        }
+        self.push_mirror();
+    }
+
+    /// Copies the whole journal beside the repository: it is small, and a whole copy is never
+    /// half-written.
+    fn push_mirror(&mut self) {
+        let Some(side) = &self.mirror else {
+            return;
+        };
+        let result = std::fs::read(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                side.put(&side_path(&self.run_id), body)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = result {
+            tracing::warn!(
+                "cannot copy the run journal to {}: {e}; it is kept in {} only",
+                side.display,
+                self.path.display()
+            );
+            self.mirror = None;
         }
     }
+}
+
+/// A run begun in another pod: its journal comes from beside the repository.
+fn fetch_if_missing(
+    state_dir: &Path,
+    id: &str,
+    mirror: Option<&SideFiles>,
+) -> Result<(), RunbookError> {
+    let path = state_dir.join(id).join(JOURNAL);
+    let Some(side) = mirror.filter(|_| !path.exists()) else {
+        return Ok(());
+    };
+    let body = side.get(&side_path(id)).map_err(|e| {
+        RunbookError::Resume(format!("cannot read run {id} from {}: {e}", side.display))
+    })?;
+    if let Some(body) = body {
+        let dir = state_dir.join(id);
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, body))
+            .map_err(|source| RunbookError::Journal { path: dir, source })?;
+    }
+    Ok(())
 }
 
 /// The start line and the ok steps of a past run.
@@ -179,7 +260,7 @@ fn read(state_dir: &Path, id: &str) -> Result<(Line, HashMap<String, StepRecord>
     let path = state_dir.join(id).join(JOURNAL);
     let file = File::open(&path).map_err(|_| {
         RunbookError::Resume(format!(
-            "no run {id} in {}; list the runs with `kfguard runbook runs`",
+            "no run {id} in {} (nor beside a remote repository); list the runs with `kfguard runbook runs`",
             state_dir.display()
         ))
     })?;

@@ -1,5 +1,6 @@
 //! What a runbook declares, read off its AST without running it: parameters, steps, and the
-//! mistakes `kfguard runbook check` reports (unknown functions, unnamed or duplicate steps).
+//! mistakes `kfguard runbook check` reports (unknown functions, unnamed or duplicate steps,
+//! changes outside a step).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::path::Path;
 use rhai::{ASTNode, Expr, FnCallExpr, Position, Stmt, AST};
 use serde::Serialize;
 
-use super::{api, sandbox, Limits, RunbookError};
+use super::{api, host, sandbox, Limits, RunbookError};
 
 /// `param("name", default)` calls with a literal name, and their defaults as written.
 pub(super) fn params(ast: &AST) -> BTreeMap<String, String> {
@@ -51,25 +52,38 @@ fn literal_string(e: &Expr) -> Option<String> {
 
 /// Every plain function call (not an operator) in the script, including function bodies.
 fn calls(ast: &AST, mut each: impl FnMut(&str, &[Expr])) {
-    each_call(ast, |call, _| each(call.name.as_str(), &call.args));
+    each_call(ast, |name, call, _| each(name, &call.args));
 }
 
-/// A call is an expression, or a statement of its own (`step(...);`): both are visited.
-fn each_call(ast: &AST, mut each: impl FnMut(&FnCallExpr, Position)) {
-    ast.walk(&mut |path: &[ASTNode]| {
-        let call = match path.last() {
-            Some(
-                ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
-            ) => Some((call, *pos)),
-            _ => None,
-        };
-        if let Some((call, pos)) = call {
-            if call.op_token.is_none() && call.namespace.is_empty() {
-                each(call, pos);
+/// A call is an expression, or a statement of its own (`step(...);`): both are visited, with
+/// the name as written: `kube::get` for a module's function.
+fn each_call(ast: &AST, mut each: impl FnMut(&str, &FnCallExpr, Position)) {
+    ast.walk(&mut |path: &[ASTNode]| visit(path, &mut each));
+}
+
+/// Like `each_call`, for the script's top level only: not inside any function or closure,
+/// so not inside a step.
+fn each_top_level_call(ast: &AST, mut each: impl FnMut(&str, &FnCallExpr, Position)) {
+    for stmt in ast.statements() {
+        stmt.walk(&mut Vec::new(), &mut |path: &[ASTNode]| {
+            visit(path, &mut each)
+        });
+    }
+}
+
+fn visit(path: &[ASTNode], each: &mut impl FnMut(&str, &FnCallExpr, Position)) -> bool {
+    if let Some(ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos))) =
+        path.last()
+    {
+        if call.op_token.is_none() {
+            if call.namespace.is_empty() {
+                each(call.name.as_str(), call, *pos);
+            } else {
+                each(&format!("{}::{}", call.namespace, call.name), call, *pos);
             }
         }
-        true
-    });
+    }
+    true
 }
 
 /// What `kfguard runbook check` prints.
@@ -91,8 +105,7 @@ pub fn check(path: &Path, limits: &Limits) -> Result<CheckReport, RunbookError> 
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     let mut unknown = BTreeSet::new();
-    each_call(ast, |call, pos| {
-        let name = call.name.as_str();
+    each_call(ast, |name, call, pos| {
         let at = sandbox::at(path, pos);
         if !known.contains(name) && !script_fns.contains(name) && unknown.insert(name.to_string()) {
             problems.push(format!(
@@ -112,6 +125,14 @@ pub fn check(path: &Path, limits: &Limits) -> Result<CheckReport, RunbookError> 
                 )),
                 Some(_) => {}
             }
+        }
+    });
+    each_top_level_call(ast, |name, _, pos| {
+        if host::MUTATING.contains(&name) {
+            problems.push(format!(
+                "{}: {name} is outside a step; put it inside step(\"...\", || ...) so that it is journaled and resumable",
+                sandbox::at(path, pos)
+            ));
         }
     });
     Ok(CheckReport {

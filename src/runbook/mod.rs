@@ -7,6 +7,7 @@
 //! journal (`journal.rs`); `finally(...)` steps run at the end whatever happened before.
 
 mod api;
+mod host;
 mod journal;
 mod lint;
 mod sandbox;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use api::{reference, ApiFormat};
+pub use host::HostContext;
 pub use journal::{list_runs, RunSummary};
 pub use lint::{check, CheckReport};
 pub use sandbox::Limits;
@@ -77,6 +79,8 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     pub state_dir: PathBuf,
     pub limits: Limits,
+    /// What the host modules reach: the config and the runtime.
+    pub host: HostContext,
 }
 
 /// The whole run, as `--report` writes it.

@@ -113,7 +113,8 @@ pub(super) fn compile(
     source: &str,
     limits: &Limits,
 ) -> Result<Compiled, RunbookError> {
-    let engine = engine(&folder_of(path), limits);
+    let mut engine = engine(&folder_of(path), limits);
+    super::host::declare(&mut engine);
     let mut ast = engine.compile(source).map_err(|e| {
         RunbookError::Compile(format!(
             "{}: {}; fix the script, then check it with `kfguard runbook check`",

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 use serde::{Deserialize, Serialize};
 
+use super::host::{self, Host};
 use super::journal::{Journal, Redactor};
 use super::sandbox::{self, Compiled, Deadlines};
 use super::{api, lint, Plan, Report};
@@ -152,6 +153,8 @@ pub(super) struct Current {
     pub findings: Vec<Finding>,
     pub planned: Vec<String>,
     pub warned: bool,
+    /// The step's spinner on a terminal; a prompt suspends it.
+    pub spinner: Option<indicatif::ProgressBar>,
 }
 
 /// Everything the host functions share during a run.
@@ -206,6 +209,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
     }));
     let mut engine = sandbox::engine(&sandbox::folder_of(&compiled.path), &plan.limits);
     api::register(&mut engine, &state);
+    host::register(&mut engine, &Host::new(plan.host.clone(), state.clone()));
     let progress = deadlines.clone();
     engine.on_progress(move |_| progress.check().err().map(sandbox::terminated));
     let path = compiled.path.clone();
@@ -360,6 +364,7 @@ fn run_step_with(
     let started = Instant::now();
     lock(state).current = Some(Current {
         name: name.to_string(),
+        spinner: crate::progress::spinner(name),
         ..Current::default()
     });
     let mut attempts = 0;
@@ -386,6 +391,9 @@ fn run_step_with(
     };
     deadlines.set_step(None);
     let current = lock(state).current.take().unwrap_or_default();
+    if let Some(s) = &current.spinner {
+        s.finish_and_clear();
+    }
     let (outcome, output, err) = match result {
         Ok(v) => {
             let outcome = if current.warned || !current.findings.is_empty() {
@@ -519,6 +527,7 @@ pub(super) fn idle(limits: &super::Limits) -> Shared {
         timeout: None,
         state_dir: ".".into(),
         limits: limits.clone(),
+        host: super::HostContext::default(),
     };
     Arc::new(Mutex::new(RunState {
         plan,

@@ -15,5 +15,6 @@ mod mysql_engine;
 mod postgres_engine;
 mod repository;
 mod restic_interop;
+mod runbook_cluster;
 mod runbooks;
 mod s3;

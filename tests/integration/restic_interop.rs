@@ -8,7 +8,7 @@ use common::{
     create_bucket, restic, s3_endpoint, sample_folder, tree_bytes, unique_bucket, Kf, PASSWORD,
 };
 
-fn restic_cmd(kf: &Kf, repo: &str) -> Command {
+pub(crate) fn restic_cmd(kf: &Kf, repo: &str) -> Command {
     let mut c = Command::new(restic());
     c.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -21,7 +21,7 @@ fn restic_cmd(kf: &Kf, repo: &str) -> Command {
     c
 }
 
-fn restic_ok(kf: &Kf, repo: &str, args: &[&str]) -> Vec<u8> {
+pub(crate) fn restic_ok(kf: &Kf, repo: &str, args: &[&str]) -> Vec<u8> {
     let out = restic_cmd(kf, repo)
         .args(args)
         .output()

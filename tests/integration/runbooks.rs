@@ -382,3 +382,61 @@ fn the_api_reference_in_runbooks_readme_is_what_the_engine_registers() {
         "runbooks/README.md is stale: regenerate its reference with `kfguard runbook api --format markdown`"
     );
 }
+
+#[test]
+fn a_run_begun_in_one_pod_resumes_in_another_from_the_journal_beside_an_s3_repository() {
+    let bucket = common::unique_bucket("journal");
+    common::create_bucket(&bucket);
+    let kf = Kf::s3(&bucket, "kf/backups");
+    kf.ok(&["init"]);
+    let broken = "step(\"one\", || 1);\nstep(\"two\", || { fail(\"injected fault\"); 2 });\n";
+    let fixed = "step(\"one\", || 1);\nstep(\"two\", || 2);\n";
+    let first = run_script(&kf, "nightly.rhai", broken, &["--output", "json"]);
+    assert_eq!(code(&first), 1, "{}", stderr(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+
+    // The pod dies with its emptyDir: the local state folder is gone.
+    std::fs::remove_dir_all(kf.path().join(".kfguard")).unwrap();
+    let again = run_script(
+        &kf,
+        "nightly.rhai",
+        fixed,
+        &["--resume", &run_id, "--force", "--output", "json"],
+    );
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["run_id"], run_id.as_str());
+    assert_eq!(report["steps"][0]["resumed"], true, "{report:#}");
+    assert_eq!(report["steps"][1]["output"], 2, "{report:#}");
+
+    // Stock restic still reads the repository: it does not see the journal beside it.
+    let endpoint = common::s3_endpoint();
+    crate::restic_interop::restic_ok(
+        &kf,
+        &format!("s3:{endpoint}/{bucket}/kf/backups"),
+        &["check"],
+    );
+}
+
+#[test]
+fn a_secret_parameter_must_be_given_again_to_resume() {
+    let kf = Kf::local();
+    let script = "let pw = param(\"db_password\", \"\");\nstep(\"one\", || 1);\nstep(\"two\", || fail(\"injected fault\"));\n";
+    let first = run_script(
+        &kf,
+        "secret.rhai",
+        script,
+        &["--set", "db_password=hunter2-secret", "--output", "json"],
+    );
+    assert_eq!(code(&first), 1, "{}", stderr(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let run_id = report["run_id"].as_str().unwrap().to_string();
+    let again = run_script(&kf, "secret.rhai", script, &["--resume", &run_id]);
+    assert_eq!(code(&again), 2, "{}", stderr(&again));
+    let line = error_line(&again);
+    assert!(
+        line.contains("secret parameter `db_password`") && line.contains("--set db_password="),
+        "{line}"
+    );
+}

@@ -1,0 +1,238 @@
+//! The host modules: all that a runbook reaches outside the sandbox (`kube::`, `crds::`,
+//! `argo::`, …). Each function binds the library code the CLI runs; none is a second
+//! implementation. Async calls run on the command's runtime, from the runbook's own thread,
+//! cut short when the step's or the run's deadline passes.
+
+mod argo;
+mod crds;
+mod kube;
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module};
+use serde_json::Value;
+use tokio::runtime::Handle;
+
+use super::steps::{error, lock, Shared};
+use crate::config::Config;
+use crate::kube::catalog::{Kind, Served};
+use crate::kube::Cluster;
+
+pub(super) type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// What host calls reach: the effective config, and the runtime the clients run on.
+#[derive(Debug, Clone, Default)]
+pub struct HostContext {
+    pub config: Arc<Config>,
+    /// `None` where nothing may run: the API reference and `runbook check`.
+    pub rt: Option<Handle>,
+    /// Hide the repository's progress in backup and restore calls.
+    pub quiet: bool,
+}
+
+/// One run's connection to the world: the context, the run state, and the cluster client,
+/// connected on first use.
+pub(super) struct Host {
+    pub ctx: HostContext,
+    state: Shared,
+    cluster: Mutex<Option<Cluster>>,
+    served: Mutex<Option<Arc<Served>>>,
+}
+
+impl Host {
+    pub(super) fn new(ctx: HostContext, state: Shared) -> Arc<Self> {
+        Arc::new(Self {
+            ctx,
+            state,
+            cluster: Mutex::new(None),
+            served: Mutex::new(None),
+        })
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// Runs `fut` to its end on the runtime, or until the nearer deadline passes.
+    pub(super) fn block<T, E: Display>(&self, fut: impl Future<Output = Result<T, E>>) -> Res<T> {
+        let rt = self.rt()?;
+        let deadline = lock(&self.state).deadlines.next();
+        let out = rt.block_on(async move {
+            match deadline {
+                Some((at, which)) => tokio::time::timeout_at(at.into(), fut)
+                    .await
+                    .map_err(|_| which),
+                None => Ok(fut.await),
+            }
+        });
+        match out {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(error(e.to_string())),
+            Err(which) => Err(error(super::sandbox::timeout_message(which))),
+        }
+    }
+
+    /// Runs blocking library code (backup, restore, the repository) on this thread.
+    pub(super) fn rt(&self) -> Res<&Handle> {
+        self.ctx
+            .rt
+            .as_ref()
+            .ok_or_else(|| error("host calls cannot run here".into()))
+    }
+
+    /// The cluster client, connected on first use.
+    pub(super) fn cluster(&self) -> Res<Cluster> {
+        if let Some(c) = &*self.cluster.lock().map_err(|e| error(e.to_string()))? {
+            return Ok(c.clone());
+        }
+        let cfg = self.ctx.config.kubernetes.clone();
+        let c = self.block(async move { Cluster::connect(&cfg).await })?;
+        *self.cluster.lock().map_err(|e| error(e.to_string()))? = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The served kinds, discovered on first use and again after CRDs were applied.
+    pub(super) fn served(&self) -> Res<Arc<Served>> {
+        if let Some(s) = &*self.served.lock().map_err(|e| error(e.to_string()))? {
+            return Ok(s.clone());
+        }
+        let cluster = self.cluster()?;
+        let s = Arc::new(self.block(async move { Served::discover(&cluster).await })?);
+        *self.served.lock().map_err(|e| error(e.to_string()))? = Some(s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn rediscover(&self) {
+        if let Ok(mut s) = self.served.lock() {
+            *s = None;
+        }
+    }
+
+    /// A kind by the name a runbook gives it.
+    pub(super) fn kind(&self, name: &str) -> Res<Kind> {
+        self.served()?.find(name).cloned().map_err(error)
+    }
+
+    /// A path a runbook names, relative to the runbook's folder.
+    pub(super) fn relative(&self, path: &str) -> std::path::PathBuf {
+        let file = lock(&self.state).plan.file.clone();
+        super::sandbox::folder_of(&file).join(path)
+    }
+
+    /// Whether this is a dry run.
+    pub(super) fn dry_run(&self) -> bool {
+        lock(&self.state).plan.dry_run
+    }
+
+    /// Announces a change about to be made: refused outside a step, where it would not be
+    /// journaled; on a dry run, recorded in the step's plan. Returns whether it is a dry run.
+    pub(super) fn change(&self, call: &str, what: &str) -> Res<bool> {
+        let mut st = lock(&self.state);
+        let dry = st.plan.dry_run;
+        let redacted = st.redactor.text(what);
+        match st.current.as_mut() {
+            None => Err(error(format!(
+                "{call} is outside a step; put changes inside step(\"...\", || ...) so that they are journaled and resumable"
+            ))),
+            Some(c) => {
+                if dry {
+                    c.planned.push(redacted);
+                } else {
+                    c.messages.push(format!("changed: {redacted}"));
+                }
+                Ok(dry)
+            }
+        }
+    }
+
+    /// Notes, on a dry run, a step of the plan that is not a change (a wait).
+    pub(super) fn plan_only(&self, what: &str) {
+        let mut st = lock(&self.state);
+        if st.plan.dry_run {
+            let what = st.redactor.text(what);
+            if let Some(c) = st.current.as_mut() {
+                c.planned.push(what);
+            }
+        }
+    }
+}
+
+/// The host modules, by name.
+const MODULES: &[(&str, fn(&Arc<Host>) -> Module)] = &[
+    ("kube", kube::module),
+    ("crds", crds::module),
+    ("argo", argo::module),
+];
+
+/// Registers every host module into `engine`.
+pub(super) fn register(engine: &mut Engine, host: &Arc<Host>) {
+    for (name, module) in MODULES {
+        engine.register_static_module(*name, module(host).into());
+    }
+}
+
+/// Declares the modules' names, empty, to an engine that only compiles: with strict
+/// variables, rhai checks at compile time that `kube::` names a module.
+pub(super) fn declare(engine: &mut Engine) {
+    for (name, _) in MODULES {
+        engine.register_static_module(*name, Module::new().into());
+    }
+}
+
+/// The host functions that change something: a lint refuses them outside a step.
+pub(super) const MUTATING: &[&str] = &[
+    "kube::apply",
+    "kube::delete",
+    "kube::scale",
+    "crds::apply",
+    "backup::run",
+    "restore::databases",
+    "restore::buckets",
+    "restore::kubernetes",
+];
+
+/// A registration with its parameter names and a doc comment with an example.
+pub(super) fn func(name: &str, params: &[&str], text: &str, example: &str) -> FuncRegistration {
+    FuncRegistration::new(name)
+        .with_params_info(params)
+        .with_comments([super::api::doc(text, example)])
+}
+
+pub(super) fn to_dynamic(v: &Value) -> Res<Dynamic> {
+    rhai::serde::to_dynamic(v)
+}
+
+pub(super) fn to_json(d: &Dynamic) -> Res<Value> {
+    rhai::serde::from_dynamic(d)
+}
+
+/// `""` means "no namespace": cluster-scoped, or all namespaces for a list.
+pub(super) fn ns(namespace: &str) -> Option<&str> {
+    (!namespace.is_empty()).then_some(namespace)
+}
+
+/// A string option of an options map.
+pub(super) fn opt_str(m: &rhai::Map, key: &str) -> Res<Option<String>> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
+        Some(v) => v
+            .clone()
+            .into_string()
+            .map(Some)
+            .map_err(|t| error(format!("option `{key}` must be a string, not {t}"))),
+    }
+}
+
+/// Refuses option keys a function does not take, so that a typo is not silently ignored.
+pub(super) fn known_options(call: &str, m: &rhai::Map, keys: &[&str]) -> Res<()> {
+    match m.keys().find(|k| !keys.contains(&k.as_str())) {
+        Some(k) => Err(error(format!(
+            "{call}: unknown option `{k}`; it takes {}",
+            keys.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
