@@ -1,11 +1,15 @@
-//! The HTTP front: routing Kubernetes API paths onto the store, discovery documents, Table
-//! output for kubectl, fault injection and the request log.
+//! The HTTP front: routing Kubernetes API paths onto the store, the discovery documents and the
+//! subresources, fault injection and the request log.
 
+use crate::discovery::{core_versions, group_doc, group_list, resource_list, version};
 use crate::errors::ApiError;
+use crate::logs;
 use crate::rbac::{review, Identity};
-use crate::resources::{groups, Res, AUTHZ_GROUP};
+use crate::resources::{Res, AUTHZ_GROUP};
+use crate::scale::{self, ScaleRequest};
 use crate::store::{Ctx, ListQuery, PatchKind, State};
-use crate::util::{human_age, now_secs, parse_query, parse_rfc3339};
+use crate::table::table;
+use crate::util::parse_query;
 use crate::Request;
 use axum::body::Bytes;
 use axum::extract::State as AxState;
@@ -40,10 +44,11 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
-struct Query(Vec<(String, String)>);
+/// A parsed query string, parameters in order.
+pub struct Query(pub Vec<(String, String)>);
 
 impl Query {
-    fn get(&self, k: &str) -> Option<&str> {
+    pub fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
     fn all<'a>(&'a self, k: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -54,9 +59,11 @@ impl Query {
     }
 }
 
-enum Reply {
+pub enum Reply {
     Json(u16, Value),
     Text(&'static str),
+    /// A `text/plain` body (pod logs).
+    Plain(Vec<u8>),
     Watch(mpsc::Receiver<Bytes>),
 }
 
@@ -193,6 +200,12 @@ async fn handle(
         None => match route(&app, &method, &path, &query, &headers, &body) {
             Ok(Reply::Json(code, v)) => json_response(code, &v),
             Ok(Reply::Text(t)) => t.into_response(),
+            Ok(Reply::Plain(b)) => {
+                let mut r = b.into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("text/plain"));
+                r
+            }
             Ok(Reply::Watch(rx)) => {
                 let mut r = axum::body::Body::new(WatchBody(rx)).into_response();
                 r.headers_mut()
@@ -214,6 +227,7 @@ async fn handle(
     }
     st.requests.push(Request {
         method: method.as_str().to_string(),
+        subresource: subresource_of(&path),
         path,
         query: raw_query,
         status,
@@ -270,6 +284,25 @@ fn resolve_target(st: &State, group: &str, version: &str, rest: &[&str]) -> Resu
     }
 }
 
+/// The subresource a resource path names (`status`, `scale`, `log`…), from its shape alone:
+/// `…/namespaces/{ns}/{plural}/{name}/{sub}`, `…/{plural}/{name}/{sub}` for cluster-scoped
+/// kinds, and `/api/v1/namespaces/{name}/{status|finalize}`.
+fn subresource_of(path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (core, rest) = match segs.as_slice() {
+        ["api", _, rest @ ..] => (true, rest),
+        ["apis", _, _, rest @ ..] => (false, rest),
+        _ => return None,
+    };
+    let sub = match rest {
+        ["namespaces", _, _, _, sub] => sub,
+        ["namespaces", _, sub @ ("status" | "finalize")] if core => sub,
+        [first, _, sub] if *first != "namespaces" => sub,
+        _ => return None,
+    };
+    Some((*sub).to_string())
+}
+
 /// `dryRun` from a DeleteOptions body (kube and client-go send delete options there).
 fn body_dry_run(body: &Bytes) -> Vec<String> {
     serde_json::from_slice::<Value>(body)
@@ -308,7 +341,7 @@ fn caller(headers: &HeaderMap) -> Identity {
     }
 }
 
-fn parse_body(headers: &HeaderMap, body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
+pub fn parse_body(headers: &HeaderMap, body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
     let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     if yaml || ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -316,6 +349,35 @@ fn parse_body(headers: &HeaderMap, body: &Bytes, yaml: bool) -> Result<Value, Ap
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded as JSON: {e}")))
+    }
+}
+
+/// How a PATCH body is to be applied, from its content type.
+pub enum PatchFormat {
+    /// Merge patch; strategic merge is treated as one.
+    Merge,
+    Json,
+    /// Server-side apply by this field manager.
+    Apply(String),
+}
+
+pub fn patch_format(headers: &HeaderMap, query: &Query) -> Result<PatchFormat, ApiError> {
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    match ct.split(';').next().unwrap_or("").trim() {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => Ok(PatchFormat::Merge),
+        "application/json-patch+json" => Ok(PatchFormat::Json),
+        "application/apply-patch+yaml" => match query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(m) => Ok(PatchFormat::Apply(m.to_string())),
+            None => Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                "fieldManager",
+                "FieldValueRequired",
+                "Required value: is required for apply patch",
+            )),
+        },
+        other => Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"))),
     }
 }
 
@@ -356,7 +418,7 @@ fn route(
     }
     let st = app.lock();
     let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
-        ["api"] if get => return Ok(Reply::Json(200, core_versions(app))),
+        ["api"] if get => return Ok(Reply::Json(200, core_versions(app.addr))),
         ["apis"] if get => return Ok(Reply::Json(200, group_list(&st))),
         ["apis", g] if get => return group_doc(&st, g).map(|v| Reply::Json(200, v)),
         ["api", v, rest @ ..] => ("", *v, rest),
@@ -435,7 +497,11 @@ fn route(
                     let list = app.lock().list(&res, ns.as_deref(), &q);
                     Ok(Reply::Json(
                         200,
-                        if as_table { table(&res, &list, query) } else { list },
+                        if as_table {
+                            table(&res, &list, query.get("includeObject").unwrap_or("Metadata"))
+                        } else {
+                            list
+                        },
                     ))
                 }
                 Method::POST => {
@@ -460,13 +526,33 @@ fn route(
             }
         }
         Target::Item { res, ns, name, sub } => {
-            if let Some(s) = sub.as_deref() {
-                if s != "status" || !res.status {
-                    return Err(ApiError::no_route());
+            match sub.as_deref() {
+                None => {}
+                Some("log") if logs::serves(&res) => {
+                    if *method != Method::GET {
+                        return Err(ApiError::method_not_allowed());
+                    }
+                    return logs::read(&app.lock(), &res, &ns, &name, query).map(Reply::Plain);
                 }
-                if !matches!(*method, Method::GET | Method::PUT | Method::PATCH) {
+                Some("scale") if scale::serves(&res) => {
+                    let req = ScaleRequest {
+                        method,
+                        res: &res,
+                        ns: &ns,
+                        name: &name,
+                        query,
+                        headers,
+                        body,
+                        as_table,
+                    };
+                    return scale::handle(&mut app.lock(), &req, &ctx(Some("scale".into())));
+                }
+                // The status subresource is read and written, never created or deleted.
+                Some("status") if res.status && !matches!(*method, Method::GET | Method::PUT | Method::PATCH) => {
                     return Err(ApiError::method_not_allowed());
                 }
+                Some("status") if res.status => {}
+                Some(_) => return Err(ApiError::no_route()),
             }
             match *method {
                 Method::GET => {
@@ -474,7 +560,10 @@ fn route(
                     let obj = app.lock().get(&res, &ns, &name)?;
                     if as_table {
                         let list = json!({"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]}, "items": [obj]});
-                        return Ok(Reply::Json(200, table(&res, &list, query)));
+                        return Ok(Reply::Json(
+                            200,
+                            table(&res, &list, query.get("includeObject").unwrap_or("Metadata")),
+                        ));
                     }
                     Ok(Reply::Json(200, obj))
                 }
@@ -487,33 +576,18 @@ fn route(
                 }
                 Method::PATCH => {
                     verb_ok(&res, "patch")?;
-                    let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    let ct = ct.split(';').next().unwrap_or("").trim();
-                    let kind = match ct {
-                        "application/merge-patch+json" | "application/strategic-merge-patch+json" => PatchKind::Merge,
-                        "application/json-patch+json" => PatchKind::Json,
-                        "application/apply-patch+yaml" => {
-                            let Some(mgr) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
-                                return Err(ApiError::invalid(
-                                    "meta.k8s.io",
-                                    "PatchOptions",
-                                    "",
-                                    "fieldManager",
-                                    "FieldValueRequired",
-                                    "Required value: is required for apply patch",
-                                ));
-                            };
+                    let kind = match patch_format(headers, query)? {
+                        PatchFormat::Merge => PatchKind::Merge,
+                        PatchFormat::Json => PatchKind::Json,
+                        PatchFormat::Apply(mgr) => {
                             let obj = parse_body(headers, body, true)?;
                             let mut c = ctx(sub);
-                            c.manager = mgr.to_string();
+                            c.manager = mgr;
                             let force = query.flag("force");
                             let mut st = app.lock();
                             let existed = st.get(&res, &ns, &name).is_ok();
                             let out = st.apply(&res, &ns, &name, obj, &c, force)?;
                             return Ok(Reply::Json(if existed { 200 } else { 201 }, out));
-                        }
-                        other => {
-                            return Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})")));
                         }
                     };
                     let patch = parse_body(headers, body, false)?;
@@ -593,153 +667,4 @@ fn access_review(app: &App, res: &Res, headers: &HeaderMap, body: &Bytes) -> Res
     }
     obj["status"] = status;
     Ok(obj)
-}
-
-fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "32",
-        "gitVersion": "v1.32.0-standin",
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2025-01-01T00:00:00Z",
-        "goVersion": "go1.23.0",
-        "compiler": "gc",
-        "platform": "linux/amd64"
-    })
-}
-
-fn core_versions(app: &App) -> Value {
-    json!({
-        "kind": "APIVersions",
-        "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": app.addr.to_string()}]
-    })
-}
-
-fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
-    json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
-}
-
-fn group_list(st: &State) -> Value {
-    let gs: Vec<Value> = groups(&st.all_resources())
-        .iter()
-        .map(|(g, vs)| group_json(g, vs))
-        .collect();
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
-}
-
-fn group_doc(st: &State, group: &str) -> Result<Value, ApiError> {
-    let gs = groups(&st.all_resources());
-    let (g, vs) = gs.iter().find(|(g, _)| g == group).ok_or_else(ApiError::no_route)?;
-    let mut doc = group_json(g, vs);
-    doc["kind"] = json!("APIGroup");
-    doc["apiVersion"] = json!("v1");
-    Ok(doc)
-}
-
-fn resource_list(st: &State, group: &str, version: &str) -> Result<Value, ApiError> {
-    let rs: Vec<Res> = st
-        .all_resources()
-        .into_iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
-    if rs.is_empty() {
-        return Err(ApiError::no_route());
-    }
-    let mut out = Vec::new();
-    for r in &rs {
-        let mut e = json!({
-            "name": r.plural,
-            "singularName": r.singular,
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": r.verbs,
-        });
-        if !r.short_names.is_empty() {
-            e["shortNames"] = json!(r.short_names);
-        }
-        out.push(e);
-        if r.status {
-            out.push(json!({
-                "name": format!("{}/status", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
-    let gv = rs[0].api_version();
-    Ok(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
-}
-
-/// A `meta.k8s.io/v1` Table of a list, the shape `kubectl get` asks for.
-fn table(res: &Res, list: &Value, query: &Query) -> Value {
-    let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": name, "priority": 0});
-    let mut cols = vec![col("Name", "string", "name")];
-    match (res.group.as_str(), res.plural.as_str()) {
-        ("", "pods") => cols.extend([
-            col("Ready", "string", ""),
-            col("Status", "string", ""),
-            col("Restarts", "string", ""),
-            col("Age", "string", ""),
-        ]),
-        ("", "namespaces") => cols.extend([col("Status", "string", ""), col("Age", "string", "")]),
-        ("apiextensions.k8s.io", _) => cols.push(col("Created At", "date", "")),
-        _ => cols.push(col("Age", "string", "")),
-    }
-    let now = now_secs();
-    let include = query.get("includeObject").unwrap_or("Metadata");
-    let rows: Vec<Value> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|o| {
-            let md = &o["metadata"];
-            let created = md["creationTimestamp"].as_str().unwrap_or("");
-            let age = parse_rfc3339(created)
-                .map(|t| human_age(now - t))
-                .unwrap_or_else(|| "<unknown>".into());
-            let mut cells = vec![md["name"].clone()];
-            match (res.group.as_str(), res.plural.as_str()) {
-                ("", "pods") => {
-                    let statuses = o["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-                    let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-                    let ready = statuses.iter().filter(|s| s["ready"] == true).count();
-                    let restarts: i64 = statuses.iter().filter_map(|s| s["restartCount"].as_i64()).sum();
-                    let phase = o["status"]["phase"].as_str().unwrap_or("Pending");
-                    cells.extend([
-                        json!(format!("{ready}/{total}")),
-                        json!(phase),
-                        json!(restarts.to_string()),
-                        json!(age),
-                    ]);
-                }
-                ("", "namespaces") => cells.extend([o["status"]["phase"].clone(), json!(age)]),
-                ("apiextensions.k8s.io", _) => cells.push(json!(created)),
-                _ => cells.push(json!(age)),
-            }
-            let mut row = json!({"cells": cells});
-            match include {
-                "None" => {}
-                "Object" => row["object"] = o.clone(),
-                _ => {
-                    row["object"] =
-                        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": md})
-                }
-            }
-            row
-        })
-        .collect();
-    let mut meta = json!({"resourceVersion": list["metadata"]["resourceVersion"]});
-    if let Some(c) = list["metadata"].get("continue") {
-        meta["continue"] = c.clone();
-        meta["remainingItemCount"] = list["metadata"]["remainingItemCount"].clone();
-    }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "columnDefinitions": cols, "rows": rows})
 }

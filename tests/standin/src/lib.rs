@@ -8,6 +8,40 @@
 //! stored RBAC objects, Table output for `kubectl get`, fault injection and a request log.
 //! It is test tooling: a dev-dependency of kfguard, never part of the shipped binary.
 //!
+//! Besides the workloads, RBAC, config and storage kinds it serves Endpoints (`ep`) and
+//! `discovery.k8s.io/v1` EndpointSlices as plain stored objects (nothing derives them from
+//! Services or Pods: seed them).
+//!
+//! # Subresources
+//!
+//! - `…/{kind}/{name}/status` for the kinds that have one: writes change only `.status`, and
+//!   main-resource writes keep the live status.
+//! - `pods/{name}/log` answers, as `text/plain`, whatever the test stored with
+//!   [`Server::set_pod_log`], picked and trimmed as the API server and the kubelet do:
+//!   `container` (defaulted when the pod has one container; 400 `a container name must be
+//!   specified for pod P, choose one of: [a b]` when it has several, 400 `container X is not
+//!   valid for pod P` for an unknown one), `previous` (400 `previous terminated container "c" in
+//!   pod "p" not found` unless a previous log was stored or the status has
+//!   `lastState.terminated`), `tailLines` and `limitBytes` (422 for a negative `tailLines` or a
+//!   `limitBytes` below 1, as `ValidatePodLogOptions` has it). With no stored log the body is
+//!   empty, except that a container whose status is waiting answers as the kubelet does: after
+//!   a crash (`lastState.terminated`) with the previous log, before its first start with 400
+//!   `container "c" in pod "p" is waiting to start: REASON`. A stored current log always wins. `timestamps`, `sinceSeconds` and `sinceTime`
+//!   are ignored; `follow` is answered as if false (the whole log at once, then the body ends);
+//!   the pod need not be scheduled (`spec.nodeName`).
+//! - `deployments|statefulsets|replicasets/{name}/scale` serve an `autoscaling/v1` Scale built
+//!   from the parent (its name, namespace, uid, resourceVersion and creationTimestamp,
+//!   `spec.replicas` defaulted to 1 and omitted at 0 as `omitempty` makes the real server do,
+//!   `status.replicas`, and `status.selector` printed from `spec.selector`). PUT and PATCH (merge,
+//!   strategic merge as merge, JSON patch; apply approximated as a merge) set the parent's
+//!   `spec.replicas` through the parent's write pipeline: new resourceVersion and generation, a
+//!   `managedFields` entry with `subresource: scale`, a MODIFIED watch event, `dryRun=All`
+//!   honoured, a Scale resourceVersion checked as a precondition, and 422 for negative replicas.
+//!   Nothing reconciles `status.replicas`: set it by seeding or through `/status`.
+//!
+//! Discovery lists `pods/log`, `*/scale` (group `autoscaling`, version `v1`, kind `Scale`) and
+//! `*/status`, as a real server does; each request log entry names its subresource.
+//!
 //! Discovery lists each group's versions in Kubernetes version priority and prefers the first,
 //! as a real API server does: GA over beta over alpha, then the higher number (`v1` over
 //! `v2beta1` over `v1beta1` over `v1alpha1`), whatever the order of the CRDs that serve them.
@@ -20,6 +54,7 @@
 //! server.seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kubeflow\n").unwrap();
 //! server.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig")).unwrap();
 //! server.inject(Fault { status: 429, times: 2, retry_after_secs: Some(1), ..Fault::default() });
+//! server.set_pod_log("kubeflow", "ml-pipeline-0", "api-server", false, "connection refused\n");
 //! // … run kfguard against it, then assert on server.all(), server.get(..), server.requests()
 //! ```
 //!
@@ -56,15 +91,22 @@
 //! resources, no admission, no garbage collection by owner references (deleting a namespace or a
 //! CRD removes its objects at once), `managedFields.fieldsV1` lists the keys a manager sent, and
 //! apply conflicts are reported only when another manager listed a field whose value changes.
+//! No controllers run: scaling a Deployment changes its `spec.replicas` and nothing else (no
+//! ReplicaSets or Pods appear or go), and pod logs, endpoints and statuses are what the test
+//! stored. No other pod subresources (exec, attach, port-forward, eviction) are served.
 
+mod discovery;
 mod errors;
 mod http;
+mod logs;
 mod patch;
 mod proto;
 mod rbac;
 mod resources;
+mod scale;
 mod select;
 mod store;
+mod table;
 mod util;
 
 use anyhow::Context as _;
@@ -99,6 +141,8 @@ impl Default for Options {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The subresource addressed (`status`, `scale`, `log`…), if any.
+    pub subresource: Option<String>,
     /// The raw query string, without `?`.
     pub query: String,
     pub status: u16,
@@ -277,6 +321,14 @@ preferences: {{}}
 
     pub fn clear_requests(&self) {
         self.app.lock().requests.clear();
+    }
+
+    /// Sets what `GET /api/v1/namespaces/{namespace}/pods/{pod}/log?container={container}` answers;
+    /// `previous` sets the log of the container's previous, terminated run (`previous=true`).
+    /// The pod need not exist yet; deleting it drops its logs, as a real cluster does.
+    pub fn set_pod_log(&self, namespace: &str, pod: &str, container: &str, previous: bool, text: &str) {
+        let key = (namespace.to_string(), pod.to_string(), container.to_string(), previous);
+        self.app.lock().logs.insert(key, text.to_string());
     }
 
     /// Adds a fault; faults are consulted in the order they were injected.

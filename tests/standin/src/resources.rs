@@ -96,6 +96,7 @@ pub fn builtins() -> &'static [Res] {
             builtin("v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
             builtin("v1", "limitranges", "LimitRange", true, &["limits"], false),
             builtin("v1", "events", "Event", true, &["ev"], false),
+            builtin("v1", "endpoints", "Endpoints", true, &["ep"], false),
             builtin("v1", "nodes", "Node", false, &["no"], true),
             builtin("apps/v1", "deployments", "Deployment", true, &["deploy"], true),
             builtin("apps/v1", "statefulsets", "StatefulSet", true, &["sts"], true),
@@ -135,6 +136,14 @@ pub fn builtins() -> &'static [Res] {
                 false,
             ),
             builtin("networking.k8s.io/v1", "ingresses", "Ingress", true, &["ing"], true),
+            builtin(
+                "discovery.k8s.io/v1",
+                "endpointslices",
+                "EndpointSlice",
+                true,
+                &[],
+                false,
+            ),
             builtin(
                 "storage.k8s.io/v1",
                 "storageclasses",

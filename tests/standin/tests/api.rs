@@ -7,30 +7,15 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Discovery;
-use kube::{Client, Config};
+use kube::Client;
 use kube_standin::{Fault, Options, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-async fn client(server: &Server) -> Client {
-    // In a workspace build rustls has two crypto providers linked (kfguard's S3 client brings
-    // the other), and then needs one chosen; an error means one already is.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!("kube-standin-{}-{}", std::process::id(), server.port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("kubeconfig");
-    server.write_kubeconfig(&path).unwrap();
-    let kc = Kubeconfig::read_from(&path).unwrap();
-    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    // The tests see every answer of the server, as kfguard does: no retry inside the client.
-    config.default_retry = false;
-    Client::try_from(config).unwrap()
-}
+mod common;
+use common::{client, code, Kubectl};
 
 fn dynamic(client: &Client, gv: &str, kind: &str, plural: &str, ns: Option<&str>) -> Api<DynamicObject> {
     let (g, v) = gv.split_once('/').unwrap_or(("", gv));
@@ -43,14 +28,6 @@ fn dynamic(client: &Client, gv: &str, kind: &str, plural: &str, ns: Option<&str>
 
 fn obj(v: Value) -> DynamicObject {
     serde_json::from_value(v).unwrap()
-}
-
-/// The HTTP code of a failed call.
-fn code<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String, String) {
-    match r {
-        Err(kube::Error::Api(e)) => (e.code, e.reason, e.message),
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 const NOTEBOOKS_CRD: &str = r#"
@@ -727,28 +704,14 @@ fn seeding_rules_and_namespace_deletion_from_a_plain_test() {
 
 #[test]
 fn kubectl_reads_through_the_stand_in() {
-    // scripts/services.sh installs kubectl; a missing one is a failure, not a skip.
-    let kubectl = "kubectl";
     let server = Server::start(Options::default());
     server
         .seed_dir(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures")))
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("kube-standin-kubectl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kc = dir.join("kubeconfig");
-    server.write_kubeconfig(&kc).unwrap();
+    let kubectl = Kubectl::new(&server);
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(kubectl)
-            .args(args)
-            .env("KUBECONFIG", &kc)
-            .env("HOME", &dir)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let r = kubectl.run(args);
+        (r.code, r.stdout, r.stderr)
     };
     let (rc, out, err) = run(&["get", "pods", "-A"]);
     assert_eq!(rc, Some(0), "{err}");

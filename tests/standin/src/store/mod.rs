@@ -32,6 +32,8 @@ pub struct State {
     pub latency: Duration,
     pub requests: Vec<Request>,
     pub log_stderr: bool,
+    /// Container logs the test stored, for `pods/log`.
+    pub logs: BTreeMap<crate::logs::LogKey, String>,
     /// Committed changes, for watches.
     pub events: tokio::sync::broadcast::Sender<Event>,
 }
@@ -49,7 +51,7 @@ pub struct Event {
 pub struct Ctx {
     pub dry_run: bool,
     pub manager: String,
-    /// `Some("status")` for writes to the status subresource.
+    /// `Some("status")` for writes to the status subresource, `Some("scale")` to the scale one.
     pub subresource: Option<String>,
     /// Fixture seeding: keep given status and metadata, establish CRDs at once.
     pub seeding: bool,
@@ -128,6 +130,7 @@ impl State {
             latency: Duration::ZERO,
             requests: Vec::new(),
             log_stderr: false,
+            logs: BTreeMap::new(),
             events: tokio::sync::broadcast::channel(8192).0,
         }
     }
@@ -155,6 +158,9 @@ impl State {
                 self.rv += 1;
                 md_mut(&mut o).insert("resourceVersion".into(), json!(self.rv.to_string()));
                 self.emit("DELETED", &k, &o);
+                if k.0.is_empty() && k.1 == "pods" {
+                    self.logs.retain(|l, _| l.0 != k.2 || l.1 != k.3);
+                }
             }
         }
     }

@@ -247,6 +247,30 @@ impl State {
         self.commit_update(res, &live, new, ctx, "Update", &sent)
     }
 
+    /// A write through the scale subresource: sets the parent's `spec.replicas`. A given
+    /// `resource_version` is a precondition, as the Scale's own resourceVersion is.
+    pub fn set_replicas(
+        &mut self,
+        res: &Res,
+        ns: &str,
+        name: &str,
+        replicas: i64,
+        resource_version: Option<&str>,
+        ctx: &Ctx,
+    ) -> Result<Value, ApiError> {
+        let live = Self::present(res, &self.live(res, ns, name)?);
+        let mut new = live.clone();
+        if !new["spec"].is_object() {
+            new["spec"] = json!({});
+        }
+        new["spec"]["replicas"] = json!(replicas);
+        if let Some(rv) = resource_version {
+            md_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+        }
+        let sent = json!({"spec": {"replicas": replicas}});
+        self.commit_update(res, &live, new, ctx, "Update", &sent)
+    }
+
     /// Server-side apply, approximated: create if absent, else merge the applied object into the
     /// live one. Without `force`, a changed field listed in another manager's entry is a conflict.
     pub fn apply(
