@@ -478,3 +478,42 @@ fn an_unknown_kind_fails_the_step_with_what_to_write() {
     assert!(line.contains("step `list` failed"), "{line}\n{err}");
     assert!(err.contains("the cluster serves no kind `Pods2`"), "{err}");
 }
+
+#[test]
+fn a_crashing_pods_previous_log_and_a_services_endpoints_are_read() {
+    let kf = Kf::local();
+    let (server, cfg) = standin(&kf, "c");
+    server.seed_yaml(CLUSTER).unwrap();
+    server
+        .seed_yaml("apiVersion: v1\nkind: Endpoints\nmetadata: {name: ml-pipeline, namespace: kubeflow}\nsubsets: []\n")
+        .unwrap();
+    server.set_pod_log(
+        "kubeflow",
+        "ml-pipeline-7d9c",
+        "main",
+        true,
+        "starting\nconnecting to mysql\nF1201 cannot reach mysql:3306: connection refused\n",
+    );
+    let script = r#"
+step("why it crashed", || kube::logs("kubeflow", "ml-pipeline-7d9c", #{ previous: true, tail: 1 }));
+step("endpoints", || {
+    let ep = kube::get("Endpoints", "kubeflow", "ml-pipeline");
+    ep.subsets.len()
+});
+step("no such option", || kube::logs("kubeflow", "ml-pipeline-7d9c", #{ tial: 1 }));
+"#;
+    let (code, report, err) = run(&kf, &cfg, "logs", script, &[]);
+    assert_eq!(code, 1, "{err}\n{report:#}");
+    assert_eq!(
+        report["steps"][0]["output"],
+        "F1201 cannot reach mysql:3306: connection refused\n"
+    );
+    assert_eq!(report["steps"][1]["output"], 0);
+    assert!(
+        report["steps"][2]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unknown option `tial`"),
+        "{report:#}"
+    );
+}
