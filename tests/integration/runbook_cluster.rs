@@ -246,7 +246,7 @@ fn a_dry_run_sends_every_change_as_a_dry_run_and_plans_it() {
         planned,
         [
             "scale Deployment kubeflow/ml-pipeline-scheduledworkflow to 0",
-            "apply ConfigMap kubeflow/kfguard-note",
+            "apply ConfigMap kubeflow/kfguard-note (new)",
             "delete ConfigMap kubeflow/stale",
         ]
     );
@@ -287,6 +287,20 @@ fn a_dry_run_sends_every_change_as_a_dry_run_and_plans_it() {
             .get("v1", "ConfigMap", Some("kubeflow"), "kfguard-note")
             .unwrap()["data"]["restored"],
         "yes"
+    );
+
+    // A second dry run of the apply shows the field diff against the live object.
+    let (code, report, err) = run(
+        &kf,
+        &cfg,
+        "again",
+        "step(\"apply\", || kube::apply(#{ apiVersion: \"v1\", kind: \"ConfigMap\", metadata: #{ name: \"kfguard-note\", namespace: \"kubeflow\" }, data: #{ restored: \"twice\" } }));",
+        &["--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        report["steps"][0]["planned"][0],
+        "apply ConfigMap kubeflow/kfguard-note: ~ data.restored: \"yes\" -> \"twice\""
     );
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Map, Module};
 
 use super::{func, known_options, ns, opt_str, to_dynamic, to_json, Host, Res};
+use crate::drift::{fields, redact};
 use crate::kube::live::{self, Access, Condition, LogQuery};
 use crate::kube::object::ObjectKey;
 use crate::kube::{apply, wait};
@@ -286,14 +287,45 @@ fn apply_one(h: &Host, o: &Map) -> Res<String> {
     let key = ObjectKey::of(&obj).ok_or_else(|| {
         error("kube::apply: the object needs apiVersion, kind and metadata.name".into())
     })?;
-    let dry = h.change(
-        "kube::apply",
-        &format!("apply {} {}", key.kind, where_(&key)),
-    )?;
     let cluster = h.cluster()?;
     let kind = h.kind(&key.group_kind())?;
+    let mut what = format!("apply {} {}", key.kind, where_(&key));
+    if h.dry_run() {
+        what.push_str(&field_diff(h, &cluster, &kind, &key, &obj)?);
+    }
+    let dry = h.change("kube::apply", &what)?;
     let uid = h.block(async { apply::apply(&cluster, &kind, &key, &obj, dry).await })?;
     Ok(uid.unwrap_or_default())
+}
+
+/// What applying `obj` would change on the live object, for the plan: ` (new)`, or
+/// `: ~ data.x: "a" -> "b"; + data.y: "c"`, with a Secret's values hidden.
+fn field_diff(
+    h: &Host,
+    cluster: &crate::kube::Cluster,
+    kind: &crate::kube::catalog::Kind,
+    key: &ObjectKey,
+    obj: &serde_json::Value,
+) -> Res<String> {
+    let live =
+        h.block(async { live::get(cluster, kind, key.namespace.as_deref(), &key.name).await })?;
+    let Some(live) = live else {
+        return Ok(" (new)".into());
+    };
+    let mut desired = obj.clone();
+    if let Some(o) = desired.as_object_mut() {
+        // The version is the cluster's to choose; identity fields cannot differ.
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+    let mut changes = fields::applied(&live, &desired);
+    redact::secret_values(key, &mut changes);
+    Ok(if changes.is_empty() {
+        " (no change)".into()
+    } else {
+        let lines: Vec<String> = changes.iter().map(fields::Change::line).collect();
+        format!(": {}", lines.join("; "))
+    })
 }
 
 fn where_(key: &ObjectKey) -> String {
