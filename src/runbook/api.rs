@@ -2,12 +2,13 @@
 //! its documentation, so that `kfguard runbook api` prints the reference from the registry.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde::Deserialize;
 
+use super::prompt;
 use super::sandbox;
 use super::steps::{self, error, lock, Finding, Severity, Shared};
 use super::Limits;
@@ -96,7 +97,7 @@ pub(super) fn register(engine: &mut Engine, state: &Shared) {
         )])
         .register_into_engine(engine, move |m: &str| {
             let mut st = lock(&s);
-            let text = format!("warning: {m}");
+            let text = st.redactor.text(&format!("warning: {m}"));
             match st.current.as_mut() {
                 Some(c) => {
                     c.warned = true;
@@ -231,14 +232,19 @@ fn param(state: &Shared, name: &str, default: Dynamic) -> Res<Dynamic> {
 }
 
 fn confirm(state: &Shared, msg: &str) -> Res<()> {
-    let (yes, interactive, planned) = {
+    let (yes, interactive, planned, redactor) = {
         let st = lock(state);
         let planned = st
             .current
             .as_ref()
             .map(|c| c.planned.clone())
             .unwrap_or_default();
-        (st.plan.yes, st.plan.interactive, planned)
+        (
+            st.plan.yes,
+            st.plan.interactive,
+            planned,
+            st.redactor.clone(),
+        )
     };
     let note = |text: String| message(state, text);
     if yes {
@@ -250,18 +256,16 @@ fn confirm(state: &Shared, msg: &str) -> Res<()> {
             "confirm(\"{msg}\") needs an answer: pass --yes in a non-interactive run, after reading the plan of a --dry-run"
         )));
     }
-    let mut err = std::io::stderr();
-    for change in &planned {
-        let _ = writeln!(err, "  will: {change}");
-    }
-    let _ = write!(err, "{msg} [y/N] ");
-    let _ = err.flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| error(format!("confirm: cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
+    let planned: Vec<String> = planned.iter().map(|p| redactor.text(p)).collect();
+    let question = redactor.text(msg);
+    let confirmed = prompt::ask(
+        &planned,
+        &question,
+        std::io::stdin().lock(),
+        std::io::stderr(),
+    )
+    .map_err(|e| error(format!("confirm: cannot ask on the terminal: {e}")))?;
+    if confirmed {
         note(format!("confirmed on the terminal: {msg}"));
         Ok(())
     } else {
@@ -299,7 +303,7 @@ fn finding(
     let mut st = lock(state);
     let redactor = st.redactor.clone();
     let f = Finding {
-        code: code.to_string(),
+        code: redactor.text(code),
         severity,
         object: redactor.text(object),
         message: redactor.text(msg),
