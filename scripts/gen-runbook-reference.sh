@@ -6,6 +6,6 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 readme=runbooks/README.md
 intro=$(sed '/^## Host API reference$/,$d' "$readme")
-api=$(cargo run --quiet -- runbook api --format markdown)
+api=$(cargo run --quiet -- runbook api --output markdown)
 printf '%s\n\n%s\n' "$intro" "$api" > "$readme"
 echo "regenerated $readme" >&2

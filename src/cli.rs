@@ -60,7 +60,8 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, env = "KFGUARD_QUIET", value_parser = clap::builder::BoolishValueParser::new())]
     pub quiet: bool,
 
-    /// Output format of the command's result on stdout
+    /// Output format of the command's result on stdout: text, json (one JSON document), or
+    /// markdown (`runbook api`; other commands print text)
     #[arg(long, global = true, env = "KFGUARD_OUTPUT", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
@@ -332,12 +333,16 @@ pub enum RunbookCommand {
     Check(RunbookCheckArgs),
     /// Run a runbook, step by step
     #[command(
-        after_help = "Examples:\n  kfguard runbook run verify-health --set namespace=kubeflow\n  kfguard runbook run reconcile-crds --dry-run\n  kfguard runbook run restore-cluster --resume RUN_ID\n\nExit code 0: every step passed; 1: a step failed; 2: the script does not compile or a parameter is wrong; 3: warnings or findings."
+        after_help = "Examples:\n  kfguard runbook run verify-health --set namespace=kubeflow\n  kfguard runbook run reconcile-crds --dry-run\n  kfguard runbook run restore-cluster --resume RUN_ID\n  kfguard runbook run verify-health --report run.json --junit run.xml\n\nExit code 0: every step passed; 1: a step failed; 2: the script does not compile or a parameter is wrong; 3: warnings or findings."
     )]
     Run(RunbookRunArgs),
     /// Past runs in [runbooks] state_dir, with their state
     Runs,
-    /// The host API reference, generated from the engine's registry
+    /// The host API reference, generated from the engine's registry: markdown, or JSON with
+    /// `--output json`
+    #[command(
+        after_help = "Examples:\n  kfguard runbook api --output markdown\n  kfguard runbook api --output json"
+    )]
     Api(RunbookApiArgs),
 }
 
@@ -372,6 +377,10 @@ pub struct RunbookRunArgs {
     /// Write the whole run as JSON: steps, findings, plan and timings
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the run as JUnit XML for CI (Jenkins, GitLab): one testcase per step, failed and
+    /// skipped steps marked, messages and findings in each step's output
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Exit 3 from this severity of finding up, or exit 1 (`error`: error findings fail the run)
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
@@ -384,11 +393,13 @@ pub enum FailOn {
     Error,
 }
 
+/// `runbook api` prints markdown (as in runbooks/README.md) by default, and rhai's function
+/// metadata with `--output json`.
 #[derive(Debug, Args)]
 pub struct RunbookApiArgs {
-    /// markdown (as in runbooks/README.md) or json (rhai's function metadata)
-    #[arg(long = "format", value_enum, default_value_t = ApiOutput::Markdown)]
-    pub format: ApiOutput,
+    /// The old spelling of `--output markdown|json`; it wins over `--output` when given
+    #[arg(long = "format", value_enum, hide = true)]
+    pub format: Option<ApiOutput>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

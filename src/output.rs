@@ -7,6 +7,8 @@ use serde::Serialize;
 pub enum OutputFormat {
     Text,
     Json,
+    /// Markdown, where a command has a document to print (`runbook api`); text elsewhere.
+    Markdown,
 }
 
 /// Prints a command's result. In JSON mode nothing else is written to stdout.
@@ -18,7 +20,7 @@ pub fn emit<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce(&T)
                 serde_json::to_string_pretty(value).expect("result serialises")
             );
         }
-        OutputFormat::Text => {
+        OutputFormat::Text | OutputFormat::Markdown => {
             let t = text(value);
             if !t.is_empty() {
                 println!("{}", t.trim_end());

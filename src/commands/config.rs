@@ -11,7 +11,9 @@ pub(super) fn run(ctx: &Context, cmd: &ConfigCommand) -> anyhow::Result<Outcome>
             let value = ctx.config.redacted();
             match ctx.global.output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&value)?),
-                OutputFormat::Text => print!("{}", toml::to_string_pretty(&value)?),
+                OutputFormat::Text | OutputFormat::Markdown => {
+                    print!("{}", toml::to_string_pretty(&value)?);
+                }
             }
         }
     }

@@ -71,8 +71,9 @@ pub(super) fn run(ctx: &Context, cmd: &RunbookCommand) -> anyhow::Result<Outcome
         }
         RunbookCommand::Api(args) => {
             let format = match (args.format, ctx.global.output) {
-                (ApiOutput::Json, _) | (_, OutputFormat::Json) => ApiFormat::Json,
-                (ApiOutput::Markdown, _) => ApiFormat::Markdown,
+                (Some(ApiOutput::Json), _) | (None, OutputFormat::Json) => ApiFormat::Json,
+                (Some(ApiOutput::Markdown), _)
+                | (None, OutputFormat::Markdown | OutputFormat::Text) => ApiFormat::Markdown,
             };
             print!("{}", runbook::reference(format, &cfg.limits));
             Ok(Outcome::Ok)
@@ -121,6 +122,7 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
             rt: Some(ctx.rt.handle().clone()),
             quiet: ctx.global.quiet,
         },
+        secrets: ctx.config.secret_values(),
     };
     if !ctx.global.quiet {
         eprintln!(
@@ -129,17 +131,41 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
             if plan.dry_run { " (dry run)" } else { "" }
         );
     }
-    let report = runbook::run(&plan).map_err(usage)?;
+    let report = match runbook::run(&plan) {
+        Ok(report) => report,
+        Err(e) => {
+            // CI still gets its reports, whose one failure says why the run never began.
+            if let Err(w) = write_reports(args, &Report::not_run(&plan, &e)) {
+                tracing::warn!("{w:#}");
+            }
+            return Err(usage(e));
+        }
+    };
     if !ctx.global.quiet {
         eprintln!("run id {}", report.run_id);
     }
-    if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json)
-            .map_err(|e| anyhow::anyhow!("cannot write the report {}: {e}", path.display()))?;
-    }
+    write_reports(args, &report)?;
     emit(ctx.global.output, &report, summary);
     verdict(&report, args.fail_on)
+}
+
+/// `--report` (JSON) and `--junit` (JUnit XML), whatever the run's outcome.
+fn write_reports(args: &RunbookRunArgs, report: &Report) -> anyhow::Result<()> {
+    let write = |path: &std::path::Path, what: &str, text: String| {
+        std::fs::write(path, text).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the {what} {}: {e}; check that its folder exists and is writable",
+                path.display()
+            )
+        })
+    };
+    if let Some(path) = &args.report {
+        write(path, "report", serde_json::to_string_pretty(report)?)?;
+    }
+    if let Some(path) = &args.junit {
+        write(path, "JUnit report", runbook::junit(report))?;
+    }
+    Ok(())
 }
 
 fn summary(r: &Report) -> String {

@@ -339,6 +339,12 @@ impl Config {
         redact::redact(&mut value, None);
         value
     }
+
+    /// The secret values this config names (passwords and secret keys, read from their files
+    /// and variables), for output that must not hold them: runbook reports and journals.
+    pub fn secret_values(&self) -> Vec<String> {
+        redact::secret_values(self)
+    }
 }
 
 fn non_empty_env(name: &str) -> Option<String> {

@@ -1,4 +1,9 @@
-//! Secrets out of output: password-like keys, and passwords inside URLs and connection strings.
+//! Secrets out of output: password-like keys, and passwords inside URLs and connection strings;
+//! and the secret values a config names, for output that has no keys to go by.
+
+use std::path::Path;
+
+use super::{Config, PASSWORD_ENV};
 
 /// Replaces inline secrets: password-like keys, and passwords inside URLs.
 pub(super) fn redact(value: &mut serde_json::Value, key: Option<&str>) {
@@ -100,6 +105,54 @@ fn redact_key_values(s: &str) -> String {
     out
 }
 
+/// The secret values `config` names: the repository password, the S3 secret keys, the
+/// databases' passwords and the buckets' secret keys, read from their files and variables, and
+/// the passwords inside its URLs. Access key IDs are left out: they are not secret, and one
+/// such as `minio` would blank out every object named after it. A secret that cannot be read
+/// is left out too; the command that needs it says so.
+pub(super) fn secret_values(config: &Config) -> Vec<String> {
+    let repo = &config.repository;
+    let mut envs: Vec<&str> = vec![PASSWORD_ENV];
+    let mut files: Vec<&Path> = Vec::new();
+    let mut urls: Vec<&str> = vec![repo.url.as_str()];
+    envs.extend(repo.password_env.as_deref());
+    files.extend(repo.password_file.as_deref());
+    envs.extend(repo.s3.secret_access_key_env.as_deref());
+    files.extend(repo.s3.secret_access_key_file.as_deref());
+    urls.extend(repo.s3.endpoint.as_deref());
+    for db in &config.databases {
+        envs.extend(db.password_env.as_deref());
+        files.extend(db.password_file.as_deref());
+        urls.push(&db.url);
+    }
+    for b in &config.buckets {
+        envs.extend(b.secret_access_key_env.as_deref());
+        files.extend(b.secret_access_key_file.as_deref());
+        urls.extend(b.endpoint.as_deref());
+    }
+    let from_env = envs.into_iter().filter_map(|e| std::env::var(e).ok());
+    let from_files = files
+        .into_iter()
+        .filter_map(|f| super::read_secret("", None, Some(f)).ok().flatten());
+    let in_urls = urls
+        .into_iter()
+        .filter_map(|u| url::Url::parse(u).ok()?.password().map(String::from))
+        .flat_map(|p| {
+            let decoded = percent_encoding::percent_decode_str(&p)
+                .decode_utf8_lossy()
+                .into_owned();
+            [p, decoded]
+        });
+    let mut values: Vec<String> = from_env
+        .chain(from_files)
+        .chain(in_urls)
+        .filter(|v| !v.is_empty())
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +191,33 @@ mod tests {
             "host=db password=*** sslmode=require"
         );
         assert_eq!(redact_url("./kfguard-repo"), "./kfguard-repo");
+    }
+
+    #[test]
+    fn the_secret_values_a_config_names_are_read_from_its_files_and_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("db-password"), "from-a-file\n").unwrap();
+        std::fs::write(dir.path().join("bucket-key"), "bucket-secret").unwrap();
+        let config = Config::from_toml(
+            r#"
+[[databases]]
+name = "kfp"
+engine = "postgres"
+url = "postgres://kfp:in%40url@db:5432"
+password_file = "db-password"
+[[buckets]]
+name = "art"
+bucket = "mlpipeline"
+access_key_id_file = "bucket-key"
+secret_access_key_file = "bucket-key"
+"#,
+            &dir.path().join("kfguard.toml"),
+        )
+        .unwrap();
+        let values = secret_values(&config);
+        for v in ["from-a-file", "bucket-secret", "in%40url", "in@url"] {
+            assert!(values.iter().any(|x| x == v), "{v} in {values:?}");
+        }
+        assert!(!values.iter().any(String::is_empty), "{values:?}");
     }
 }

@@ -2,12 +2,13 @@
 //! its documentation, so that `kfguard runbook api` prints the reference from the registry.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
 use serde::Deserialize;
 
+use super::prompt;
 use super::sandbox;
 use super::steps::{self, error, lock, Finding, Severity, Shared};
 use super::Limits;
@@ -96,7 +97,7 @@ pub(super) fn register(engine: &mut Engine, state: &Shared) {
         )])
         .register_into_engine(engine, move |m: &str| {
             let mut st = lock(&s);
-            let text = format!("warning: {m}");
+            let text = st.redactor.text(&format!("warning: {m}"));
             match st.current.as_mut() {
                 Some(c) => {
                     c.warned = true;
@@ -231,7 +232,7 @@ fn param(state: &Shared, name: &str, default: Dynamic) -> Res<Dynamic> {
 }
 
 fn confirm(state: &Shared, msg: &str) -> Res<()> {
-    let (yes, interactive, planned, spinner) = {
+    let (yes, interactive, planned, redactor, spinner) = {
         let st = lock(state);
         let planned = st
             .current
@@ -239,7 +240,13 @@ fn confirm(state: &Shared, msg: &str) -> Res<()> {
             .map(|c| c.planned.clone())
             .unwrap_or_default();
         let spinner = st.current.as_ref().and_then(|c| c.spinner.clone());
-        (st.plan.yes, st.plan.interactive, planned, spinner)
+        (
+            st.plan.yes,
+            st.plan.interactive,
+            planned,
+            st.redactor.clone(),
+            spinner,
+        )
     };
     let note = |text: String| message(state, text);
     if yes {
@@ -251,24 +258,23 @@ fn confirm(state: &Shared, msg: &str) -> Res<()> {
             "confirm(\"{msg}\") needs an answer: pass --yes in a non-interactive run, after reading the plan of a --dry-run"
         )));
     }
-    let ask = || -> std::io::Result<String> {
-        let mut err = std::io::stderr();
-        for change in &planned {
-            writeln!(err, "  will: {change}")?;
-        }
-        write!(err, "{msg} [y/N] ")?;
-        err.flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        Ok(answer)
+    let planned: Vec<String> = planned.iter().map(|p| redactor.text(p)).collect();
+    let question = redactor.text(msg);
+    let ask = || {
+        prompt::ask(
+            &planned,
+            &question,
+            std::io::stdin().lock(),
+            std::io::stderr(),
+        )
     };
     // The step's spinner would draw over the question: it waits until the answer is in.
-    let answer = match spinner {
+    let confirmed = match spinner {
         Some(s) => s.suspend(ask),
         None => ask(),
     }
-    .map_err(|e| error(format!("confirm: cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
+    .map_err(|e| error(format!("confirm: cannot ask on the terminal: {e}")))?;
+    if confirmed {
         note(format!("confirmed on the terminal: {msg}"));
         Ok(())
     } else {
@@ -306,7 +312,7 @@ fn finding(
     let mut st = lock(state);
     let redactor = st.redactor.clone();
     let f = Finding {
-        code: code.to_string(),
+        code: redactor.text(code),
         severity,
         object: redactor.text(object),
         message: redactor.text(msg),

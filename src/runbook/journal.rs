@@ -84,7 +84,7 @@ impl Journal {
     /// Starts a new run's journal, or reopens the one `plan.resume` names.
     pub(super) fn open(plan: &Plan, source: &str) -> Result<Self, RunbookError> {
         let hash = hex::encode(Sha256::digest(source.as_bytes()));
-        let redactor = Redactor::from_env_and(&plan.params);
+        let redactor = Redactor::for_plan(plan);
         let mirror = mirror_for(plan);
         let now = rustic_core::jiff::Timestamp::now();
         let (run_id, params, done, lines) = match &plan.resume {
@@ -357,7 +357,7 @@ fn short_random() -> String {
 }
 
 /// Replaces secret values in what the journal and the report keep: the values of environment
-/// variables and parameters whose names say they are secrets.
+/// variables and parameters whose names say they are secrets, and the secrets the config names.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Redactor {
     secrets: Vec<String>,
@@ -380,16 +380,17 @@ fn is_secret_name(name: &str) -> bool {
 }
 
 impl Redactor {
-    pub(super) fn from_env_and(params: &BTreeMap<String, String>) -> Self {
+    pub(super) fn for_plan(plan: &Plan) -> Self {
         let mut secrets: Vec<String> = std::env::vars()
             .filter(|(k, _)| is_secret_name(k))
             .map(|(_, v)| v)
             .chain(
-                params
+                plan.params
                     .iter()
                     .filter(|(k, _)| is_secret_name(k))
                     .map(|(_, v)| v.clone()),
             )
+            .chain(plan.secrets.iter().cloned())
             // Very short values would blank out ordinary words.
             .filter(|v| v.len() >= 4)
             .collect();
@@ -414,9 +415,12 @@ impl Redactor {
         match v {
             Value::String(s) => Value::String(self.text(&s)),
             Value::Array(a) => Value::Array(a.into_iter().map(|x| self.json(x)).collect()),
-            Value::Object(m) => {
-                Value::Object(m.into_iter().map(|(k, x)| (k, self.json(x))).collect())
-            }
+            // Keys too: a script may key a map by a value it read.
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, x)| (self.text(&k), self.json(x)))
+                    .collect(),
+            ),
             other => other,
         }
     }

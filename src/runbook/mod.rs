@@ -4,12 +4,15 @@
 //! parameters against what the script declares (`lint.rs`), and runs it on a thread of its own
 //! so that host functions may block on the tokio runtime without stalling a worker. Each
 //! `step(...)` the script calls is run, retried and timed by `steps.rs` and written to the
-//! journal (`journal.rs`); `finally(...)` steps run at the end whatever happened before.
+//! journal (`journal.rs`); `finally(...)` steps run at the end whatever happened before. The
+//! report it returns is what `--report` writes as JSON and `--junit` as JUnit XML (`junit.rs`).
 
 mod api;
 mod host;
 mod journal;
+mod junit;
 mod lint;
+mod prompt;
 mod sandbox;
 mod steps;
 
@@ -22,6 +25,7 @@ use serde::Serialize;
 pub use api::{reference, ApiFormat};
 pub use host::HostContext;
 pub use journal::{list_runs, RunSummary};
+pub use junit::junit;
 pub use lint::{check, CheckReport};
 pub use sandbox::Limits;
 pub use steps::{Finding, Outcome, Severity, StepRecord};
@@ -81,6 +85,9 @@ pub struct Plan {
     pub limits: Limits,
     /// What the host modules reach: the config and the runtime.
     pub host: HostContext,
+    /// Secret values the config names (passwords and keys, read from their files and
+    /// variables): redacted like the values of variables and parameters named as secrets.
+    pub secrets: Vec<String>,
 }
 
 /// The whole run, as `--report` writes it.
@@ -99,6 +106,20 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a run that never began: a runbook that does not compile, a bad parameter,
+    /// a refused resume. Its one failure is the error.
+    pub fn not_run(plan: &Plan, error: &RunbookError) -> Self {
+        Self {
+            run_id: plan.resume.clone().unwrap_or_default(),
+            runbook: plan.file.display().to_string(),
+            dry_run: plan.dry_run,
+            steps: Vec::new(),
+            messages: Vec::new(),
+            error: Some(journal::Redactor::for_plan(plan).text(&error.to_string())),
+            duration_ms: 0,
+        }
+    }
+
     pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.steps.iter().flat_map(|s| s.findings.iter())
     }

@@ -415,7 +415,7 @@ fn run_step_with(
         attempts,
         messages: current.messages.iter().map(|m| redactor.text(m)).collect(),
         findings: current.findings,
-        planned: current.planned,
+        planned: current.planned.iter().map(|p| redactor.text(p)).collect(),
         output: redactor.json(err.0),
         error: err.1.map(|e| redactor.text(&e)),
         resumed: false,
@@ -528,6 +528,7 @@ pub(super) fn idle(limits: &super::Limits) -> Shared {
         state_dir: ".".into(),
         limits: limits.clone(),
         host: super::HostContext::default(),
+        secrets: Vec::new(),
     };
     Arc::new(Mutex::new(RunState {
         plan,

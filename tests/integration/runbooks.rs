@@ -1,6 +1,7 @@
 //! Runbooks: the sandbox stops what would hang or exhaust the runner, steps are journaled and
 //! resumable, parameters and confirmation behave, and the API reference cannot drift.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common;
@@ -364,7 +365,7 @@ fn secrets_given_as_parameters_or_env_stay_out_of_the_journal_and_report() {
 #[test]
 fn the_api_reference_in_runbooks_readme_is_what_the_engine_registers() {
     let kf = Kf::local();
-    let generated = kf.ok(&["runbook", "api", "--format", "markdown"]);
+    let generated = kf.ok(&["runbook", "api", "--output", "markdown"]);
     assert!(
         generated.contains("### `step(name: &str, body: FnPtr)"),
         "{generated}"
@@ -379,7 +380,390 @@ fn the_api_reference_in_runbooks_readme_is_what_the_engine_registers() {
     assert_eq!(
         reference.trim_end(),
         generated.trim_end(),
-        "runbooks/README.md is stale: regenerate its reference with `kfguard runbook api --format markdown`"
+        "runbooks/README.md is stale: regenerate its reference with `kfguard runbook api --output markdown`"
+    );
+    // Text, the default, is the markdown too; `--format` is the old spelling, still taken.
+    assert_eq!(kf.ok(&["runbook", "api"]), generated);
+    assert_eq!(
+        kf.ok(&["runbook", "api", "--format", "markdown"]),
+        generated
+    );
+    for args in [
+        &["runbook", "api", "--output", "json"][..],
+        &["runbook", "api", "--format", "json"][..],
+    ] {
+        let json: serde_json::Value = serde_json::from_str(&kf.ok(args)).unwrap();
+        let names: Vec<&str> = json["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"step") && names.contains(&"confirm"),
+            "{names:?}"
+        );
+    }
+}
+
+/// Runs `kfguard runbook run FILE args…` on a pseudo-terminal, as a person at a shell would,
+/// answers the first `confirm` with `answer`, and returns the exit code and what it printed.
+fn run_on_a_terminal(
+    kf: &Kf,
+    file: &str,
+    args: &[&str],
+    prompt: &str,
+    answer: &str,
+) -> (i32, String) {
+    let _server = common::db::shared();
+    let mut cmd = kf.std_cmd();
+    cmd.args(["runbook", "run", file]).args(args);
+    // The bound is liveness, not speed: a missing prompt fails the test instead of hanging it.
+    let mut tty = rexpect::session::spawn_command(cmd, Some(120_000))
+        .expect("kfguard starts on a pseudo-terminal");
+    let before = tty
+        .exp_string(prompt)
+        .unwrap_or_else(|e| panic!("no prompt {prompt:?}: {e}"));
+    tty.send_line(answer).unwrap();
+    let after = tty.exp_eof().expect("kfguard ends");
+    let status = tty.process().wait().unwrap();
+    let rexpect::process::WaitStatus::Exited(_, code) = status else {
+        panic!("kfguard did not exit: {status:?}\n{before}{prompt}{after}");
+    };
+    // rexpect hands over each byte as a char of its own: put the UTF-8 back together.
+    let bytes: Vec<u8> = format!("{before}{prompt}{after}")
+        .chars()
+        .map(|c| u8::try_from(c).expect("one byte per char"))
+        .collect();
+    (code, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn confirm_on_a_terminal_asks_and_the_answer_decides_the_step() {
+    let kf = Kf::local();
+    kf.write(
+        "rb/confirm.rhai",
+        "step(\"apply crds\", || { confirm(\"apply?\"); info(\"applied\"); });",
+    );
+    let report = |answer: &str| kf.path().join(format!("report-{answer}.json"));
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+
+    let yes = report("y");
+    let (code, screen) = run_on_a_terminal(
+        &kf,
+        "rb/confirm.rhai",
+        &["--report", yes.to_str().unwrap()],
+        "apply? [y/N]",
+        "y",
+    );
+    assert_eq!(code, 0, "{screen}");
+    let step = &read(&yes)["steps"][0];
+    assert_eq!(step["outcome"], "ok", "{step}");
+    assert_eq!(step["messages"][0], "confirmed on the terminal: apply?");
+    assert_eq!(step["messages"][1], "applied");
+    assert!(screen.contains("✓ apply crds"), "{screen}");
+
+    let no = report("n");
+    let (code, screen) = run_on_a_terminal(
+        &kf,
+        "rb/confirm.rhai",
+        &["--report", no.to_str().unwrap()],
+        "apply? [y/N]",
+        "n",
+    );
+    assert_eq!(code, 1, "{screen}");
+    let step = &read(&no)["steps"][0];
+    assert_eq!(step["outcome"], "failed", "{step}");
+    assert!(
+        step["error"]
+            .as_str()
+            .unwrap()
+            .contains("not confirmed: apply?"),
+        "{step}"
+    );
+    assert!(!step["messages"].to_string().contains("applied"), "{step}");
+    assert!(screen.contains("not confirmed"), "{screen}");
+}
+
+/// The element's children named `name`.
+fn children<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Vec<roxmltree::Node<'a, 'i>> {
+    node.children().filter(|c| c.has_tag_name(name)).collect()
+}
+
+fn count_attr(node: roxmltree::Node, name: &str) -> usize {
+    node.attribute(name)
+        .unwrap_or_else(|| panic!("<{}> has no {name}", node.tag_name().name()))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_junit_report_has_a_testcase_per_step_with_failure_and_skipped_elements() {
+    let kf = Kf::local();
+    let (junit, report) = (kf.path().join("out.xml"), kf.path().join("out.json"));
+    let out = run_script(
+        &kf,
+        "nightly.rhai",
+        "finally(\"clean up\", || info(\"cleaned up\"));\n\
+         step(\"fine\", || 1);\n\
+         step(\"pvcs bound\", || finding(\"KF-PVC-PENDING\", \"warning\", \"kubeflow/minio-pvc\", \"claim is Pending\", \"check the StorageClass\"));\n\
+         step(\"restore dbs\", || fail(\"the metadata DB is unreachable\"));\n\
+         step(\"verify\", || 2);\n",
+        &["--junit", junit.to_str().unwrap(), "--report", report.to_str().unwrap()],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let xml = std::fs::read_to_string(&junit).expect("--junit is written when the run fails");
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}:\n{xml}"));
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suites = children(root, "testsuite");
+    assert_eq!(suites.len(), 1, "{xml}");
+    let suite = suites[0];
+    assert_eq!(suite.attribute("name"), Some("nightly"));
+    for node in [root, suite] {
+        assert_eq!(count_attr(node, "tests"), 5, "{xml}");
+        assert_eq!(count_attr(node, "failures"), 1, "{xml}");
+        assert_eq!(count_attr(node, "skipped"), 1, "{xml}");
+        assert_eq!(count_attr(node, "errors"), 0, "{xml}");
+        assert!(node.attribute("time").unwrap().parse::<f64>().is_ok());
+    }
+
+    let cases = children(suite, "testcase");
+    let names: Vec<&str> = cases.iter().filter_map(|c| c.attribute("name")).collect();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let reported: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        names, reported,
+        "one testcase per step, in the report's order"
+    );
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["clean up", "fine", "pvcs bound", "restore dbs", "verify"]
+    );
+
+    let case = |name: &str| {
+        *cases
+            .iter()
+            .find(|c| c.attribute("name") == Some(name))
+            .unwrap()
+    };
+    let out_text = |name: &str| {
+        children(case(name), "system-out")
+            .first()
+            .and_then(roxmltree::Node::text)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for c in &cases {
+        assert_eq!(c.attribute("classname"), Some("nightly"));
+        assert!(c.attribute("time").unwrap().parse::<f64>().is_ok());
+    }
+    let failures = children(case("restore dbs"), "failure");
+    assert_eq!(failures.len(), 1, "{xml}");
+    assert_eq!(failures[0].attribute("type"), Some("step failed"));
+    assert!(
+        failures[0]
+            .attribute("message")
+            .unwrap()
+            .contains("the metadata DB is unreachable"),
+        "{xml}"
+    );
+    assert!(failures[0]
+        .text()
+        .unwrap()
+        .contains("the metadata DB is unreachable"));
+    let skipped = children(case("verify"), "skipped");
+    assert_eq!(skipped.len(), 1, "{xml}");
+    assert!(
+        skipped[0].attribute("message").unwrap().contains("not run"),
+        "{xml}"
+    );
+    // A warning passes: no failure, its finding in its output.
+    for name in ["fine", "pvcs bound", "clean up"] {
+        assert!(children(case(name), "failure").is_empty(), "{name}: {xml}");
+        assert!(children(case(name), "skipped").is_empty(), "{name}: {xml}");
+    }
+    let warned = out_text("pvcs bound");
+    assert!(
+        warned.contains("KF-PVC-PENDING") && warned.contains("kubeflow/minio-pvc"),
+        "{xml}"
+    );
+    assert_eq!(out_text("clean up"), "cleaned up");
+}
+
+#[test]
+fn an_error_outside_any_step_is_a_failed_script_testcase() {
+    let kf = Kf::local();
+    let junit = kf.path().join("out.xml");
+    let junit_arg = junit.to_str().unwrap();
+    let script_failure = || {
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        let doc = roxmltree::Document::parse(&xml).unwrap();
+        let suite = children(doc.root_element(), "testsuite")[0];
+        let script = children(suite, "testcase")
+            .into_iter()
+            .find(|c| c.attribute("name") == Some("<script>"))
+            .unwrap_or_else(|| panic!("no <script> testcase:\n{xml}"));
+        assert_eq!(count_attr(suite, "failures"), 1, "{xml}");
+        children(script, "failure")[0]
+            .attribute("message")
+            .unwrap()
+            .to_string()
+    };
+
+    let out = run_script(
+        &kf,
+        "broken.rhai",
+        "step(\"fine\", || 1);\nfail(\"no cluster to check\");\n",
+        &["--junit", junit_arg],
+    );
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    let message = script_failure();
+    assert!(
+        message.contains("broken.rhai:2:") && message.contains("no cluster to check"),
+        "{message}"
+    );
+
+    // A runbook that does not compile never runs, and still leaves its report.
+    let out = run_script(&kf, "broken.rhai", "let y = ;\n", &["--junit", junit_arg]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let message = script_failure();
+    assert!(message.contains("broken.rhai:1:"), "{message}");
+}
+
+/// Every file below `dir`, read as text.
+fn all_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&all_text(&path));
+        } else {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    text
+}
+
+#[test]
+fn no_secret_reaches_the_reports_the_journal_or_the_terminal() {
+    const FROM_ENV: &str = "tok-from-env-5150";
+    const FROM_PARAM: &str = "param-secret-8086";
+    const FROM_FILE: &str = "file-secret-6502";
+    const FROM_CONFIG_ENV: &str = "bucket-key-1701";
+    // The bucket key's variable has no secret's name: only the config says it is one.
+    let kf = Kf::local()
+        .env("KFGUARD_TEST_API_TOKEN", FROM_ENV)
+        .env("KFGUARD_TEST_ART_SK", FROM_CONFIG_ENV);
+    kf.write("db-password", &format!("{FROM_FILE}\n"));
+    kf.write(
+        "kfguard.toml",
+        "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"mysql://root@127.0.0.1:3306\"\npassword_file = \"db-password\"\n\n\
+         [[buckets]]\nname = \"art\"\nbucket = \"mlpipeline\"\naccess_key_id_env = \"KFGUARD_TEST_ART_AK\"\nsecret_access_key_env = \"KFGUARD_TEST_ART_SK\"\n",
+    );
+    let (junit, report) = (kf.path().join("out.xml"), kf.path().join("out.json"));
+    let script = format!(
+        "let pw = param(\"db_password\", \"\");\n\
+         let secrets = [\"{FROM_ENV}\", pw, \"{FROM_FILE}\", \"{FROM_CONFIG_ENV}\"];\n\
+         info(`top ${{secrets}}`);\n\
+         warn(`top ${{secrets}}`);\n\
+         step(\"leak\", || {{\n\
+           let keyed = #{{}};\n\
+           for s in secrets {{\n\
+             info(`info ${{s}}`);\n\
+             warn(`warn ${{s}}`);\n\
+             finding(\"KF-LEAK\", \"warning\", `object ${{s}}`, `message ${{s}}`, `hint ${{s}}`);\n\
+             keyed[s] = s;\n\
+           }}\n\
+           #{{ values: secrets, keyed: keyed }}\n\
+         }});\n\
+         step(\"log in\", || fail(`cannot log in with ${{secrets}}`));\n"
+    );
+    let out = run_script(
+        &kf,
+        "leak.rhai",
+        &script,
+        &[
+            "--set",
+            &format!("db_password={FROM_PARAM}"),
+            "--junit",
+            junit.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    // What a reader of the XML sees: its text and attributes, unescaped.
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let xml_read: String = doc
+        .descendants()
+        .flat_map(|n| {
+            n.attributes()
+                .map(|a| a.value().to_string())
+                .chain(n.text().map(String::from))
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let json = std::fs::read_to_string(&report).unwrap();
+    let journal = all_text(&kf.path().join(".kfguard/runs"));
+    let outputs = [
+        ("--report", json.as_str()),
+        ("--junit", xml.as_str()),
+        ("--junit, as read", xml_read.as_str()),
+        ("journal", journal.as_str()),
+        ("stdout", &String::from_utf8_lossy(&out.stdout)),
+        ("stderr", &stderr(&out)),
+    ];
+    for (what, text) in outputs {
+        for secret in [FROM_ENV, FROM_PARAM, FROM_FILE, FROM_CONFIG_ENV] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {what}:\n{text}"
+            );
+        }
+        if what != "--junit" {
+            assert!(
+                text.contains("<redacted>"),
+                "{what} shows no redaction:\n{text}"
+            );
+        }
+    }
+    // Each place a secret went is redacted, not dropped.
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let leak = &report["steps"][0];
+    assert_eq!(leak["outcome"], "warning", "{leak}");
+    assert_eq!(leak["findings"].as_array().unwrap().len(), 4);
+    assert_eq!(leak["findings"][1]["message"], "message <redacted>");
+    assert_eq!(leak["output"]["values"][2], "<redacted>");
+    assert!(
+        leak["output"]["keyed"].get("<redacted>").is_some(),
+        "{leak}"
+    );
+    assert!(report["messages"][1]
+        .as_str()
+        .unwrap()
+        .contains("<redacted>"));
+    let failed = &report["steps"][1];
+    assert_eq!(failed["outcome"], "failed");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot log in with"),
+        "{failed}"
     );
 }
 
