@@ -131,7 +131,13 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
             if plan.dry_run { " (dry run)" } else { "" }
         );
     }
-    let report = match runbook::run(&plan) {
+    let report = match runbook::start(&plan).and_then(|run| {
+        // The id first: it is what `--resume` needs if this run dies.
+        if !ctx.global.quiet {
+            eprintln!("run id {}", run.run_id);
+        }
+        run.finish()
+    }) {
         Ok(report) => report,
         Err(e) => {
             // CI still gets its reports, whose one failure says why the run never began.
@@ -141,9 +147,6 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
             return Err(usage(e));
         }
     };
-    if !ctx.global.quiet {
-        eprintln!("run id {}", report.run_id);
-    }
     write_reports(args, &report)?;
     emit(ctx.global.output, &report, summary);
     verdict(&report, args.fail_on)

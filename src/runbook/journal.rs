@@ -400,6 +400,14 @@ impl Redactor {
         Self { secrets }
     }
 
+    /// Hides values read during the run too: a Secret's data, as a host call read it.
+    pub(super) fn learn(&mut self, values: impl IntoIterator<Item = String>) {
+        self.secrets
+            .extend(values.into_iter().filter(|v| v.len() >= 4));
+        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.secrets.dedup();
+    }
+
     pub(super) fn text(&self, s: &str) -> String {
         let mut out = s.to_string();
         for secret in &self.secrets {

@@ -139,6 +139,26 @@ impl Report {
 
 /// Runs a runbook to its end and returns what every step did.
 pub fn run(plan: &Plan) -> Result<Report, RunbookError> {
+    start(plan)?.finish()
+}
+
+/// A run that has begun: its id is known, its steps are running on their own thread.
+pub struct Started {
+    pub run_id: String,
+    thread: std::thread::JoinHandle<Report>,
+}
+
+impl Started {
+    /// Waits for the run's end.
+    pub fn finish(self) -> Result<Report, RunbookError> {
+        self.thread
+            .join()
+            .map_err(|_| RunbookError::Thread("it panicked".into()))
+    }
+}
+
+/// Compiles the runbook, checks its parameters, opens the journal and starts the run.
+pub fn start(plan: &Plan) -> Result<Started, RunbookError> {
     let source = read(&plan.file)?;
     let compiled = sandbox::compile(&plan.file, &source, &plan.limits)?;
     let declared = lint::params(&compiled.ast);
@@ -151,14 +171,14 @@ pub fn run(plan: &Plan) -> Result<Report, RunbookError> {
         )));
     }
     let journal = journal::Journal::open(plan, &source)?;
+    let run_id = journal.run_id.clone();
     let plan = plan.clone();
     // The engine blocks on host calls; a thread of its own keeps that off the tokio workers.
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("runbook".into())
         .spawn(move || steps::execute(compiled, plan, journal))
-        .map_err(|e| RunbookError::Thread(e.to_string()))?
-        .join()
-        .map_err(|_| RunbookError::Thread("it panicked".into()))
+        .map_err(|e| RunbookError::Thread(e.to_string()))?;
+    Ok(Started { run_id, thread })
 }
 
 fn read(path: &Path) -> Result<String, RunbookError> {

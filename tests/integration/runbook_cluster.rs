@@ -531,3 +531,47 @@ step("no such option", || kube::logs("kubeflow", "ml-pipeline-7d9c", #{ tial: 1 
         "{report:#}"
     );
 }
+
+#[test]
+fn a_secret_a_runbook_reads_is_usable_but_never_journaled() {
+    let kf = Kf::local();
+    let (server, cfg) = standin(&kf, "c");
+    // "mysql-root-pw-7731" in base64.
+    server
+        .seed_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: kubeflow}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: mysql-secret, namespace: kubeflow}\ndata: {password: bXlzcWwtcm9vdC1wdy03NzMx}\nstringData: {}\n")
+        .unwrap();
+    let script = r#"
+step("read", || {
+    let s = kube::get("Secret", "kubeflow", "mysql-secret");
+    ensure(s.data.password.len() > 0, "the script sees the value");
+    info(`password is ${s.data.password}`);
+    s.data
+});
+"#;
+    let (code, report, err) = run(&kf, &cfg, "secret", script, &[]);
+    assert_eq!(code, 0, "{err}");
+    let journals: String = walkdir_text(&kf.path().join(".kfguard"));
+    for text in [report.to_string(), err, journals] {
+        assert!(!text.contains("bXlzcWwtcm9vdC1wdy03NzMx"), "{text}");
+        assert!(!text.contains("mysql-root-pw-7731"), "{text}");
+    }
+    assert_eq!(report["steps"][0]["output"]["password"], "<redacted>");
+    assert_eq!(report["steps"][0]["messages"][0], "password is <redacted>");
+}
+
+/// Every file under `dir`, concatenated.
+fn walkdir_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    out
+}

@@ -229,6 +229,7 @@ fn get(h: &Host, kind: &str, namespace: &str, name: &str) -> Res<Dynamic> {
     let cluster = h.cluster()?;
     let kind = h.kind(kind)?;
     let found = h.block(async { live::get(&cluster, &kind, ns(namespace), name).await })?;
+    h.learn_secrets(found.as_slice());
     found.as_ref().map_or(Ok(Dynamic::UNIT), to_dynamic)
 }
 
@@ -248,6 +249,7 @@ fn list(h: &Host, kind: &str, namespace: &str, o: &Map) -> Res<Array> {
         )
         .await
     })?;
+    h.learn_secrets(&items);
     array(items)
 }
 
@@ -264,8 +266,7 @@ fn logs(h: &Host, namespace: &str, pod: &str, o: &Map) -> Res<String> {
         },
         previous: o
             .get("previous")
-            .map(|v| v.as_bool().unwrap_or(false))
-            .unwrap_or(false),
+            .is_some_and(|v| v.as_bool().unwrap_or(false)),
     };
     let cluster = h.cluster()?;
     h.block(async { live::logs(&cluster, namespace, pod, &q).await })

@@ -115,6 +115,34 @@ impl Host {
         self.served()?.find(name).cloned().map_err(error)
     }
 
+    /// Makes the redactor hide the values of any Secret among `objects`: the script may use
+    /// them, the journal and the report never show them.
+    pub(super) fn learn_secrets(&self, objects: &[Value]) {
+        use base64::Engine as _;
+        let mut values = Vec::new();
+        for o in objects.iter().filter(|o| o["kind"] == "Secret") {
+            for field in ["data", "stringData"] {
+                let Some(map) = o[field].as_object() else {
+                    continue;
+                };
+                for v in map.values().filter_map(Value::as_str) {
+                    values.push(v.to_string());
+                    if field == "data" {
+                        if let Ok(text) = base64::engine::general_purpose::STANDARD
+                            .decode(v)
+                            .map(String::from_utf8)
+                        {
+                            values.extend(text.ok());
+                        }
+                    }
+                }
+            }
+        }
+        if !values.is_empty() {
+            lock(&self.state).redactor.learn(values);
+        }
+    }
+
     /// A path a runbook names, relative to the runbook's folder.
     pub(super) fn relative(&self, path: &str) -> std::path::PathBuf {
         let file = lock(&self.state).plan.file.clone();
@@ -159,8 +187,11 @@ impl Host {
     }
 }
 
+/// Builds one host module bound to a run.
+type Builder = fn(&Arc<Host>) -> Module;
+
 /// The host modules, by name.
-const MODULES: &[(&str, fn(&Arc<Host>) -> Module)] = &[
+const MODULES: &[(&str, Builder)] = &[
     ("kube", kube::module),
     ("crds", crds::module),
     ("argo", argo::module),
