@@ -575,3 +575,31 @@ fn walkdir_text(dir: &Path) -> String {
     }
     out
 }
+
+#[test]
+fn confirm_on_a_terminal_shows_the_blast_radius_of_the_step_first() {
+    let kf = Kf::local();
+    let (server, cfg) = standin(&kf, "c");
+    server
+        .seed_yaml(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: kubeflow}}\n---\n{}",
+            deployment("ml-pipeline-persistenceagent", 1)
+        ))
+        .unwrap();
+    kf.write(
+        "rb/radius.rhai",
+        "step(\"quiesce\", || {\n  kube::scale(\"Deployment\", \"kubeflow\", \"ml-pipeline-persistenceagent\", 0);\n  confirm(\"go on?\");\n});\n",
+    );
+    let (code, screen) = crate::runbooks::run_on_a_terminal(
+        &kf,
+        "rb/radius.rhai",
+        &["--dry-run", "--kubeconfig", cfg.to_str().unwrap()],
+        "go on? [y/N]",
+        "y",
+    );
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("  will: scale Deployment kubeflow/ml-pipeline-persistenceagent to 0"),
+        "{screen}"
+    );
+}

@@ -408,7 +408,7 @@ fn the_api_reference_in_runbooks_readme_is_what_the_engine_registers() {
 
 /// Runs `kfguard runbook run FILE args…` on a pseudo-terminal, as a person at a shell would,
 /// answers the first `confirm` with `answer`, and returns the exit code and what it printed.
-fn run_on_a_terminal(
+pub(crate) fn run_on_a_terminal(
     kf: &Kf,
     file: &str,
     args: &[&str],
