@@ -4,9 +4,11 @@
 
 pub(crate) mod apply;
 pub mod catalog;
+pub mod certs;
 pub mod kinds;
 pub mod live;
 pub mod object;
+pub mod quantity;
 pub mod read;
 pub(crate) mod wait;
 pub mod workflows;

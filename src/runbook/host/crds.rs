@@ -74,6 +74,19 @@ fn diff(h: &Host, pinned: &Array) -> Res<Map> {
     let mut out: Map = to_dynamic(&serde_json::to_value(&drift).unwrap_or_default())?
         .try_cast::<Map>()
         .unwrap_or_default();
+    // Each changed CRD's changes also as the lines `kfguard crds diff` prints.
+    if let Some(changed) = out
+        .get_mut("changed")
+        .and_then(|c| c.write_lock::<Array>())
+        .as_deref_mut()
+    {
+        for (entry, c) in changed.iter_mut().zip(&drift.changed) {
+            if let Some(mut e) = entry.write_lock::<Map>() {
+                let lines: Array = c.changes.iter().map(|ch| ch.line().into()).collect();
+                e.insert("lines".into(), lines.into());
+            }
+        }
+    }
     out.insert("empty".into(), Dynamic::from(drift.is_empty()));
     out.insert("text".into(), drift.text().into());
     out.insert("summary".into(), drift.summary().into());

@@ -10,7 +10,7 @@ use super::{func, known_options, ns, opt_str, to_dynamic, to_json, Host, Res};
 use crate::drift::{fields, redact};
 use crate::kube::live::{self, Access, Condition, LogQuery};
 use crate::kube::object::ObjectKey;
-use crate::kube::{apply, wait};
+use crate::kube::{apply, quantity, wait};
 use crate::runbook::steps::error;
 
 fn array(items: Vec<serde_json::Value>) -> Res<Array> {
@@ -222,6 +222,17 @@ pub(super) fn module(host: &Arc<Host>) -> Module {
             wait_for(&h, kind, namespace, name, condition)
         },
     );
+    func(
+        "quantity",
+        &["quantity: &str", "f64"],
+        "A resource quantity as a number: `500m` is 0.5, `10Gi` is 10737418240. Fails on a \
+         text that is not a quantity.",
+        r#"if kube::quantity(q.status.used.pods) >= kube::quantity(q.status.hard.pods) { warn("quota full"); }"#,
+    )
+    .set_into_module(&mut m, |q: &str| {
+        quantity::parse(q)
+            .ok_or_else(|| error(format!("kube::quantity: {q:?} is not a quantity such as 500m or 10Gi")))
+    });
     m
 }
 

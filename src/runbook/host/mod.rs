@@ -4,6 +4,7 @@
 //! cut short when the step's or the run's deadline passes.
 
 mod argo;
+mod certs;
 mod crds;
 mod kube;
 
@@ -195,6 +196,7 @@ const MODULES: &[(&str, Builder)] = &[
     ("kube", kube::module),
     ("crds", crds::module),
     ("argo", argo::module),
+    ("certs", certs::module),
 ];
 
 /// Registers every host module into `engine`.

@@ -162,6 +162,19 @@ pub fn builtins() -> &'static [Res] {
             ),
         ];
         for (plural, kind) in [
+            ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+            ("mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+        ] {
+            v.push(builtin(
+                "admissionregistration.k8s.io/v1",
+                plural,
+                kind,
+                false,
+                &[],
+                false,
+            ));
+        }
+        for (plural, kind) in [
             ("subjectaccessreviews", "SubjectAccessReview"),
             ("selfsubjectaccessreviews", "SelfSubjectAccessReview"),
         ] {
