@@ -187,46 +187,43 @@ pub async fn can_i(cluster: &Cluster, q: &Access) -> Result<bool, KubeError> {
         q.verb
     );
     let pp = PostParams::default();
-    let status = match &q.user {
-        Some(user) => {
-            // A review names the groups itself; the authenticator would have added these.
-            let mut groups = vec!["system:authenticated".to_string()];
-            if let Some(ns) = user
-                .strip_prefix("system:serviceaccount:")
-                .and_then(|rest| rest.split(':').next())
-            {
-                groups.push("system:serviceaccounts".into());
-                groups.push(format!("system:serviceaccounts:{ns}"));
-            }
-            let review = SubjectAccessReview {
-                spec: SubjectAccessReviewSpec {
-                    user: Some(user.clone()),
-                    groups: Some(groups),
-                    resource_attributes: Some(attrs),
-                    ..SubjectAccessReviewSpec::default()
-                },
-                ..SubjectAccessReview::default()
-            };
-            let api: Api<SubjectAccessReview> = Api::all(cluster.client.clone());
-            retry(|| api.create(&pp, &review))
-                .await
-                .map_err(|e| cluster.err(&what, &e))?
-                .status
+    let status = if let Some(user) = &q.user {
+        // A review names the groups itself; the authenticator would have added these.
+        let mut groups = vec!["system:authenticated".to_string()];
+        if let Some(ns) = user
+            .strip_prefix("system:serviceaccount:")
+            .and_then(|rest| rest.split(':').next())
+        {
+            groups.push("system:serviceaccounts".into());
+            groups.push(format!("system:serviceaccounts:{ns}"));
         }
-        None => {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(attrs),
-                    ..SelfSubjectAccessReviewSpec::default()
-                },
-                ..SelfSubjectAccessReview::default()
-            };
-            let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
-            retry(|| api.create(&pp, &review))
-                .await
-                .map_err(|e| cluster.err(&what, &e))?
-                .status
-        }
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.clone()),
+                groups: Some(groups),
+                resource_attributes: Some(attrs),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(cluster.client.clone());
+        retry(|| api.create(&pp, &review))
+            .await
+            .map_err(|e| cluster.err(&what, &e))?
+            .status
+    } else {
+        let review = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(attrs),
+                ..SelfSubjectAccessReviewSpec::default()
+            },
+            ..SelfSubjectAccessReview::default()
+        };
+        let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client.clone());
+        retry(|| api.create(&pp, &review))
+            .await
+            .map_err(|e| cluster.err(&what, &e))?
+            .status
     };
     Ok(status.is_some_and(|s| s.allowed))
 }

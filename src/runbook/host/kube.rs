@@ -263,8 +263,7 @@ fn logs(h: &Host, namespace: &str, pod: &str, o: &Map) -> Res<String> {
         },
         previous: o
             .get("previous")
-            .map(|v| v.as_bool().unwrap_or(false))
-            .unwrap_or(false),
+            .is_some_and(|v| v.as_bool().unwrap_or(false)),
     };
     let cluster = h.cluster()?;
     h.block(async { live::logs(&cluster, namespace, pod, &q).await })
