@@ -1,14 +1,18 @@
 //! Pings and read-only queries of a database source, as runbooks' `db::` calls them.
 //!
-//! A query is one statement that reads. Three guards keep it so, before and on the server:
-//! the engine's own statement splitter refuses a string of several statements (PostgreSQL's
-//! simple protocol and MySQL's multi-statements would run them all); the first keyword must be
-//! one that reads (`SELECT`, `WITH`, `SHOW`, `EXPLAIN`, `DESCRIBE`, `VALUES`, `TABLE`), which
-//! also keeps out what a read-only transaction lets through on MariaDB (`SET GLOBAL`, `FLUSH`,
-//! `KILL`) and `SELECT … INTO OUTFILE`; and the statement runs in a `READ ONLY` transaction
-//! of a session that is read-only too, so that the server refuses a write hidden in a
-//! function or a CTE. A user that may only read is still the one guarantee: a function can do
-//! anything its owner may.
+//! A query is one statement that reads. Guards keep it so, before and on the server:
+//! - the engine's own statement splitter refuses a string of several statements, and the
+//!   server parses the query as one prepared statement, which cannot hold more;
+//! - on MySQL, executable comments (`/*! … */`, MariaDB's `/*M! … */`) are refused: the
+//!   splitter would read them as comments and the server run them as code;
+//! - the first keyword must be one that reads (`SELECT`, `WITH`, `SHOW`, `EXPLAIN`,
+//!   `DESCRIBE`, `VALUES`, `TABLE`), which also keeps out what a read-only transaction lets
+//!   through on MariaDB (`SET GLOBAL`, `FLUSH`, `KILL`), and `SELECT … INTO OUTFILE` is refused;
+//! - the statement runs in a `READ ONLY` transaction of a session that is read-only too, so
+//!   that the server refuses a write hidden in a function or a CTE.
+//!
+//! A user that may only read is still the one guarantee: a function can do anything its
+//! owner may.
 
 use std::time::Instant;
 
@@ -67,21 +71,34 @@ pub async fn query(
         Engine::Mysql => mysql::query::statements(sql),
         Engine::Postgres => postgres::query::statements(sql),
     };
-    check_read(conn, database, &statements)?;
+    check_read(conn, database, sql, &statements)?;
     match conn.engine {
         Engine::Mysql => mysql::query::query(conn, database, sql, limit).await,
         Engine::Postgres => postgres::query::query(conn, database, sql, limit).await,
     }
 }
 
-/// Refuses anything but one statement that reads.
-fn check_read(conn: &Connection, database: &str, statements: &[String]) -> Result<(), DbError> {
+/// Refuses anything but one statement that reads: `sql` as given, `statements` as the
+/// engine's splitter reads it.
+fn check_read(
+    conn: &Connection,
+    database: &str,
+    sql: &str,
+    statements: &[String],
+) -> Result<(), DbError> {
     let refuse = |reason: String| DbError::NotARead {
         source_name: conn.source.clone(),
         database: database.to_string(),
         reason,
     };
-    let sql = match statements {
+    if conn.engine == Engine::Mysql
+        && words_outside_quotes(sql, conn.engine).contains(&"/*!".into())
+    {
+        return Err(refuse(
+            "it holds an executable comment (`/*! … */` or `/*M! … */`), which the server runs as SQL".into(),
+        ));
+    }
+    let statement = match statements {
         [] => return Err(refuse("the query is empty".into())),
         [one] => one,
         many => {
@@ -93,7 +110,7 @@ fn check_read(conn: &Connection, database: &str, statements: &[String]) -> Resul
             )));
         }
     };
-    let words = words_outside_quotes(sql, conn.engine);
+    let words = words_outside_quotes(statement, conn.engine);
     let first = words.first().map(String::as_str).unwrap_or_default();
     if !READS.contains(&first) {
         return Err(refuse(format!(
@@ -157,8 +174,14 @@ fn words_outside_quotes(sql: &str, engine: Engine) -> Vec<String> {
             '/' if chars.peek() == Some(&'*') => {
                 end_word(&mut word, &mut words);
                 chars.next();
-                if chars.peek() == Some(&'!') {
-                    // MySQL runs the inside of `/*! … */`; its words count.
+                let mut ahead = chars.clone();
+                let executable = match ahead.next() {
+                    Some('!') => true,
+                    Some('M' | 'm') => ahead.next() == Some('!'),
+                    _ => false,
+                };
+                if mysql && executable {
+                    // MySQL runs the inside of `/*! … */` (MariaDB of `/*M! … */` too).
                     words.push("/*!".into());
                     continue;
                 }
@@ -197,12 +220,9 @@ pub(super) fn int_cell(text: String) -> Value {
     text.parse::<i64>().map_or(Value::String(text), Value::from)
 }
 
-/// A number cell from the text of a floating-point column; NaN and infinities stay text.
-pub(super) fn float_cell(text: String) -> Value {
-    text.parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-        .map_or(Value::String(text), Value::Number)
+/// A number cell from a float; NaN and infinities, which JSON lacks, as text.
+pub(super) fn float_cell(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or_else(|| Value::String(f.to_string()), Value::Number)
 }
 
 #[cfg(test)]
@@ -223,7 +243,7 @@ mod tests {
             Engine::Mysql => mysql::query::statements(sql),
             Engine::Postgres => postgres::query::statements(sql),
         };
-        check_read(&conn(engine), "db", &stmts).map_err(|e| e.to_string())
+        check_read(&conn(engine), "db", sql, &stmts).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -250,7 +270,15 @@ mod tests {
         }
         let file = check(Engine::Mysql, "SELECT * FROM t INTO OUTFILE '/tmp/x'").unwrap_err();
         assert!(file.contains("OUTFILE"), "{file}");
-        assert!(check(Engine::Mysql, "/*!40000 DROP TABLE t */").is_err());
+        for hidden in [
+            "/*!40000 DROP TABLE t */",
+            "SELECT 1 /*!10000 ; SET GLOBAL max_connections = 1 */",
+            "/*M!SET GLOBAL max_connections = 1, @x = */ (SELECT 1)",
+        ] {
+            let e = check(Engine::Mysql, hidden).unwrap_err();
+            assert!(e.contains("executable comment"), "{hidden}: {e}");
+        }
+        assert_eq!(check(Engine::Mysql, "SELECT '/*!' AS x"), Ok(()));
         assert!(check(Engine::Mysql, "SET GLOBAL read_only = 0").is_err());
     }
 }

@@ -83,8 +83,8 @@ fn seed_mysql(db: &str) {
     mysql_exec(
         Some(db),
         &[
-            "CREATE TABLE runs (id int PRIMARY KEY, state varchar(32) NOT NULL, score double, cost decimal(10,2), note text)",
-            "INSERT INTO runs VALUES (1, 'Succeeded', 0.5, 1.25, NULL), (2, 'Failed', NULL, 0.10, 'oom'), (3, 'Running', 2, 3.00, '')",
+            "CREATE TABLE runs (id int PRIMARY KEY, state varchar(32) NOT NULL, score double, cost decimal(10,2), note text, day date)",
+            "INSERT INTO runs VALUES (1, 'Succeeded', 0.5, 1.25, NULL, '2026-01-02'), (2, 'Failed', NULL, 0.10, 'oom', NULL), (3, 'Running', 2, 3.00, '', '2026-12-31')",
         ],
     );
 }
@@ -179,7 +179,7 @@ fn db_ping_and_query_read_both_engines_with_typed_cells_and_a_row_limit() {
     let script = format!(
         r#"
 step("ping", || #{{ kfp: db::ping("kfp"), pg: db::ping("pg") }});
-step("mysql", || db::query("kfp", "{my}", "SELECT id, state, score, cost, note FROM runs ORDER BY id"));
+step("mysql", || db::query("kfp", "{my}", "SELECT id, state, score, cost, note, day FROM runs ORDER BY id"));
 step("postgres", || db::query("pg", "{pg}", "-- the runs\nSELECT id, state, done, score, cost FROM runs ORDER BY id"));
 step("limited", || db::query("pg", "{pg}", "SELECT id FROM runs ORDER BY id", #{{ limit: 2 }}).map(|r| r.id));
 step("show", || db::query("kfp", "{my}", "SHOW TABLES").len());
@@ -201,9 +201,9 @@ step("show", || db::query("kfp", "{my}", "SHOW TABLES").len());
     assert_eq!(
         output(&report, "mysql"),
         &json!([
-            {"id": 1, "state": "Succeeded", "score": 0.5, "cost": "1.25", "note": null},
-            {"id": 2, "state": "Failed", "score": null, "cost": "0.10", "note": "oom"},
-            {"id": 3, "state": "Running", "score": 2.0, "cost": "3.00", "note": ""},
+            {"id": 1, "state": "Succeeded", "score": 0.5, "cost": "1.25", "note": null, "day": "2026-01-02"},
+            {"id": 2, "state": "Failed", "score": null, "cost": "0.10", "note": "oom", "day": null},
+            {"id": 3, "state": "Running", "score": 2.0, "cost": "3.00", "note": "", "day": "2026-12-31"},
         ])
     );
     assert_eq!(
@@ -310,6 +310,17 @@ fn db_query_refuses_a_second_statement_and_the_table_is_still_there() {
             "{name}: {error}"
         );
     }
+    // MariaDB runs the inside of an executable comment, which the splitter reads as a comment.
+    let script = format!(
+        "step(\"hidden\", || db::query(\"kfp\", \"{my}\", \"SELECT 1 /*M!100000 ; DROP TABLE runs */\"));"
+    );
+    let (code, report, err) = run(&kf, "hidden", &script, &[]);
+    assert_eq!(code, 1, "{err}");
+    let error = step(&report, "hidden")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("executable comment"), "{error}");
     assert_eq!(
         mysql_rows(&my, "SELECT COUNT(*) FROM runs")[0][0],
         Some(b"3".to_vec())

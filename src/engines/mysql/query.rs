@@ -3,14 +3,14 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use mysql_async::consts::ColumnType;
 use mysql_async::prelude::*;
 use mysql_async::{Column, Conn, Row};
 use serde_json::Value;
 
-use super::connect::{cell, connect, qi, query_err, server_code, setup_session, ENGINE};
+use super::connect::{connect, qi, query_err, server_code, setup_session, ENGINE};
+use super::encode::encode_value;
 use super::sql_split::split_sql;
-use crate::engines::query::{float_cell, int_cell, millis_since, Ping, Rows};
+use crate::engines::query::{float_cell, millis_since, Ping, Rows};
 use crate::engines::{Connection, DbError};
 
 /// ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION.
@@ -95,7 +95,8 @@ pub(crate) async fn query(
 }
 
 async fn read(c: &mut Conn, sql: &str, limit: usize) -> Result<Rows, mysql_async::Error> {
-    let mut result = c.query_iter(sql).await?;
+    // A prepared statement: the server parses one statement, never several.
+    let mut result = c.exec_iter(sql, ()).await?;
     let mut out = Rows {
         columns: Vec::new(),
         rows: Vec::new(),
@@ -114,7 +115,7 @@ async fn read(c: &mut Conn, sql: &str, limit: usize) -> Result<Rows, mysql_async
                 columns
                     .iter()
                     .enumerate()
-                    .map(|(i, col)| typed(cell(&row, i), col))
+                    .map(|(i, col)| typed(row.as_ref(i), col))
                     .collect(),
             );
         }
@@ -122,19 +123,23 @@ async fn read(c: &mut Conn, sql: &str, limit: usize) -> Result<Rows, mysql_async
     Ok(out)
 }
 
-/// A text cell as a number where its column is numeric; decimals stay text.
-fn typed(text: Option<String>, col: &Column) -> Value {
-    let Some(text) = text else {
-        return Value::Null;
-    };
-    match col.column_type() {
-        ColumnType::MYSQL_TYPE_TINY
-        | ColumnType::MYSQL_TYPE_SHORT
-        | ColumnType::MYSQL_TYPE_LONG
-        | ColumnType::MYSQL_TYPE_INT24
-        | ColumnType::MYSQL_TYPE_LONGLONG
-        | ColumnType::MYSQL_TYPE_YEAR => int_cell(text),
-        ColumnType::MYSQL_TYPE_FLOAT | ColumnType::MYSQL_TYPE_DOUBLE => float_cell(text),
-        _ => Value::String(text),
+/// A cell of the binary protocol: numbers as numbers, dates and times as MySQL prints them,
+/// everything else (decimals too, to keep their digits) as text.
+fn typed(v: Option<&mysql_async::Value>, col: &Column) -> Value {
+    use mysql_async::Value as My;
+    match v {
+        None | Some(My::NULL) => Value::Null,
+        Some(My::Int(i)) => Value::from(*i),
+        Some(My::UInt(u)) => {
+            i64::try_from(*u).map_or_else(|_| Value::String(u.to_string()), Value::from)
+        }
+        Some(My::Float(f)) => float_cell(f64::from(*f)),
+        Some(My::Double(d)) => float_cell(*d),
+        Some(My::Bytes(b)) => Value::String(String::from_utf8_lossy(b).into_owned()),
+        Some(other) => {
+            let mut out = Vec::new();
+            encode_value(&mut out, other, Some(col));
+            Value::String(String::from_utf8_lossy(&out).into_owned())
+        }
     }
 }

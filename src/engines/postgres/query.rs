@@ -118,7 +118,12 @@ fn typed(text: Option<&str>, ty: Option<&Type>) -> Value {
         Some(t) if [Type::INT2, Type::INT4, Type::INT8, Type::OID].contains(t) => {
             int_cell(text.to_string())
         }
-        Some(t) if [Type::FLOAT4, Type::FLOAT8].contains(t) => float_cell(text.to_string()),
+        // NaN and the infinities, which JSON lacks, stay as PostgreSQL writes them.
+        Some(t) if [Type::FLOAT4, Type::FLOAT8].contains(t) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map_or_else(|| Value::String(text.to_string()), float_cell),
         Some(t) if *t == Type::BOOL => Value::Bool(text == "t"),
         _ => Value::String(text.to_string()),
     }
