@@ -314,7 +314,7 @@ pub struct CheckArgs {
     pub read_data: bool,
 
     /// Read and verify the N-th of M parts of the data packs (e.g. 1/7)
-    #[arg(long, value_name = "N/M", value_parser = parse_subset)]
+    #[arg(long, value_name = "N/M", value_parser = crate::repo::check::parse_subset)]
     pub read_data_subset: Option<(u32, u32)>,
 }
 
@@ -460,19 +460,6 @@ fn parse_tag(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-fn parse_subset(s: &str) -> Result<(u32, u32), String> {
-    let err = || format!("`{s}` is not N/M with 1 <= N <= M, e.g. 1/7");
-    let (n, m) = s.split_once('/').ok_or_else(err)?;
-    let (n, m): (u32, u32) = (
-        n.trim().parse().map_err(|_| err())?,
-        m.trim().parse().map_err(|_| err())?,
-    );
-    if n == 0 || m == 0 || n > m {
-        return Err(err());
-    }
-    Ok((n, m))
-}
-
 #[derive(Debug, Args, Default)]
 pub struct ForgetArgs {
     #[command(flatten)]
@@ -508,13 +495,5 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn subset_parsing() {
-        assert_eq!(parse_subset("1/7"), Ok((1, 7)));
-        assert!(parse_subset("0/7").is_err());
-        assert!(parse_subset("8/7").is_err());
-        assert!(parse_subset("x").is_err());
     }
 }

@@ -8,6 +8,6 @@ mod plan;
 mod report;
 mod run;
 
-pub use plan::Plan;
+pub use plan::{Plan, DEFAULT_JOBS, DEFAULT_TRANSFERS};
 pub use report::Report;
 pub use run::run;

@@ -44,23 +44,50 @@ impl Bucket {
                 let page = page.map_err(|e| self.error("list", prefix, &e))?;
                 for o in page.contents() {
                     let Some(key) = o.key() else { continue };
-                    let last_modified = o
-                        .last_modified()
-                        .and_then(|d| Timestamp::new(d.secs(), d.subsec_nanos() as i32).ok())
-                        .unwrap_or(Timestamp::UNIX_EPOCH);
-                    out.insert(
-                        key.to_string(),
-                        Listed {
-                            key: key.to_string(),
-                            size: o.size().unwrap_or(0).max(0) as u64,
-                            etag: o.e_tag().unwrap_or_default().to_string(),
-                            last_modified,
-                        },
-                    );
+                    out.insert(key.to_string(), listed(key, o));
                 }
             }
         }
         Ok(out.into_values().collect())
+    }
+
+    /// The first `max` objects under `prefix`, in key order, and whether there were more:
+    /// the pages stop once `max` are in, so a huge bucket is not listed whole.
+    pub async fn list_first(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Result<(Vec<Listed>, bool), BucketError> {
+        let page_size = i32::try_from(max.saturating_add(1).min(1000)).unwrap_or(1000);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(page_size)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("list", prefix, &e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                if out.len() == max {
+                    return Ok((out, true));
+                }
+                out.push(listed(key, o));
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Whether an object exists; a missing bucket is an error, not `false`.
+    pub async fn exists(&self, key: &str) -> Result<bool, BucketError> {
+        match self.head(key).await {
+            Some(r) => r.map(|_| true),
+            // A HEAD's 404 does not say whether the object or the bucket is missing.
+            None => self.probe().await.map(|()| false),
+        }
     }
 
     /// One LIST of at most one key: fails clearly, before anything is uploaded, when the
@@ -100,5 +127,18 @@ impl Bucket {
             }
             Err(e) => Some(Err(self.error("head", key, &e))),
         }
+    }
+}
+
+fn listed(key: &str, o: &aws_sdk_s3::types::Object) -> Listed {
+    let last_modified = o
+        .last_modified()
+        .and_then(|d| Timestamp::new(d.secs(), d.subsec_nanos() as i32).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH);
+    Listed {
+        key: key.to_string(),
+        size: o.size().unwrap_or(0).max(0) as u64,
+        etag: o.e_tag().unwrap_or_default().to_string(),
+        last_modified,
     }
 }

@@ -4,21 +4,21 @@ use rustic_core::jiff::{Timestamp, ToSpan, Zoned};
 use rustic_core::{ForgetGroups, Grouped, PruneOptions, SnapshotGroupCriterion};
 use serde::Serialize;
 
-use super::snapshots::SnapshotSummary;
 use super::Context;
 use crate::cli::ForgetArgs;
 use crate::output::{emit, human_bytes};
 use crate::repo::RepoError;
 use crate::snapshot::select;
+use crate::snapshot::summary::Summary;
 use crate::{Outcome, Usage};
 
 #[derive(Serialize)]
 struct Forgotten {
     dry_run: bool,
-    keep: Vec<SnapshotSummary>,
-    remove: Vec<SnapshotSummary>,
+    keep: Vec<Summary>,
+    remove: Vec<Summary>,
     /// Incomplete snapshots older than a day: left by a failed or interrupted backup.
-    remove_incomplete: Vec<SnapshotSummary>,
+    remove_incomplete: Vec<Summary>,
     prune: Option<Pruned>,
 }
 
@@ -91,9 +91,9 @@ pub(super) fn run(ctx: &Context, args: &ForgetArgs) -> anyhow::Result<Outcome> {
     }
     let mut result = Forgotten {
         dry_run: args.dry_run,
-        keep: kept.iter().map(SnapshotSummary::of).collect(),
-        remove: removed.iter().map(SnapshotSummary::of).collect(),
-        remove_incomplete: stale.iter().map(SnapshotSummary::of).collect(),
+        keep: kept.iter().map(Summary::of).collect(),
+        remove: removed.iter().map(Summary::of).collect(),
+        remove_incomplete: stale.iter().map(Summary::of).collect(),
         prune: None,
     };
     let ids: Vec<_> = removed.iter().chain(&stale).map(|s| s.id).collect();

@@ -2,68 +2,15 @@
 
 use std::io::Write;
 
-use rustic_core::LsOptions;
-use serde::Serialize;
-
-use super::snapshots::SnapshotSummary;
 use super::Context;
 use crate::cli::{DumpArgs, ShowArgs};
 use crate::output::{emit, human_bytes};
-use crate::repo::RepoError;
-use crate::snapshot::manifest::Manifest;
-use crate::snapshot::read;
+use crate::snapshot::{read, show};
 use crate::Outcome;
-
-#[derive(Serialize)]
-struct Shown {
-    snapshot: SnapshotSummary,
-    manifest: Option<Manifest>,
-    files: Vec<ShownFile>,
-}
-
-#[derive(Serialize)]
-struct ShownFile {
-    path: String,
-    bytes: u64,
-}
 
 pub(super) fn run(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
-    let loc = location.display.as_str();
-    let root = repo
-        .node_from_snapshot_and_path(&snap, "")
-        .map_err(|e| RepoError::rustic("reading the snapshot tree", loc, &e))?;
-    let mut files = Vec::new();
-    for item in repo
-        .ls(&root, &LsOptions::default().recursive(true))
-        .map_err(|e| RepoError::rustic("listing the snapshot", loc, &e))?
-    {
-        let (path, node) = item.map_err(|e| RepoError::rustic("listing the snapshot", loc, &e))?;
-        if !node.is_dir() {
-            files.push(ShownFile {
-                path: path.to_string_lossy().into_owned(),
-                bytes: node.meta.size,
-            });
-        }
-    }
-    let manifest = match read::manifest(&repo, &snap, loc) {
-        Ok(m) => m,
-        Err(e) => {
-            // With its causes: the JSON error says where the manifest is broken.
-            let e = anyhow::Error::from(e);
-            tracing::warn!(error = %format!("{e:#}"), "the snapshot's manifest cannot be read");
-            None
-        }
-    };
-    // The listing is the truth; rustic's merged summary counts differently.
-    let mut summary = SnapshotSummary::of(&snap);
-    summary.files = files.len() as u64;
-    summary.bytes = files.iter().map(|f| f.bytes).sum();
-    let shown = Shown {
-        snapshot: summary,
-        manifest,
-        files,
-    };
+    let shown = show::show(&repo, &snap, &location.display)?;
     emit(ctx.global.output, &shown, |s| {
         let mut out = format!(
             "snapshot {}\n  time:     {}\n  cluster:  {}\n  size:     {} in {} files\n",

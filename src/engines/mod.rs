@@ -17,6 +17,7 @@ use crate::snapshot::manifest::TableEntry;
 
 pub mod mysql;
 pub mod postgres;
+pub mod query;
 
 /// MySQL/MariaDB's own schemas: never dumped with the user's databases.
 pub const MYSQL_SYSTEM_DATABASES: [&str; 4] =
@@ -232,6 +233,20 @@ pub enum DbError {
         what: String,
         database: String,
         table: Option<String>,
+        detail: String,
+    },
+    /// A query refused before it was sent: not one statement, or not one that reads.
+    #[error("query on source `{source_name}`, database `{database}` refused: {reason}")]
+    NotARead {
+        source_name: String,
+        database: String,
+        reason: String,
+    },
+    /// The server refused a write inside a read-only query's transaction.
+    #[error("query on source `{source_name}`, database `{database}` tried to write, and the server refused it in the read-only transaction ({detail}); queries only read")]
+    WriteRefused {
+        source_name: String,
+        database: String,
         detail: String,
     },
     #[error("database `{database}` already has {tables} table(s); restore into another with --into NAME, or replace them with --force")]

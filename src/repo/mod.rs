@@ -1,5 +1,6 @@
 //! The backup repository: restic format v2 through rustic_core, on a local folder or S3.
 
+pub mod check;
 mod local;
 pub mod s3;
 pub mod treepacks;

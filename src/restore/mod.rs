@@ -8,7 +8,7 @@ mod report;
 mod run;
 mod stop;
 
-pub use plan::Plan;
+pub use plan::{Plan, DEFAULT_JOBS, DEFAULT_TRANSFERS};
 pub use report::Report;
 pub use run::run;
 

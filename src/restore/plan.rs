@@ -6,6 +6,11 @@ use super::Existing;
 use crate::config::Config;
 use crate::snapshot::Component;
 
+/// Parallel connections per database source when none is asked for (`--jobs`).
+pub const DEFAULT_JOBS: usize = 4;
+/// Bucket requests in flight when none is asked for (`--transfers`).
+pub const DEFAULT_TRANSFERS: usize = 8;
+
 /// One restore, as the CLI's flags or a runbook describe it.
 pub struct Plan<'a> {
     /// The effective config: the repository, and the targets of databases, buckets and objects.

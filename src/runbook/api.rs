@@ -95,17 +95,7 @@ pub(super) fn register(engine: &mut Engine, state: &Shared) {
             "Adds a warning: the step ends with outcome warning, and the run exits 3.",
             r#"warn("the persistence agent has restarted 4 times");"#,
         )])
-        .register_into_engine(engine, move |m: &str| {
-            let mut st = lock(&s);
-            let text = st.redactor.text(&format!("warning: {m}"));
-            match st.current.as_mut() {
-                Some(c) => {
-                    c.warned = true;
-                    c.messages.push(text);
-                }
-                None => st.top_messages.push(text),
-            }
-        });
+        .register_into_engine(engine, move |m: &str| warning(&s, m));
     FuncRegistration::new("fail")
         .with_params_info(["message: &str"])
         .with_comments([doc(
@@ -197,7 +187,21 @@ pub(super) fn doc(text: &str, example: &str) -> String {
     format!("/// {text}\n///\n/// ```rhai\n/// {example}\n/// ```")
 }
 
-fn message(state: &Shared, text: String) {
+/// Adds a warning: the current step ends with outcome warning.
+pub(super) fn warning(state: &Shared, m: &str) {
+    let mut st = lock(state);
+    let text = st.redactor.text(&format!("warning: {m}"));
+    match st.current.as_mut() {
+        Some(c) => {
+            c.warned = true;
+            c.messages.push(text);
+        }
+        None => st.top_messages.push(text),
+    }
+}
+
+/// Adds a message to the current step, or to the run's when no step runs; redacted.
+pub(super) fn message(state: &Shared, text: String) {
     let mut st = lock(state);
     let text = st.redactor.text(&text);
     match st.current.as_mut() {

@@ -5,6 +5,8 @@ pub mod manifest;
 pub mod read;
 pub mod scope;
 pub mod select;
+pub mod show;
+pub mod summary;
 pub mod tree;
 pub mod writer;
 

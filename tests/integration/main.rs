@@ -16,6 +16,7 @@ mod postgres_engine;
 mod repository;
 mod restic_interop;
 mod runbook_cluster;
+mod runbook_data;
 mod runbook_health;
 mod runbooks;
 mod s3;

@@ -26,6 +26,7 @@ mod connect;
 mod dump;
 mod encode;
 mod pool;
+pub(crate) mod query;
 mod ranges;
 mod read;
 mod restore;

@@ -42,6 +42,7 @@ mod catalog;
 mod connect;
 mod copy;
 mod dump;
+pub(crate) mod query;
 mod quote;
 mod ranges;
 mod restore;

@@ -4,15 +4,21 @@
 //! cut short when the step's or the run's deadline passes.
 
 mod argo;
+mod backup;
+mod bucket;
 mod certs;
 mod crds;
+mod db;
 mod kube;
+mod restore;
+mod snapshot;
 
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Module};
+use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
@@ -20,6 +26,7 @@ use super::steps::{error, lock, Shared};
 use crate::config::Config;
 use crate::kube::catalog::{Kind, Served};
 use crate::kube::Cluster;
+use crate::repo::{self, Location, Repo};
 
 pub(super) type Res<T> = Result<T, Box<EvalAltResult>>;
 
@@ -176,6 +183,22 @@ impl Host {
         }
     }
 
+    /// Adds a message to the current step's journal.
+    pub(super) fn note(&self, text: String) {
+        super::api::message(&self.state, text);
+    }
+
+    /// Adds a warning to the current step, which then ends with outcome warning.
+    pub(super) fn warn(&self, text: &str) {
+        super::api::warning(&self.state, text);
+    }
+
+    /// Opens the configured repository, as every command that reads it does.
+    pub(super) fn repo(&self) -> Res<(Repo, Location)> {
+        repo::open(&self.ctx.config.repository, self.rt()?, self.ctx.quiet)
+            .map_err(|e| error(e.to_string()))
+    }
+
     /// Notes, on a dry run, a step of the plan that is not a change (a wait).
     pub(super) fn plan_only(&self, what: &str) {
         let mut st = lock(&self.state);
@@ -188,14 +211,19 @@ impl Host {
     }
 }
 
-/// Builds one host module bound to a run.
-type Builder = fn(&Arc<Host>) -> Module;
+/// Builds one host module bound to a run's host.
+type ModuleFn = fn(&Arc<Host>) -> Module;
 
 /// The host modules, by name.
-const MODULES: &[(&str, Builder)] = &[
+const MODULES: &[(&str, ModuleFn)] = &[
     ("kube", kube::module),
     ("crds", crds::module),
     ("argo", argo::module),
+    ("db", db::module),
+    ("bucket", bucket::module),
+    ("snapshot", snapshot::module),
+    ("backup", backup::module),
+    ("restore", restore::module),
     ("certs", certs::module),
 ];
 
@@ -241,6 +269,14 @@ pub(super) fn to_json(d: &Dynamic) -> Res<Value> {
     rhai::serde::from_dynamic(d)
 }
 
+/// A library result as a map, through its JSON form.
+pub(super) fn to_map(v: &impl Serialize) -> Res<Map> {
+    let json = serde_json::to_value(v).map_err(|e| error(e.to_string()))?;
+    to_dynamic(&json)?
+        .try_cast::<Map>()
+        .ok_or_else(|| error("a host result is not a map".into()))
+}
+
 /// `""` means "no namespace": cluster-scoped, or all namespaces for a list.
 pub(super) fn ns(namespace: &str) -> Option<&str> {
     (!namespace.is_empty()).then_some(namespace)
@@ -267,5 +303,52 @@ pub(super) fn known_options(call: &str, m: &rhai::Map, keys: &[&str]) -> Res<()>
             keys.join(", ")
         ))),
         None => Ok(()),
+    }
+}
+
+/// A list option: an array of strings, or one string.
+pub(super) fn opt_strings(m: &Map, key: &str) -> Res<Vec<String>> {
+    let bad = || {
+        error(format!(
+            "option `{key}` must be a string or an array of strings"
+        ))
+    };
+    match m.get(key) {
+        None => Ok(Vec::new()),
+        Some(v) if v.is_unit() => Ok(Vec::new()),
+        Some(v) if v.is_string() => Ok(vec![v.clone().into_string().map_err(|_| bad())?]),
+        Some(v) => v
+            .clone()
+            .into_typed_array::<rhai::ImmutableString>()
+            .map(|a| a.into_iter().map(|s| s.to_string()).collect())
+            .map_err(|_| bad()),
+    }
+}
+
+/// A whole-number option of at least 1.
+pub(super) fn opt_count(m: &Map, key: &str) -> Res<Option<usize>> {
+    match m.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_int()
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(|| {
+                error(format!(
+                    "option `{key}` must be a whole number of at least 1"
+                ))
+            }),
+    }
+}
+
+/// A true-or-false option.
+pub(super) fn opt_bool(m: &Map, key: &str) -> Res<bool> {
+    match m.get(key) {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|_| error(format!("option `{key}` must be true or false"))),
     }
 }
