@@ -16,5 +16,6 @@ mod postgres_engine;
 mod repository;
 mod restic_interop;
 mod runbook_cluster;
+mod runbook_html;
 mod runbooks;
 mod s3;
