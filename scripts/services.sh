@@ -4,7 +4,8 @@
 #   PostgreSQL 127.0.0.1:5432  (trust auth; roles postgres and root; databases test, root)
 #   S3 (moto)  127.0.0.1:${KFGUARD_S3_PORT:-9000}
 # plus the `restic` binary, which tests use to check repository interoperability, and `kubectl`,
-# which tests point at the stand-in Kubernetes API server (tests/standin) to check its fidelity.
+# which tests point at the stand-in Kubernetes API server (tests/standin) to check its fidelity,
+# and `chromium`, in which tests load the runbook drill report as a person would see it.
 #
 # Usage: scripts/services.sh up|down|env|status
 #   up      start (or reuse) everything; safe to run any number of times
@@ -398,6 +399,17 @@ kubectl_up() {
   fi
 }
 
+# ---------------------------------------------------------------- chromium
+
+# Debian's chromium: headless, it loads the drill report (`runbook run --report-html`) in tests.
+chromium_up() {
+  if have chromium; then
+    log "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+  else
+    apt_install chromium
+  fi
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -406,6 +418,7 @@ cmd_up() {
   s3_up
   restic_up
   kubectl_up
+  chromium_up
   log "all services up; for the tests: eval \"\$($0 env)\""
 }
 
@@ -444,6 +457,8 @@ cmd_status() {
   status_line restic "$line" "$(command -v restic || echo 'not installed')"
   if have kubectl; then line=up; else line=down; fi
   status_line kubectl "$line" "$(command -v kubectl || echo 'not installed')"
+  if have chromium; then line=up; else line=down; fi
+  status_line chromium "$line" "$(command -v chromium || echo 'not installed')"
   return "$down"
 }
 

@@ -381,6 +381,10 @@ pub struct RunbookRunArgs {
     /// skipped steps marked, messages and findings in each step's output
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write the drill report: one self-contained HTML page with the steps on a timeline, the
+    /// findings by severity, the verified counts and the RTO
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
     /// Exit 3 from this severity of finding up, or exit 1 (`error`: error findings fail the run)
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,

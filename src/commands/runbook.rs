@@ -152,7 +152,8 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
     verdict(&report, args.fail_on)
 }
 
-/// `--report` (JSON) and `--junit` (JUnit XML), whatever the run's outcome.
+/// `--report` (JSON), `--junit` (JUnit XML) and `--report-html` (the drill report), whatever
+/// the run's outcome.
 fn write_reports(args: &RunbookRunArgs, report: &Report) -> anyhow::Result<()> {
     let write = |path: &std::path::Path, what: &str, text: String| {
         std::fs::write(path, text).map_err(|e| {
@@ -167,6 +168,9 @@ fn write_reports(args: &RunbookRunArgs, report: &Report) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.junit {
         write(path, "JUnit report", runbook::junit(report))?;
+    }
+    if let Some(path) = &args.report_html {
+        write(path, "HTML report", runbook::html(report))?;
     }
     Ok(())
 }

@@ -5,10 +5,12 @@
 //! so that host functions may block on the tokio runtime without stalling a worker. Each
 //! `step(...)` the script calls is run, retried and timed by `steps.rs` and written to the
 //! journal (`journal.rs`); `finally(...)` steps run at the end whatever happened before. The
-//! report it returns is what `--report` writes as JSON and `--junit` as JUnit XML (`junit.rs`).
+//! report it returns is what `--report` writes as JSON, `--junit` as JUnit XML (`junit.rs`) and
+//! `--report-html` as the drill report's page (`html.rs`).
 
 mod api;
 mod host;
+mod html;
 mod journal;
 mod junit;
 mod lint;
@@ -24,6 +26,7 @@ use serde::Serialize;
 
 pub use api::{reference, ApiFormat};
 pub use host::HostContext;
+pub use html::html;
 pub use journal::{list_runs, RunSummary};
 pub use junit::junit;
 pub use lint::{check, CheckReport};
@@ -96,6 +99,8 @@ pub struct Report {
     pub run_id: String,
     pub runbook: String,
     pub dry_run: bool,
+    /// When this run began (a resumption: when it resumed), RFC 3339 in UTC.
+    pub started: String,
     pub steps: Vec<StepRecord>,
     /// Script-level messages outside any step (`print`, `info` at the top level).
     pub messages: Vec<String>,
@@ -113,6 +118,7 @@ impl Report {
             run_id: plan.resume.clone().unwrap_or_default(),
             runbook: plan.file.display().to_string(),
             dry_run: plan.dry_run,
+            started: rustic_core::jiff::Timestamp::now().to_string(),
             steps: Vec::new(),
             messages: Vec::new(),
             error: Some(journal::Redactor::for_plan(plan).text(&error.to_string())),

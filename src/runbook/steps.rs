@@ -73,6 +73,9 @@ pub struct StepRecord {
     /// The step's name and a hash of the run's parameters: what `--resume` matches on.
     pub key: String,
     pub outcome: Outcome,
+    /// When the step began, from the run's start: what the HTML report's timeline draws.
+    #[serde(default)]
+    pub started_ms: u64,
     pub duration_ms: u64,
     pub attempts: u32,
     #[serde(default)]
@@ -171,6 +174,8 @@ pub(super) struct RunState {
     pub journal: Journal,
     pub redactor: Redactor,
     pub deadlines: Arc<Deadlines>,
+    /// When this run (or this resumption) began: the origin of each step's `started_ms`.
+    pub started: Instant,
 }
 
 pub(super) type Shared = Arc<Mutex<RunState>>;
@@ -187,6 +192,7 @@ const STEP_FAILED: &str = "kfguard: a step failed";
 
 pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Report {
     let started = Instant::now();
+    let started_at = rustic_core::jiff::Timestamp::now().to_string();
     let deadlines = Arc::new(Deadlines::new(plan.timeout.map(|t| started + t)));
     let mut journal = journal;
     let done = journal.take_done_steps();
@@ -206,6 +212,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
         journal,
         redactor,
         deadlines: deadlines.clone(),
+        started,
     }));
     let mut engine = sandbox::engine(&sandbox::folder_of(&compiled.path), &plan.limits);
     api::register(&mut engine, &state);
@@ -250,6 +257,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
             key: format!("{name}:{}", st.params_hash),
             name,
             outcome: Outcome::Skipped,
+            started_ms: millis(started.elapsed()),
             duration_ms: 0,
             attempts: 0,
             messages: vec!["not run: an earlier step failed".into()],
@@ -268,6 +276,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
         run_id,
         runbook: compiled.path.display().to_string(),
         dry_run: plan.dry_run,
+        started: started_at,
         steps: st.records.clone(),
         messages: st.top_messages.clone(),
         error,
@@ -360,7 +369,10 @@ fn run_step_with(
         finish(state, record);
         return Some(out);
     }
-    let deadlines = lock(state).deadlines.clone();
+    let (deadlines, run_started) = {
+        let st = lock(state);
+        (st.deadlines.clone(), st.started)
+    };
     let started = Instant::now();
     lock(state).current = Some(Current {
         name: name.to_string(),
@@ -411,6 +423,7 @@ fn run_step_with(
         name: name.to_string(),
         key,
         outcome,
+        started_ms: millis(started.duration_since(run_started)),
         duration_ms: millis(started.elapsed()),
         attempts,
         messages: current.messages.iter().map(|m| redactor.text(m)).collect(),
@@ -542,5 +555,6 @@ pub(super) fn idle(limits: &super::Limits) -> Shared {
         journal: Journal::disabled(),
         redactor: Redactor::default(),
         deadlines: Arc::new(Deadlines::default()),
+        started: Instant::now(),
     }))
 }

@@ -18,5 +18,6 @@ mod restic_interop;
 mod runbook_cluster;
 mod runbook_data;
 mod runbook_health;
+mod runbook_html;
 mod runbooks;
 mod s3;
