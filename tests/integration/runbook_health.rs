@@ -244,20 +244,29 @@ fn pinned() -> String {
 
 /// Runs verify-health against the cluster of `kubeconfig`; its exit code and report.
 fn verify(kf: &Kf, kubeconfig: &Path) -> (i32, Value, String) {
+    verify_with(kf, kubeconfig, &[])
+}
+
+fn verify_with(kf: &Kf, kubeconfig: &Path, extra: &[&str]) -> (i32, Value, String) {
     kf.write("pinned/crds.yaml", &pinned());
     let runbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/verify-health.rhai");
     std::fs::copy(&runbook, kf.path().join("pinned/verify-health.rhai")).unwrap();
-    let out = kf.run(&[
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--output",
-        "json",
-        "runbook",
-        "run",
-        "pinned/verify-health.rhai",
-        "--set",
-        "crds=crds.yaml",
-    ]);
+    let out = kf.run(
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--output",
+            "json",
+            "runbook",
+            "run",
+            "pinned/verify-health.rhai",
+            "--set",
+            "crds=crds.yaml",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
+    );
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
 }
@@ -353,7 +362,12 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
         "listening on :3000\nError: connect ECONNREFUSED ml-pipeline:8888\n",
     );
 
-    let (code, report, err) = verify(&kf, &cfg);
+    // The metadata database's source points at a port where nothing listens.
+    kf.write(
+        "kfguard.toml",
+        "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"mysql://root@127.0.0.1:1\"\n",
+    );
+    let (code, report, err) = verify_with(&kf, &cfg, &["--set", "db=kfp"]);
     assert_eq!(code, 3, "{err}");
     let expected: BTreeSet<(String, String)> = [
         ("KF-POD-CRASHLOOP", "kubeflow/ml-pipeline-ui-6b7c"),
@@ -372,6 +386,7 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
             "MutatingWebhookConfiguration/katib-webhook",
         ),
         ("KF-SVC-NO-ENDPOINTS", "kubeflow/metadata-grpc-service"),
+        ("KF-DB-UNREACHABLE", "kfp"),
     ]
     .into_iter()
     .map(|(c, o)| (c.to_string(), o.to_string()))
@@ -399,4 +414,43 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
     assert!(message("KF-QUOTA-EXHAUSTED").contains("pods is at its limit: 10 of 10"));
     let summary = report["steps"].as_array().unwrap().last().unwrap();
     assert_ne!(summary["output"]["grade"], "A");
+}
+
+#[test]
+fn an_mlmd_schema_the_metadata_server_does_not_expect_is_a_warning() {
+    let kf = Kf::local();
+    let (server, cfg) = standin(&kf, "c");
+    let (ca_pem, issuer) = ca("kubeflow-webhook-ca");
+    server.seed_yaml(&healthy(&ca_pem, &issuer)).unwrap();
+    let mut db = common::db::Db::mysql();
+    let metadb = db.mysql_name("mlmd");
+    common::db::mysql_exec(
+        None,
+        &[
+            &format!("CREATE DATABASE {metadb}"),
+            &format!("CREATE TABLE {metadb}.MLMDEnv (schema_version INT PRIMARY KEY)"),
+            &format!("INSERT INTO {metadb}.MLMDEnv VALUES (8)"),
+        ],
+    );
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\n",
+            common::db::mysql_url()
+        ),
+    );
+    let mlmd = format!("mlmd_database={metadb}");
+    let (code, report, err) = verify_with(&kf, &cfg, &["--set", "db=kfp", "--set", &mlmd]);
+    assert_eq!(code, 3, "{err}");
+    let expected: BTreeSet<(String, String)> =
+        [("KF-MLMD-SCHEMA".to_string(), format!("kfp/{metadb}"))].into();
+    assert_eq!(findings(&report), expected);
+
+    // At the version the server expects, the database is healthy.
+    let (code, report, err) = verify_with(
+        &kf,
+        &cfg,
+        &["--set", "db=kfp", "--set", &mlmd, "--set", "mlmd_schema=8"],
+    );
+    assert_eq!(code, 0, "{err}\n{:#?}", findings(&report));
 }
