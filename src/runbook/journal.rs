@@ -365,8 +365,42 @@ pub(super) struct Redactor {
 
 const HIDDEN: &str = "<redacted>";
 
+/// Secrets shorter than this are hidden where they stand as a word of their own only: a
+/// password `test` must not turn `latest` into `la<redacted>`.
+const WHOLE_WORD_BELOW: usize = 8;
+
+/// `text` with each occurrence of `word` that no letter or digit touches replaced.
+fn replace_words(text: &str, word: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(word) {
+        let prev = rest[..at]
+            .chars()
+            .next_back()
+            .or(if at == 0 { before } else { None });
+        let next = rest[at + word.len()..].chars().next();
+        let alone =
+            !prev.is_some_and(char::is_alphanumeric) && !next.is_some_and(char::is_alphanumeric);
+        out.push_str(&rest[..at]);
+        out.push_str(if alone { HIDDEN } else { word });
+        before = word.chars().next_back();
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_uppercase();
+    // Where a secret is, or whose it is, is not the secret: `DB_PASSWORD_FILE` holds a path,
+    // `AWS_ACCESS_KEY_ID` names a key.
+    if ["_FILE", "_PATH", "_ENV", "_ID"]
+        .iter()
+        .any(|s| n.ends_with(s))
+    {
+        return false;
+    }
     [
         "PASSWORD",
         "SECRET",
@@ -411,9 +445,14 @@ impl Redactor {
     pub(super) fn text(&self, s: &str) -> String {
         let mut out = s.to_string();
         for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), HIDDEN);
+            if !out.contains(secret.as_str()) {
+                continue;
             }
+            out = if secret.chars().count() >= WHOLE_WORD_BELOW {
+                out.replace(secret.as_str(), HIDDEN)
+            } else {
+                replace_words(&out, secret)
+            };
         }
         out
     }
@@ -445,5 +484,30 @@ impl Redactor {
                 (k.clone(), v)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_secret_is_hidden_as_a_word_and_a_long_one_anywhere() {
+        let r = Redactor {
+            secrets: vec!["hunter2-long-secret".into(), "test".into()],
+        };
+        assert_eq!(
+            r.text("the latest test: pw=test, key=xhunter2-long-secretx"),
+            "the latest <redacted>: pw=<redacted>, key=x<redacted>x"
+        );
+        assert_eq!(r.text("testtest test"), "testtest <redacted>");
+    }
+
+    #[test]
+    fn where_a_secret_is_kept_is_not_a_secret_name() {
+        assert!(is_secret_name("DB_PASSWORD"));
+        assert!(is_secret_name("AWS_SECRET_ACCESS_KEY"));
+        assert!(!is_secret_name("DB_PASSWORD_FILE"));
+        assert!(!is_secret_name("AWS_ACCESS_KEY_ID"));
     }
 }
