@@ -181,21 +181,26 @@ pub(super) async fn list_pages_with(
             .await
             .map_err(|e| cluster.err(format!("listing {}", kind.ar.plural), &e))?;
         for item in page.items {
-            let mut v = serde_json::to_value(item).map_err(|e| KubeError::BadObject {
-                path: kind.ar.plural.clone(),
-                detail: e.to_string(),
-            })?;
-            if let Some(o) = v.as_object_mut() {
-                o.insert("apiVersion".into(), kind.ar.api_version.clone().into());
-                o.insert("kind".into(), kind.ar.kind.clone().into());
-            }
-            out.push(v);
+            out.push(typed(kind, item)?);
         }
         match page.metadata.continue_ {
             Some(t) if !t.is_empty() => token = Some(t),
             _ => return Ok(out),
         }
     }
+}
+
+/// An object as JSON, with the `apiVersion` and `kind` that list items come without.
+pub(super) fn typed(kind: &Kind, obj: DynamicObject) -> Result<Value, KubeError> {
+    let mut v = serde_json::to_value(obj).map_err(|e| KubeError::BadObject {
+        path: kind.ar.plural.clone(),
+        detail: e.to_string(),
+    })?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("apiVersion".into(), kind.ar.api_version.clone().into());
+        o.insert("kind".into(), kind.ar.kind.clone().into());
+    }
+    Ok(v)
 }
 
 /// Lists a namespaced kind in the given namespaces: one cluster-wide list, or one list per

@@ -14,7 +14,7 @@ use k8s_openapi::api::authorization::v1::{
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
-use super::catalog::{list_pages_with, Kind};
+use super::catalog::{list_pages_with, typed, Kind};
 use super::{retry, Cluster, KubeError};
 
 /// The API of `kind`, in `namespace` for a namespaced kind (all namespaces when `None`).
@@ -34,19 +34,6 @@ fn where_(kind: &Kind, namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// An object as JSON, with the `apiVersion` and `kind` that list items come without.
-fn to_value(kind: &Kind, obj: DynamicObject) -> Result<Value, KubeError> {
-    let mut v = serde_json::to_value(obj).map_err(|e| KubeError::BadObject {
-        path: kind.ar.plural.clone(),
-        detail: e.to_string(),
-    })?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert("apiVersion".into(), kind.ar.api_version.clone().into());
-        o.insert("kind".into(), kind.ar.kind.clone().into());
-    }
-    Ok(v)
-}
-
 /// One object, or `None` when it does not exist.
 pub async fn get(
     cluster: &Cluster,
@@ -56,7 +43,7 @@ pub async fn get(
 ) -> Result<Option<Value>, KubeError> {
     let api = api(cluster, kind, namespace);
     match retry(|| api.get_opt(name)).await {
-        Ok(Some(o)) => to_value(kind, o).map(Some),
+        Ok(Some(o)) => typed(kind, o).map(Some),
         Ok(None) => Ok(None),
         Err(e) => Err(cluster.err(format!("reading {}", where_(kind, namespace, name)), &e)),
     }

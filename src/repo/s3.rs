@@ -14,6 +14,7 @@ use std::{
 
 use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region};
 use aws_credential_types::Credentials;
+use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::{
     config::{RequestChecksumCalculation, ResponseChecksumValidation},
     error::{DisplayErrorContext, ProvideErrorMetadata, SdkError},
@@ -312,18 +313,8 @@ impl S3Backend {
     /// lists only its own folders, so it never sees it.
     pub fn put_side_file(&self, rel: &str, body: Vec<u8>) -> Result<(), S3Error> {
         let key = join_key(&self.prefix, rel);
-        self.block_on(
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .body(ByteStream::from(body))
-                .customize()
-                .mutate_request(self.endpoint_recorder())
-                .send(),
-        )
-        .map(|_| ())
-        .map_err(|err| self.classify("put", &key, &err))
+        self.put(&key, ByteStream::from(body))
+            .map_err(|err| self.classify("put", &key, &err))
     }
 
     /// Reads a file beside the repository; `None` when there is none.
@@ -355,6 +346,25 @@ impl S3Backend {
             }
         });
         out
+    }
+
+    /// One PUT of a whole object.
+    fn put(
+        &self,
+        key: &str,
+        body: ByteStream,
+    ) -> Result<(), SdkError<PutObjectError, HttpResponse>> {
+        self.block_on(
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(body)
+                .customize()
+                .mutate_request(self.endpoint_recorder())
+                .send(),
+        )
+        .map(|_| ())
     }
 
     /// Runs `fut` on the runtime and waits for it.
@@ -697,17 +707,8 @@ impl WriteBackend for S3Backend {
                 buf.freeze()
             }
         };
-        self.block_on(
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .body(ByteStream::from(body))
-                .customize()
-                .mutate_request(self.endpoint_recorder())
-                .send(),
-        )
-        .map_err(|err| self.rustic_error("put", &key, &err))?;
+        self.put(&key, ByteStream::from(body))
+            .map_err(|err| self.rustic_error("put", &key, &err))?;
         Ok(())
     }
 
