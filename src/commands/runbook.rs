@@ -31,7 +31,8 @@ pub(super) fn run(ctx: &Context, cmd: &RunbookCommand) -> anyhow::Result<Outcome
             let path = runbook::resolve(&args.runbook, &dirs(ctx));
             let report = runbook::check(&path, &cfg.limits).map_err(usage)?;
             emit(ctx.global.output, &report, |r| {
-                let mut s = format!("{}: {} steps\n", r.runbook, r.steps.len());
+                let n = r.steps.len();
+                let mut s = format!("{}: {n} step{}\n", r.runbook, if n == 1 { "" } else { "s" });
                 for (name, default) in &r.params {
                     s.push_str(&format!("  param {name} (default {default})\n"));
                 }
