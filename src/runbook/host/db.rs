@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Map, Module};
 
 use super::{func, known_options, opt_count, to_dynamic, to_map, Host, Res};
-use crate::engines::query::{self, DEFAULT_ROW_LIMIT};
+use crate::engines::query::{self, DEFAULT_ROW_LIMIT, SCRATCH_PREFIX};
 use crate::engines::Connection;
 use crate::runbook::steps::error;
 
@@ -57,6 +57,19 @@ pub(super) fn module(host: &Arc<Host>) -> Module {
             run_query(&h, source, database, sql, &o)
         },
     );
+    let h = host.clone();
+    func(
+        "drop_scratch",
+        &["source: &str", "database: &str", "bool"],
+        "Drops a scratch database of a `[[databases]]` source, one whose name starts with \
+         `kfguard_restore_test_` (a restore test's `into`), and returns whether it existed. Any \
+         other name is refused: a runbook can clean up after a restore test, never drop the \
+         cluster's data. A dry run drops nothing and plans the drop.",
+        r#"db::drop_scratch("kfp", "kfguard_restore_test_mlpipeline");"#,
+    )
+    .set_into_module(&mut m, move |source: &str, database: &str| {
+        drop_scratch(&h, source, database)
+    });
     m
 }
 
@@ -103,4 +116,19 @@ fn run_query(h: &Host, source: &str, database: &str, sql: &str, o: &Map) -> Res<
             Ok(Dynamic::from_map(row))
         })
         .collect()
+}
+
+fn drop_scratch(h: &Host, source: &str, database: &str) -> Res<bool> {
+    let conn = connection(h, "db::drop_scratch", source)?;
+    // Checked before the change is announced, so that a dry run refuses a wrong name too.
+    if !database.starts_with(SCRATCH_PREFIX) || database.len() == SCRATCH_PREFIX.len() {
+        return h.block(async { query::drop_scratch(&conn, database).await });
+    }
+    if h.change(
+        "db::drop_scratch",
+        &format!("drop scratch database {source}/{database}"),
+    )? {
+        return Ok(false);
+    }
+    h.block(async { query::drop_scratch(&conn, database).await })
 }
