@@ -621,3 +621,39 @@ fn restore_workflows_brings_schedules_back_disabled_and_lists_the_runs_to_resubm
         .unwrap();
     assert_eq!(swf["spec"]["enabled"], true, "{swf:#}");
 }
+
+#[test]
+fn nightlys_restore_test_restores_a_postgresql_database_into_scratch_and_drops_it() {
+    let mut fx = Db::cli();
+    let pg = fx.pg_database("nightly");
+    common::db::pg_exec(
+        &pg,
+        &[
+            "CREATE TABLE runs (id int PRIMARY KEY, state text NOT NULL, done boolean)",
+            "INSERT INTO runs VALUES (1, 'Succeeded', true), (2, 'Failed', false)",
+        ],
+    );
+    let kf = workspace();
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "[[databases]]\nname = \"pg\"\nengine = \"postgres\"\nurl = \"{}\"\ndatabases = [\"{pg}\"]\n\n[retention]\nkeep_last = 3\n",
+            db::pg_url()
+        ),
+    );
+    kf.ok(&["init"]);
+    let (code, report, err) = run(&kf, &[], "nightly", NIGHTLY, &["--set", "check_cycle=0"]);
+    assert_eq!(code, 0, "{err}\n{report:#}");
+    assert_eq!(output(&report, "check")["read_data"], "none");
+    assert_eq!(
+        output(&report, "restore test")["verified"],
+        json!({"tables": 1, "rows": 2})
+    );
+    let scratch = format!("kfguard_restore_test_{pg}");
+    let left = fx.pg_sql(
+        &pg,
+        &format!("SELECT datname FROM pg_database WHERE datname = '{scratch}'"),
+    );
+    assert!(left.is_empty(), "{scratch} was left behind");
+    assert_eq!(output(&report, "retention")["kept"], 1);
+}
