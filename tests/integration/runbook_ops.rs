@@ -624,7 +624,7 @@ fn restore_workflows_brings_schedules_back_disabled_and_lists_the_runs_to_resubm
 
 #[test]
 fn nightlys_restore_test_restores_a_postgresql_database_into_scratch_and_drops_it() {
-    let mut fx = Db::cli();
+    let fx = Db::cli();
     let pg = fx.pg_database("nightly");
     common::db::pg_exec(
         &pg,
