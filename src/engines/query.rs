@@ -87,17 +87,23 @@ pub const SCRATCH_PREFIX: &str = "kfguard_restore_test_";
 /// existed. The prefix is the guard: a runbook can drop what it restored to test a backup,
 /// never a database that holds the cluster's data.
 pub async fn drop_scratch(conn: &Connection, database: &str) -> Result<bool, DbError> {
-    if !database.starts_with(SCRATCH_PREFIX) || database.len() == SCRATCH_PREFIX.len() {
-        return Err(DbError::NotScratch {
-            source_name: conn.source.clone(),
-            database: database.to_string(),
-            prefix: SCRATCH_PREFIX,
-        });
-    }
+    check_scratch(conn, database)?;
     match conn.engine {
         Engine::Mysql => mysql::query::drop_database(conn, database).await,
         Engine::Postgres => postgres::query::drop_database(conn, database).await,
     }
+}
+
+/// Refuses a name that is not a scratch database's: [`SCRATCH_PREFIX`] and more.
+pub fn check_scratch(conn: &Connection, database: &str) -> Result<(), DbError> {
+    if database.len() > SCRATCH_PREFIX.len() && database.starts_with(SCRATCH_PREFIX) {
+        return Ok(());
+    }
+    Err(DbError::NotScratch {
+        source_name: conn.source.clone(),
+        database: database.to_string(),
+        prefix: SCRATCH_PREFIX,
+    })
 }
 
 /// Refuses anything but one statement that reads: `sql` as given, `statements` as the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Map, Module};
 
 use super::{func, known_options, opt_count, to_dynamic, to_map, Host, Res};
-use crate::engines::query::{self, DEFAULT_ROW_LIMIT, SCRATCH_PREFIX};
+use crate::engines::query::{self, DEFAULT_ROW_LIMIT};
 use crate::engines::Connection;
 use crate::runbook::steps::error;
 
@@ -121,9 +121,7 @@ fn run_query(h: &Host, source: &str, database: &str, sql: &str, o: &Map) -> Res<
 fn drop_scratch(h: &Host, source: &str, database: &str) -> Res<bool> {
     let conn = connection(h, "db::drop_scratch", source)?;
     // Checked before the change is announced, so that a dry run refuses a wrong name too.
-    if !database.starts_with(SCRATCH_PREFIX) || database.len() == SCRATCH_PREFIX.len() {
-        return h.block(async { query::drop_scratch(&conn, database).await });
-    }
+    query::check_scratch(&conn, database).map_err(|e| error(e.to_string()))?;
     if h.change(
         "db::drop_scratch",
         &format!("drop scratch database {source}/{database}"),
