@@ -242,6 +242,13 @@ pub enum DbError {
         database: String,
         reason: String,
     },
+    /// A drop of a database that is not a runbook's scratch database.
+    #[error("refusing to drop `{database}` on source `{source_name}`: only scratch databases, named `{prefix}…`, may be dropped; restore into such a name with `into`")]
+    NotScratch {
+        source_name: String,
+        database: String,
+        prefix: &'static str,
+    },
     /// The server refused a write inside a read-only query's transaction.
     #[error("query on source `{source_name}`, database `{database}` tried to write, and the server refused it in the read-only transaction ({detail}); queries only read")]
     WriteRefused {

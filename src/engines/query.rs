@@ -1,4 +1,5 @@
-//! Pings and read-only queries of a database source, as runbooks' `db::` calls them.
+//! Pings, read-only queries and scratch-database drops of a database source, as runbooks'
+//! `db::` calls them.
 //!
 //! A query is one statement that reads. Guards keep it so, before and on the server:
 //! - the engine's own statement splitter refuses a string of several statements, and the
@@ -76,6 +77,33 @@ pub async fn query(
         Engine::Mysql => mysql::query::query(conn, database, sql, limit).await,
         Engine::Postgres => postgres::query::query(conn, database, sql, limit).await,
     }
+}
+
+/// The prefix of the scratch databases a runbook restores into to test a backup, and the
+/// only databases `drop_scratch` drops.
+pub const SCRATCH_PREFIX: &str = "kfguard_restore_test_";
+
+/// Drops a scratch database (its name starts with [`SCRATCH_PREFIX`]) and says whether it
+/// existed. The prefix is the guard: a runbook can drop what it restored to test a backup,
+/// never a database that holds the cluster's data.
+pub async fn drop_scratch(conn: &Connection, database: &str) -> Result<bool, DbError> {
+    check_scratch(conn, database)?;
+    match conn.engine {
+        Engine::Mysql => mysql::query::drop_database(conn, database).await,
+        Engine::Postgres => postgres::query::drop_database(conn, database).await,
+    }
+}
+
+/// Refuses a name that is not a scratch database's: [`SCRATCH_PREFIX`] and more.
+pub fn check_scratch(conn: &Connection, database: &str) -> Result<(), DbError> {
+    if database.len() > SCRATCH_PREFIX.len() && database.starts_with(SCRATCH_PREFIX) {
+        return Ok(());
+    }
+    Err(DbError::NotScratch {
+        source_name: conn.source.clone(),
+        database: database.to_string(),
+        prefix: SCRATCH_PREFIX,
+    })
 }
 
 /// Refuses anything but one statement that reads: `sql` as given, `statements` as the

@@ -3,6 +3,7 @@
 pub mod layout;
 pub mod manifest;
 pub mod read;
+pub mod retention;
 pub mod scope;
 pub mod select;
 pub mod show;

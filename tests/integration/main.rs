@@ -19,6 +19,7 @@ mod runbook_cluster;
 mod runbook_data;
 mod runbook_health;
 mod runbook_html;
+mod runbook_ops;
 mod runbook_reports;
 mod runbooks;
 mod s3;

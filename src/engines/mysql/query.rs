@@ -143,3 +143,23 @@ fn typed(v: Option<&mysql_async::Value>, col: &Column) -> Value {
         }
     }
 }
+
+/// Drops `database` when it exists, and says whether it did. Only a runbook's scratch
+/// databases come here; `engines::query::drop_scratch` checks the name.
+pub(crate) async fn drop_database(conn: &Connection, database: &str) -> Result<bool, DbError> {
+    let mut c = connect(conn).await?;
+    let found: Option<String> = c
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (database,),
+        )
+        .await
+        .map_err(|e| query_err("a database lookup", database, None, &e))?;
+    if found.is_some() {
+        c.query_drop(format!("DROP DATABASE IF EXISTS {}", qi(database)))
+            .await
+            .map_err(|e| query_err("DROP DATABASE", database, None, &e))?;
+    }
+    let _ = c.disconnect().await;
+    Ok(found.is_some())
+}

@@ -128,3 +128,26 @@ fn typed(text: Option<&str>, ty: Option<&Type>) -> Value {
         _ => Value::String(text.to_string()),
     }
 }
+
+/// Drops `database` when it exists, and says whether it did. Only a runbook's scratch
+/// databases come here; `engines::query::drop_scratch` checks the name.
+pub(crate) async fn drop_database(conn: &Connection, database: &str) -> Result<bool, DbError> {
+    let server = Server::new(conn)?;
+    let (client, db) = server.connect_maintenance().await?;
+    let found = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+        .await
+        .map_err(|e| query_err("a database lookup", &db, None, &e))?
+        .is_some();
+    if found {
+        // FORCE: a session left open by the restore's verification must not block the drop.
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                super::quote::ident(database)
+            ))
+            .await
+            .map_err(|e| query_err("drop database", database, None, &e))?;
+    }
+    Ok(found)
+}

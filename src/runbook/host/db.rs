@@ -57,6 +57,19 @@ pub(super) fn module(host: &Arc<Host>) -> Module {
             run_query(&h, source, database, sql, &o)
         },
     );
+    let h = host.clone();
+    func(
+        "drop_scratch",
+        &["source: &str", "database: &str", "bool"],
+        "Drops a scratch database of a `[[databases]]` source, one whose name starts with \
+         `kfguard_restore_test_` (a restore test's `into`), and returns whether it existed. Any \
+         other name is refused: a runbook can clean up after a restore test, never drop the \
+         cluster's data. A dry run drops nothing and plans the drop.",
+        r#"db::drop_scratch("kfp", "kfguard_restore_test_mlpipeline");"#,
+    )
+    .set_into_module(&mut m, move |source: &str, database: &str| {
+        drop_scratch(&h, source, database)
+    });
     m
 }
 
@@ -103,4 +116,17 @@ fn run_query(h: &Host, source: &str, database: &str, sql: &str, o: &Map) -> Res<
             Ok(Dynamic::from_map(row))
         })
         .collect()
+}
+
+fn drop_scratch(h: &Host, source: &str, database: &str) -> Res<bool> {
+    let conn = connection(h, "db::drop_scratch", source)?;
+    // Checked before the change is announced, so that a dry run refuses a wrong name too.
+    query::check_scratch(&conn, database).map_err(|e| error(e.to_string()))?;
+    if h.change(
+        "db::drop_scratch",
+        &format!("drop scratch database {source}/{database}"),
+    )? {
+        return Ok(false);
+    }
+    h.block(async { query::drop_scratch(&conn, database).await })
 }

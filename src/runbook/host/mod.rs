@@ -252,6 +252,8 @@ pub(super) const MUTATING: &[&str] = &[
     "restore::databases",
     "restore::buckets",
     "restore::kubernetes",
+    "db::drop_scratch",
+    "snapshot::forget",
 ];
 
 /// A registration with its parameter names and a doc comment with an example.

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Map, Module};
 
-use super::{func, known_options, opt_str, to_map, Host, Res};
+use super::{func, known_options, opt_bool, opt_str, to_map, Host, Res};
+use crate::config::KeepPolicy;
 use crate::repo::check::{self, ReadData};
 use crate::runbook::steps::error;
+use crate::snapshot::retention;
 use crate::snapshot::select::{self, Latest, SelectError};
 use crate::snapshot::show;
 use crate::snapshot::summary::Summary;
@@ -62,6 +64,20 @@ pub(super) fn module(host: &Arc<Host>) -> Module {
         r#"let c = snapshot::check(#{ read_data: "1/7" });"#,
     )
     .set_into_module(&mut m, move |o: Map| check_repo(&h, &o));
+    let h = host.clone();
+    func(
+        "forget",
+        &["options: Map", "Map"],
+        "Applies a retention policy, as `kfguard forget` does: options `keep_last`, \
+         `keep_daily`, `keep_weekly`, `keep_monthly`, `keep_yearly` (given, they replace \
+         `[retention]` of the config as a whole; none given, `[retention]` applies) and `prune` \
+         (also remove the data only forgotten snapshots held). Returns `keep`, `remove` and \
+         `remove_incomplete` (snapshot summaries) and `prune` (`packs_removed`, \
+         `packs_repacked`, `bytes_removed`). A policy that keeps nothing is refused. A dry run \
+         removes nothing, returns what it would remove, and plans it.",
+        r"let f = snapshot::forget(#{ keep_daily: 7, keep_weekly: 4, prune: true });",
+    )
+    .set_into_module(&mut m, move |o: Map| forget(&h, &o));
     m
 }
 
@@ -129,4 +145,71 @@ fn check_repo(h: &Host, o: &Map) -> Res<Map> {
     let mut m = to_map(&checked)?;
     m.insert("ok".into(), Dynamic::from(checked.errors.is_empty()));
     Ok(m)
+}
+
+const KEEP: &[&str] = &[
+    "keep_last",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "keep_yearly",
+];
+
+fn forget(h: &Host, o: &Map) -> Res<Map> {
+    let mut keys = KEEP.to_vec();
+    keys.push("prune");
+    known_options("snapshot::forget", o, &keys)?;
+    let count = |key: &str| -> Res<Option<u32>> {
+        match o.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_int()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    error(format!(
+                        "snapshot::forget: option `{key}` must be a whole number of at least 0"
+                    ))
+                }),
+        }
+    };
+    let given = KeepPolicy {
+        keep_last: count("keep_last")?,
+        keep_daily: count("keep_daily")?,
+        keep_weekly: count("keep_weekly")?,
+        keep_monthly: count("keep_monthly")?,
+        keep_yearly: count("keep_yearly")?,
+    };
+    // As `kfguard forget`: given options replace `[retention]` as a whole.
+    let policy = if given.is_empty() {
+        h.config().retention.clone()
+    } else {
+        given
+    };
+    if policy.is_empty() {
+        return Err(error(
+            "snapshot::forget: no retention policy: give keep_daily (or another keep_*) in its options, or set [retention] in kfguard.toml".into(),
+        ));
+    }
+    if policy.keeps_nothing() {
+        return Err(error(
+            "snapshot::forget: the retention policy keeps no snapshot (every keep_* is 0): give at least one positive keep_*".into(),
+        ));
+    }
+    let prune = opt_bool(o, "prune")?;
+    let what = format!(
+        "forget snapshots by the retention policy{}",
+        if prune { ", and prune" } else { "" }
+    );
+    let dry_run = h.change("snapshot::forget", &what)?;
+    let (repo, location) = h.repo()?;
+    let done = retention::forget(&repo, &location.display, &policy, prune, dry_run)
+        .map_err(|e| error(format!("snapshot::forget: {e}")))?;
+    if dry_run {
+        for s in done.remove.iter().chain(&done.remove_incomplete) {
+            h.plan_only(&format!("forget snapshot {} of {}", s.short_id, s.time));
+        }
+    }
+    to_map(&done)
 }
