@@ -77,7 +77,7 @@ fn diff(h: &Host, pinned: &Array) -> Res<Map> {
     // Each changed CRD's changes also as the lines `kfguard crds diff` prints.
     if let Some(changed) = out
         .get_mut("changed")
-        .and_then(|c| c.write_lock::<Array>())
+        .and_then(rhai::Dynamic::write_lock::<Array>)
         .as_deref_mut()
     {
         for (entry, c) in changed.iter_mut().zip(&drift.changed) {
