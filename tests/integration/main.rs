@@ -21,5 +21,6 @@ mod runbook_health;
 mod runbook_html;
 mod runbook_ops;
 mod runbook_reports;
+mod runbook_tenancy;
 mod runbooks;
 mod s3;
