@@ -313,8 +313,9 @@ impl S3Backend {
     /// lists only its own folders, so it never sees it.
     pub fn put_side_file(&self, rel: &str, body: Vec<u8>) -> Result<(), S3Error> {
         let key = join_key(&self.prefix, rel);
-        self.put(&key, ByteStream::from(body))
-            .map_err(|err| self.classify("put", &key, &err))
+        self.put(&key, ByteStream::from(body), |err| {
+            self.classify("put", &key, err)
+        })
     }
 
     /// Reads a file beside the repository; `None` when there is none.
@@ -348,12 +349,13 @@ impl S3Backend {
         out
     }
 
-    /// One PUT of a whole object.
-    fn put(
+    /// One PUT of a whole object; `fail` turns the SDK's (large) error into the caller's.
+    fn put<E>(
         &self,
         key: &str,
         body: ByteStream,
-    ) -> Result<(), SdkError<PutObjectError, HttpResponse>> {
+        fail: impl FnOnce(&SdkError<PutObjectError, HttpResponse>) -> E,
+    ) -> Result<(), E> {
         self.block_on(
             self.client
                 .put_object()
@@ -365,6 +367,7 @@ impl S3Backend {
                 .send(),
         )
         .map(|_| ())
+        .map_err(|err| fail(&err))
     }
 
     /// Runs `fut` on the runtime and waits for it.
@@ -707,8 +710,9 @@ impl WriteBackend for S3Backend {
                 buf.freeze()
             }
         };
-        self.put(&key, ByteStream::from(body))
-            .map_err(|err| self.rustic_error("put", &key, &err))?;
+        self.put(&key, ByteStream::from(body), |err| {
+            self.rustic_error("put", &key, err)
+        })?;
         Ok(())
     }
 
