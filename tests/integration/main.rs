@@ -19,5 +19,6 @@ mod runbook_cluster;
 mod runbook_data;
 mod runbook_health;
 mod runbook_html;
+mod runbook_restore;
 mod runbooks;
 mod s3;
