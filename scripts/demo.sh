@@ -249,6 +249,15 @@ step "kfguard runbook run verify-health --fail-on warning"
 "$KFGUARD" runbook run verify-health --fail-on warning --report "$DEMO_DIR/verify.json"
 t1=$(now_ms)
 
+step "kfguard diff latest (the restored cluster against the snapshot: only the schedules differ, restored disabled)"
+rc=0
+"$KFGUARD" diff latest >"$DEMO_ABS/diff.after" || rc=$?
+cat "$DEMO_ABS/diff.after"
+if [[ $rc -ne 0 && $rc -ne 3 ]]; then
+  echo "demo: kfguard diff failed (exit $rc)" >&2
+  exit "$rc"
+fi
+
 checksums >"$DEMO_ABS/tables.after"
 bucket digest >"$DEMO_ABS/objects.after"
 diff -u "$DEMO_ABS/tables.before" "$DEMO_ABS/tables.after" >&2 || {
@@ -282,6 +291,9 @@ for k, v in verified.items():
 rows = sum(int(t[1]) for t in tables)
 print(f"checked by the drill: {len(tables)} tables and {rows} rows with checksums equal, "
       f"{len(objects)} objects byte-equal (SHA-256), {verified.get('kubernetes', 0)} Kubernetes objects restored")
+drift = [l.strip() for l in open(f"{demo}/diff.after") if "drift" in l]
+if drift:
+    print(f"the cluster against the snapshot: {drift[-1]}")
 print(f"the drill report: {demo}/drill.html")
 PY
 

@@ -1,7 +1,7 @@
 """The demo's artifact bucket on the local S3 server, for scripts/demo.sh.
 
 Usage: python bucket.py BUCKET seed RUNS | empty | digest
-  seed    creates the bucket if needed and uploads the pipeline specs and one model per run,
+  seed    creates the bucket if needed, empties it and uploads the pipeline specs and one model per run,
           the objects the demo databases name
   empty   deletes every object (the disaster)
   digest  prints each object's key and SHA-256, sorted, to compare before and after
@@ -27,6 +27,8 @@ if action == "seed":
     runs = int(sys.argv[3])
     if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=bucket)
+    for key in list(keys()):
+        s3.delete_object(Bucket=bucket, Key=key)
     for key in ["pipelines/p1", "pipelines/p2"]:
         s3.put_object(Bucket=bucket, Key=key, Body=f"pipeline spec {key}\n".encode(), ContentType="application/yaml")
     # A model for one run in ten: the runs that trained one, as the databases say.
