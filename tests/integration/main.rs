@@ -21,6 +21,7 @@ mod runbook_health;
 mod runbook_html;
 mod runbook_ops;
 mod runbook_reports;
+mod runbook_restore;
 mod runbook_tenancy;
 mod runbooks;
 mod s3;
