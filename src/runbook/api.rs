@@ -38,7 +38,9 @@ pub(super) fn register(engine: &mut Engine, state: &Shared) {
         .with_params_info(["name: &str", "options: Map", "body: FnPtr", "Dynamic"])
         .with_comments([doc(
             "A step with options: `retries` (a number), `backoff` and `timeout` (durations such \
-             as \"10s\" or \"15m\"). A failed attempt is retried after `backoff`.",
+             as \"10s\" or \"15m\"), and `rerun` (true: run it again on `--resume` although it \
+             ended ok, for a step whose effect a `finally` undoes). A failed attempt is retried \
+             after `backoff`.",
             r#"step("restore dbs", #{ retries: 3, backoff: "10s", timeout: "15m" }, || { ... });"#,
         )])
         .register_into_engine(

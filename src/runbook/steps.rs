@@ -103,6 +103,8 @@ pub(super) struct StepOptions {
     pub retries: u32,
     pub backoff: Duration,
     pub timeout: Option<Duration>,
+    /// Run again on `--resume` although it ended ok: a step whose effect a `finally` undoes.
+    pub rerun: bool,
 }
 
 impl StepOptions {
@@ -122,9 +124,14 @@ impl StepOptions {
                 }
                 "backoff" => o.backoff = duration(v, "backoff")?,
                 "timeout" => o.timeout = Some(duration(v, "timeout")?),
+                "rerun" => {
+                    o.rerun = v
+                        .as_bool()
+                        .map_err(|_| "`rerun` must be true or false, e.g. rerun: true")?;
+                }
                 other => {
                     return Err(format!(
-                    "unknown step option `{other}`; the options are retries, backoff and timeout"
+                    "unknown step option `{other}`; the options are retries, backoff, timeout and rerun"
                 ))
                 }
             }
@@ -361,7 +368,11 @@ fn run_step_with(
 ) -> Option<Dynamic> {
     let key = format!("{name}:{}", lock(state).params_hash);
     // Bound first: a guard in the `if let` would be held through the block and deadlock.
-    let done = lock(state).done.get(&key).cloned();
+    let done = if opts.rerun {
+        None
+    } else {
+        lock(state).done.get(&key).cloned()
+    };
     if let Some(prev) = done {
         let mut record = prev;
         record.resumed = true;

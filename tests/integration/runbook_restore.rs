@@ -395,6 +395,9 @@ fn a_restore_stopped_by_an_s3_fault_resumes_without_restoring_the_database_again
     }
     assert_eq!(step(&second, "bucket")["outcome"], "ok");
     assert_eq!(step(&second, "bucket")["resumed"], Value::Null);
+    // The failed run's `finally` scaled the controllers back: the resume stops them again.
+    assert_eq!(step(&second, "controllers")["outcome"], "ok");
+    assert_eq!(step(&second, "controllers")["resumed"], Value::Null);
     // The database was not restored again: the table made since is still there.
     assert_eq!(
         mysql_rows(&seed.db, "SHOW TABLES LIKE 'kfguard_marker'").len(),
