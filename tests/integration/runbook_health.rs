@@ -454,3 +454,43 @@ fn an_mlmd_schema_the_metadata_server_does_not_expect_is_a_warning() {
     );
     assert_eq!(code, 0, "{err}\n{:#?}", findings(&report));
 }
+
+#[test]
+fn crds_that_moved_since_the_latest_snapshot_are_drift() {
+    let kf = Kf::local();
+    kf.ok(&["init"]);
+    let (server, cfg) = standin(&kf, "c");
+    let (ca_pem, issuer) = ca("kubeflow-webhook-ca");
+    server.seed_yaml(&healthy(&ca_pem, &issuer)).unwrap();
+    kf.ok(&[
+        "--kubeconfig",
+        cfg.to_str().unwrap(),
+        "backup",
+        "--only",
+        "kubernetes",
+    ]);
+    let (code, report, err) = verify_with(&kf, &cfg, &["--set", "crds=latest"]);
+    assert_eq!(code, 0, "{err}\n{:#?}", findings(&report));
+
+    // The cluster as it is now: Notebooks served at v1beta1 since the snapshot.
+    let (now, now_cfg) = standin(&kf, "now");
+    now.seed_yaml(&healthy(&ca_pem, &issuer).replace(
+        &crd("kubeflow.org", "notebooks", "Notebook", "v1", "Namespaced"),
+        &crd(
+            "kubeflow.org",
+            "notebooks",
+            "Notebook",
+            "v1beta1",
+            "Namespaced",
+        ),
+    ))
+    .unwrap();
+    let (code, report, err) = verify_with(&kf, &now_cfg, &["--set", "crds=latest"]);
+    assert_eq!(code, 3, "{err}");
+    let expected: BTreeSet<(String, String)> = [(
+        "KF-CRD-DRIFT".to_string(),
+        "notebooks.kubeflow.org".to_string(),
+    )]
+    .into();
+    assert_eq!(findings(&report), expected);
+}

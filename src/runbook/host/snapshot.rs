@@ -47,6 +47,16 @@ pub(super) fn module(host: &Arc<Host>) -> Module {
     .set_into_module(&mut m, move |id: &str| show_one(&h, id));
     let h = host.clone();
     func(
+        "objects",
+        &["id: &str", "kinds: Array", "Array"],
+        "The Kubernetes objects a snapshot holds (by id, unique prefix or `latest`), of the \
+         kinds named (`Kind` or `group/Kind`; an empty array: every kind), as they were \
+         captured, sanitised. A Secret's values are hidden from the journal like any other.",
+        r#"let pinned = snapshot::objects("latest", ["CustomResourceDefinition"]); let d = crds::diff(pinned);"#,
+    )
+    .set_into_module(&mut m, move |id: &str, kinds: Array| objects(&h, id, &kinds));
+    let h = host.clone();
+    func(
         "check",
         &["Map"],
         "Checks the repository's structure, as `kfguard check` does: `repository`, \
@@ -127,6 +137,31 @@ fn show_one(h: &Host, id: &str) -> Res<Map> {
         .map_err(|e| error(format!("snapshot::show: {e}")))?;
     let shown = show::show(&repo, &snap, &location.display).map_err(|e| error(e.to_string()))?;
     to_map(&shown)
+}
+
+fn objects(h: &Host, id: &str, kinds: &Array) -> Res<Array> {
+    let kinds: Vec<String> = kinds
+        .iter()
+        .map(|k| k.clone().into_string().map(|s| s.to_ascii_lowercase()))
+        .collect::<Result<_, _>>()
+        .map_err(|t| error(format!("snapshot::objects: kinds are strings, not {t}")))?;
+    let (repo, location) = h.repo()?;
+    let latest = Latest::of(&h.config().cluster, &[]);
+    let (repo, snap) = select::open_one(repo, &location.display, id, &latest)
+        .map_err(|e| error(format!("snapshot::objects: {e}")))?;
+    let all = crate::kube::read::objects(&repo, &snap, &location.display)
+        .map_err(|e| error(e.to_string()))?;
+    let wanted: Vec<serde_json::Value> = all
+        .into_iter()
+        .filter(|(key, _)| {
+            kinds.is_empty()
+                || kinds.contains(&key.kind.to_ascii_lowercase())
+                || kinds.contains(&format!("{}/{}", key.group, key.kind).to_ascii_lowercase())
+        })
+        .map(|(_, o)| o)
+        .collect();
+    h.learn_secrets(&wanted);
+    wanted.iter().map(super::to_dynamic).collect()
 }
 
 fn check_repo(h: &Host, o: &Map) -> Res<Map> {
