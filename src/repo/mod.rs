@@ -13,6 +13,8 @@ use rustic_core::{
     RepositoryBackends, RepositoryOptions, RusticError, WriteBackend,
 };
 
+use sha2::Digest as _;
+
 use crate::config::{self, ConfigError, RepositoryConfig};
 use crate::progress::Bars;
 
@@ -192,11 +194,38 @@ impl Location {
                 location: self.display.clone(),
             });
         }
-        self.repository(quiet)?
-            .open(&Credentials::password(password))
-            .map_err(|e| RepoError::rustic("open", &self.display, &e))
+        // A runbook opens the repository for each host call (backup, each restore,
+        // snapshot::*), and deriving the key from the password (scrypt) took about 0.4 s each
+        // time: the key found once is reused, for this location and password only.
+        let cache_key = format!(
+            "{}\n{}",
+            self.display,
+            hex::encode(sha2::Sha256::digest(password.as_bytes()))
+        );
+        let known = KEYS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&cache_key)
+            .cloned();
+        let credentials = match known {
+            Some(key) => Credentials::Masterkey(key),
+            None => Credentials::password(password),
+        };
+        let repo = self
+            .repository(quiet)?
+            .open(&credentials)
+            .map_err(|e| RepoError::rustic("open", &self.display, &e))?;
+        KEYS.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(cache_key, repo.key());
+        Ok(repo)
     }
 }
+
+/// The master keys this process found, by location and password hash.
+static KEYS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, rustic_core::repofile::MasterKey>>,
+> = std::sync::LazyLock::new(Default::default);
 
 /// Opens the configured repository: the password, then the location (probing S3), then the
 /// repository itself; `quiet` hides rustic's progress.
