@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common;
+use common::runbook::all_text;
 
 use common::kube::standin;
 use common::{code, error_line, stderr, Kf};
@@ -550,30 +551,13 @@ step("read", || {
 "#;
     let (code, report, err) = run(&kf, &cfg, "secret", script, &[]);
     assert_eq!(code, 0, "{err}");
-    let journals: String = walkdir_text(&kf.path().join(".kfguard"));
+    let journals: String = all_text(&kf.path().join(".kfguard"));
     for text in [report.to_string(), err, journals] {
         assert!(!text.contains("bXlzcWwtcm9vdC1wdy03NzMx"), "{text}");
         assert!(!text.contains("mysql-root-pw-7731"), "{text}");
     }
     assert_eq!(report["steps"][0]["output"]["password"], "<redacted>");
     assert_eq!(report["steps"][0]["messages"][0], "password is <redacted>");
-}
-
-/// Every file under `dir`, concatenated.
-fn walkdir_text(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
-            }
-        }
-    }
-    out
 }
 
 #[test]

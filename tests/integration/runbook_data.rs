@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::common;
+use common::runbook::{output, planned, step, workspace};
 
 use common::db::{self, mysql_exec, mysql_rows, pg_exec, Db};
 use common::kube::standin;
@@ -19,37 +20,6 @@ fn run(kf: &Kf, name: &str, script: &str, args: &[&str]) -> (i32, Value, String)
     let out = kf.run(&all);
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-/// A local workspace. The S3 credentials are longer than the stock `test`, which the
-/// journal's redaction would otherwise find inside words such as `latest`.
-fn workspace() -> Kf {
-    Kf::local()
-        .env("AWS_ACCESS_KEY_ID", "kfguard-runbook-key")
-        .env("AWS_SECRET_ACCESS_KEY", "a-secret-the-s3-server-ignores")
-}
-
-/// The output of the step named `name`.
-fn output<'r>(report: &'r Value, name: &str) -> &'r Value {
-    &step(report, name)["output"]
-}
-
-fn step<'r>(report: &'r Value, name: &str) -> &'r Value {
-    report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
-}
-
-/// Every planned change of the run, in order.
-fn planned(report: &Value) -> Vec<String> {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["planned"].as_array().cloned().unwrap_or_default())
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect()
 }
 
 /// A config with a MariaDB source `kfp`, a PostgreSQL source `pg` and a bucket source `art`,

@@ -9,6 +9,7 @@ use rcgen::{CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::Value;
 
 use crate::common;
+use common::runbook::{crd, findings};
 
 use common::kube::standin;
 use common::{code, stderr, Kf};
@@ -66,13 +67,6 @@ webhooks:
         crt = b64(cert),
         key = b64("-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n-----END PRIVATE KEY-----\n"),
         bundle = b64(bundle),
-    )
-}
-
-fn crd(group: &str, plural: &str, kind: &str, version: &str, scope: &str) -> String {
-    format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {s}, kind: {kind}, listKind: {kind}List}}\n  versions:\n  - name: {version}\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n---\n",
-        s = kind.to_lowercase()
     )
 }
 
@@ -269,21 +263,6 @@ fn verify_with(kf: &Kf, kubeconfig: &Path, extra: &[&str]) -> (i32, Value, Strin
     );
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-fn findings(report: &Value) -> BTreeSet<(String, String)> {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["object"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[test]

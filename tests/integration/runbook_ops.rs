@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common;
 use crate::restic_interop::{restic_cmd, restic_ok};
+use common::runbook::{crd, output, planned, step, workspace};
 
 use common::db::{self, mysql_exec, mysql_rows, Db};
 use common::kube::standin;
@@ -27,35 +28,6 @@ fn run(kf: &Kf, global: &[&str], name: &str, script: &str, args: &[&str]) -> (i3
     let out = kf.run(&all);
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-fn step<'r>(report: &'r Value, name: &str) -> &'r Value {
-    report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
-}
-
-fn output<'r>(report: &'r Value, name: &str) -> &'r Value {
-    &step(report, name)["output"]
-}
-
-fn planned(report: &Value) -> Vec<String> {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["planned"].as_array().cloned().unwrap_or_default())
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect()
-}
-
-/// A workspace whose S3 credentials are longer than the stock `test`, which the journal's
-/// redaction would otherwise find inside words such as `latest`.
-fn workspace() -> Kf {
-    Kf::local()
-        .env("AWS_ACCESS_KEY_ID", "kfguard-runbook-key")
-        .env("AWS_SECRET_ACCESS_KEY", "a-secret-the-s3-server-ignores")
 }
 
 /// A config with the MariaDB source `kfp` holding `database`, and the bucket source `art`
@@ -313,13 +285,6 @@ fn db_drop_scratch_refuses_a_database_without_the_scratch_prefix() {
     let error = step(&report, "drop")["error"].as_str().unwrap();
     assert!(error.contains("only scratch databases"), "{error}");
     assert!(mysql_has(&my, &my));
-}
-
-fn crd(group: &str, plural: &str, kind: &str, version: &str, scope: &str) -> String {
-    format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {s}, kind: {kind}, listKind: {kind}List}}\n  versions:\n  - name: {version}\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n---\n",
-        s = kind.to_lowercase()
-    )
 }
 
 /// A live cluster whose notebooks CRD is a version behind and whose profiles CRD is gone,

@@ -1,10 +1,9 @@
 //! Runbook reports and journals: JUnit for CI, the JSON report, secrets kept out of both and
 //! out of the journal, and a journal kept beside an S3 repository for a resume in another pod.
 
-use std::path::Path;
-
 use crate::common;
 use crate::runbooks::run_script;
+use common::runbook::all_text;
 
 use common::{code, error_line, stderr, Kf};
 
@@ -160,20 +159,6 @@ fn an_error_outside_any_step_is_a_failed_script_testcase() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let message = script_failure();
     assert!(message.contains("broken.rhai:1:"), "{message}");
-}
-
-/// Every file below `dir`, read as text.
-fn all_text(dir: &Path) -> String {
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            text.push_str(&all_text(&path));
-        } else {
-            text.push_str(&std::fs::read_to_string(&path).unwrap());
-        }
-    }
-    text
 }
 
 #[test]

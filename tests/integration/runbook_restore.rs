@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common;
+use common::runbook::step;
 
 use common::db::{mysql_exec, mysql_rows, Db};
 use common::kube::standin;
@@ -198,13 +199,6 @@ fn restore(seed: &Seed, kubeconfig: &Path, args: &[&str]) -> (i32, Value, String
     let out = seed.kf.run(&all);
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-fn step<'r>(report: &'r Value, name: &str) -> &'r Value {
-    report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
 }
 
 fn replicas(server: &kube_standin::Server, name: &str) -> Value {

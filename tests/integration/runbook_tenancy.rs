@@ -9,17 +9,11 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::common;
+use common::runbook::{all_findings, crd, findings};
 
 use common::db::{mysql_exec, mysql_url, Db};
 use common::kube::standin;
 use common::{code, s3_endpoint, stderr, Kf};
-
-fn crd(group: &str, plural: &str, kind: &str, version: &str, scope: &str) -> String {
-    format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.{group}}}\nspec:\n  group: {group}\n  scope: {scope}\n  names: {{plural: {plural}, singular: {s}, kind: {kind}, listKind: {kind}List}}\n  versions:\n  - name: {version}\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n---\n",
-        s = kind.to_lowercase()
-    )
-}
 
 /// The cluster-wide part of a Kubeflow: its namespace, CRDs (Istio's when `istio`) and the
 /// ClusterRoles profiles bind, with the ml-pipeline service and a Ready workflow-controller.
@@ -194,27 +188,6 @@ fn run(kf: &Kf, kubeconfig: &Path, name: &str, args: &[&str]) -> (i32, Value, St
     let out = kf.run(&all);
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-fn all_findings(report: &Value) -> Vec<Value> {
-    report["steps"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no steps in {report:#}"))
-        .iter()
-        .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
-        .collect()
-}
-
-fn findings(report: &Value) -> BTreeSet<(String, String)> {
-    all_findings(report)
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["object"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 pub(crate) mod db;
 pub(crate) mod kube;
 pub(crate) mod proxy;
+pub(crate) mod runbook;
 
 pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
