@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use crate::common;
-use common::runbook::{output, planned, step, workspace};
+use common::runbook::{output, planned, sources, step, workspace};
 
-use common::db::{self, mysql_exec, mysql_rows, pg_exec, Db};
+use common::db::{mysql_exec, mysql_rows, pg_exec, Db};
 use common::kube::standin;
 use common::{code, s3_endpoint, stderr, Kf};
 
@@ -20,31 +20,6 @@ fn run(kf: &Kf, name: &str, script: &str, args: &[&str]) -> (i32, Value, String)
     let out = kf.run(&all);
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (code(&out), report, stderr(&out))
-}
-
-/// A config with a MariaDB source `kfp`, a PostgreSQL source `pg` and a bucket source `art`,
-/// each when given.
-fn config(kf: &Kf, mysql_db: Option<&str>, pg_db: Option<&str>, bucket: Option<&str>) {
-    let mut toml = String::new();
-    if let Some(db) = mysql_db {
-        toml.push_str(&format!(
-            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n",
-            db::mysql_url()
-        ));
-    }
-    if let Some(db) = pg_db {
-        toml.push_str(&format!(
-            "[[databases]]\nname = \"pg\"\nengine = \"postgres\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n",
-            db::pg_url()
-        ));
-    }
-    if let Some(bucket) = bucket {
-        toml.push_str(&format!(
-            "[[buckets]]\nname = \"art\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
-            s3_endpoint()
-        ));
-    }
-    kf.write("kfguard.toml", &toml);
 }
 
 /// A small `runs` table on MariaDB: id, state, score, a NULL.
@@ -145,7 +120,7 @@ fn db_ping_and_query_read_both_engines_with_typed_cells_and_a_row_limit() {
     seed_mysql(&my);
     seed_pg(&pg);
     let kf = workspace();
-    config(&kf, Some(&my), Some(&pg), None);
+    sources(&kf, Some(&my), Some(&pg), None);
     let script = format!(
         r#"
 step("ping", || #{{ kfp: db::ping("kfp"), pg: db::ping("pg") }});
@@ -204,7 +179,7 @@ fn db_query_refuses_writes_and_the_rows_stay_as_they_were() {
         &["CREATE FUNCTION bump() RETURNS int MODIFIES SQL DATA BEGIN UPDATE runs SET state = 'bumped'; RETURN 1; END"],
     );
     let kf = workspace();
-    config(&kf, Some(&my), Some(&pg), None);
+    sources(&kf, Some(&my), Some(&pg), None);
     let before_my = mysql_rows(&my, "SELECT * FROM runs ORDER BY id");
     let before_pg = fx.pg_sql(&pg, "SELECT * FROM runs ORDER BY id");
     for (name, source, database, sql, expect) in [
@@ -267,7 +242,7 @@ fn db_query_refuses_a_second_statement_and_the_table_is_still_there() {
     seed_mysql(&my);
     seed_pg(&pg);
     let kf = workspace();
-    config(&kf, Some(&my), Some(&pg), None);
+    sources(&kf, Some(&my), Some(&pg), None);
     for (name, source, database) in [("my", "kfp", my.as_str()), ("pg", "pg", pg.as_str())] {
         let script = format!(
             "step(\"two\", || db::query(\"{source}\", \"{database}\", \"SELECT 1; DROP TABLE runs\"));"
@@ -307,7 +282,7 @@ fn bucket_list_and_exists_see_the_seeded_objects() {
     let bucket = common::unique_bucket("rbb");
     seed_bucket(&s3, &bucket);
     let kf = workspace();
-    config(&kf, None, None, Some(&bucket));
+    sources(&kf, None, None, Some(&bucket));
     let script = r#"
 step("specs", || bucket::list("art", "pipelines/"));
 step("first", || bucket::list("art", "", #{ limit: 2 }).map(|o| o.key));
@@ -345,7 +320,7 @@ fn snapshot_functions_see_the_backup_kfguard_took() {
     let my = fx.mysql_name("rbs");
     seed_mysql(&my);
     let kf = workspace();
-    config(&kf, Some(&my), None, None);
+    sources(&kf, Some(&my), None, None);
     kf.ok(&["init"]);
     let script = r#"
 step("snapshots", || #{ list: snapshot::list(), latest: snapshot::latest() });
@@ -394,7 +369,7 @@ fn a_runbooks_backup_is_a_snapshot_that_kfguard_lists() {
     let my = fx.mysql_name("rbk");
     seed_mysql(&my);
     let kf = workspace();
-    config(&kf, Some(&my), None, None);
+    sources(&kf, Some(&my), None, None);
     kf.ok(&["init"]);
     let script = r#"
 step("backup", || {
@@ -438,7 +413,7 @@ fn a_dry_run_of_cluster_database_and_bucket_changes_plans_each_and_makes_none() 
     let bucket = common::unique_bucket("rbd");
     seed_bucket(&s3, &bucket);
     let kf = workspace();
-    config(&kf, Some(&my), None, Some(&bucket));
+    sources(&kf, Some(&my), None, Some(&bucket));
     kf.ok(&["init"]);
     kf.ok(&["backup", "--only", "databases,buckets"]);
     // After the backup the live data moves on: a restore over it would change it back.
@@ -523,7 +498,7 @@ fn a_runbook_restores_a_database_and_a_bucket_under_new_names_and_they_match() {
     seed_bucket(&s3, &bucket);
     common::create_bucket(&restored);
     let kf = workspace();
-    config(&kf, Some(&my), None, Some(&bucket));
+    sources(&kf, Some(&my), None, Some(&bucket));
     kf.ok(&["init"]);
     kf.ok(&["backup", "--only", "databases,buckets"]);
     let script = format!(

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::common;
 use crate::restic_interop::{restic_cmd, restic_ok};
-use common::runbook::{crd, output, planned, step, workspace};
+use common::runbook::{crd, output, planned, sources, step, workspace};
 
 use common::db::{self, mysql_exec, mysql_rows, Db};
 use common::kube::standin;
@@ -33,17 +33,7 @@ fn run(kf: &Kf, global: &[&str], name: &str, script: &str, args: &[&str]) -> (i3
 /// A config with the MariaDB source `kfp` holding `database`, and the bucket source `art`
 /// when given.
 fn config(kf: &Kf, database: &str, bucket: Option<&str>) {
-    let mut toml = format!(
-        "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{database}\"]\n\n",
-        db::mysql_url()
-    );
-    if let Some(bucket) = bucket {
-        toml.push_str(&format!(
-            "[[buckets]]\nname = \"art\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
-            s3_endpoint()
-        ));
-    }
-    kf.write("kfguard.toml", &toml);
+    sources(kf, Some(database), None, bucket);
 }
 
 /// A small `runs` table: three rows, one of them `Failed`.

@@ -15,6 +15,31 @@ pub(crate) fn workspace() -> Kf {
         .env("AWS_SECRET_ACCESS_KEY", "a-secret-the-s3-server-ignores")
 }
 
+/// A config with a MariaDB source `kfp`, a PostgreSQL source `pg` and a bucket source `art`,
+/// each when given.
+pub(crate) fn sources(kf: &Kf, mysql_db: Option<&str>, pg_db: Option<&str>, bucket: Option<&str>) {
+    let mut toml = String::new();
+    if let Some(db) = mysql_db {
+        toml.push_str(&format!(
+            "[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n",
+            super::db::mysql_url()
+        ));
+    }
+    if let Some(db) = pg_db {
+        toml.push_str(&format!(
+            "[[databases]]\nname = \"pg\"\nengine = \"postgres\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n",
+            super::db::pg_url()
+        ));
+    }
+    if let Some(bucket) = bucket {
+        toml.push_str(&format!(
+            "[[buckets]]\nname = \"art\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
+            super::s3_endpoint()
+        ));
+    }
+    kf.write("kfguard.toml", &toml);
+}
+
 /// The step named `name` of a report.
 pub(crate) fn step<'r>(report: &'r Value, name: &str) -> &'r Value {
     report["steps"]
