@@ -363,11 +363,9 @@ fn a_wait_is_cut_short_by_the_runs_deadline() {
     );
 }
 
+/// A namespaced kubeflow.org CRD at v1.
 fn crd(plural: &str, kind: &str) -> String {
-    format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {{name: {plural}.kubeflow.org}}\nspec:\n  group: kubeflow.org\n  scope: Namespaced\n  names: {{plural: {plural}, singular: {s}, kind: {kind}, listKind: {kind}List}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}\n---\n",
-        s = kind.to_lowercase()
-    )
+    common::runbook::crd("kubeflow.org", plural, kind, "v1", "Namespaced")
 }
 
 #[test]
