@@ -296,6 +296,8 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
     ));
     // A claim whose StorageClass does not exist.
     yaml.push_str("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: team-a}\nspec: {accessModes: [ReadWriteOnce], storageClassName: fast-ssd, resources: {requests: {storage: 5Gi}}}\nstatus: {phase: Pending}\n---\n");
+    // A claim whose class binds on first use, and no pod uses it yet.
+    yaml.push_str("apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: local-wait}\nprovisioner: rancher.io/local-path\nvolumeBindingMode: WaitForFirstConsumer\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: scratch, namespace: team-a}\nspec: {accessModes: [ReadWriteOnce], storageClassName: local-wait, resources: {requests: {storage: 1Gi}}}\nstatus: {phase: Pending}\n---\n");
     // A workflow Running since 2020.
     yaml.push_str("apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: train-hung, namespace: team-a}\nspec: {entrypoint: main}\nstatus: {phase: Running, startedAt: \"2020-01-01T00:00:00Z\"}\n---\n");
     // A profile whose owner has no RoleBinding, with its pod quota used up.
@@ -351,6 +353,7 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
     let expected: BTreeSet<(String, String)> = [
         ("KF-POD-CRASHLOOP", "kubeflow/ml-pipeline-ui-6b7c"),
         ("KF-PVC-PENDING", "team-a/data"),
+        ("KF-PVC-PENDING", "team-a/scratch"),
         ("KF-WF-STUCK", "team-a/train-hung"),
         ("KF-CRD-DRIFT", "notebooks.kubeflow.org"),
         ("KF-RBAC-OWNER", "team-b"),
@@ -389,7 +392,14 @@ fn each_seeded_fault_raises_its_code_on_its_object() {
         "{}",
         message("KF-POD-CRASHLOOP")
     );
-    assert!(message("KF-PVC-PENDING").contains("fast-ssd does not exist"));
+    let claim = |object: &str| {
+        all.iter()
+            .find(|f| f["object"] == object)
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(claim("team-a/data").contains("fast-ssd does not exist"));
+    assert!(claim("team-a/scratch").contains("WaitForFirstConsumer"));
     assert!(message("KF-QUOTA-EXHAUSTED").contains("pods is at its limit: 10 of 10"));
     let summary = report["steps"].as_array().unwrap().last().unwrap();
     assert_ne!(summary["output"]["grade"], "A");
