@@ -18,10 +18,7 @@ pub(super) fn run(ctx: &Context, args: &RbacArgs) -> anyhow::Result<Outcome> {
             for n in notes {
                 tracing::warn!("{n}");
             }
-            let mut v = serde_json::to_value(&cr)?;
-            v["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-            v["kind"] = "ClusterRole".into();
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", serde_json::to_string_pretty(&cr)?);
         }
         OutputFormat::Text | OutputFormat::Markdown => print!("{}", rbac::render_yaml(role, cfg)?),
     }

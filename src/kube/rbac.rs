@@ -197,9 +197,8 @@ pub fn render_yaml(role: Role, cfg: &KubernetesConfig) -> Result<String, yaml_se
     for n in notes {
         out.push_str(&format!("# Note: {n}\n"));
     }
-    let body = yaml_serde::to_string(&cr)?;
-    out.push_str("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n");
-    out.push_str(&body);
+    // k8s-openapi writes apiVersion and kind itself.
+    out.push_str(&yaml_serde::to_string(&cr)?);
     Ok(out)
 }
 
