@@ -187,7 +187,7 @@ pub enum Command {
 
     /// Print the ClusterRole a backup or a restore needs for the config's [kubernetes] selection
     #[command(
-        after_help = "Examples:\n  kfguard rbac backup > deploy/rbac-backup.yaml\n  kfguard rbac restore --config kfguard.toml | kubectl apply -f -\n\nAdd extra CRD groups to [kubernetes] crd_groups first: RBAC has no group wildcards."
+        after_help = "Examples:\n  kfguard rbac backup > rbac-backup.yaml\n  kfguard rbac restore --config kfguard.toml | kubectl apply -f -\n\nAdd extra CRD groups to [kubernetes] crd_groups first: RBAC has no group wildcards."
     )]
     Rbac(RbacArgs),
 
