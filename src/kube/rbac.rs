@@ -79,7 +79,10 @@ pub fn rules(role: Role, cfg: &KubernetesConfig) -> Rules {
         Role::Backup => &["list"],
         Role::Restore => &["create", "list", "patch"],
     };
-    let mut kinds: Vec<(&str, &str)> = BUILTIN_KINDS.into_iter().chain([CRD, AUTHZ_POLICY]).collect();
+    let mut kinds: Vec<(&str, &str)> = BUILTIN_KINDS
+        .into_iter()
+        .chain([CRD, AUTHZ_POLICY])
+        .collect();
     if cfg.include_secrets {
         kinds.push(SECRET);
     }
@@ -93,7 +96,11 @@ pub fn rules(role: Role, cfg: &KubernetesConfig) -> Rules {
     if role == Role::Restore {
         // The waits watch one object: a restored CRD until Established, a Profile's namespace
         // until it exists (kube-runtime's `await_condition`: list and watch).
-        grant("apiextensions.k8s.io", "customresourcedefinitions", &["watch"]);
+        grant(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            &["watch"],
+        );
         grant("", "namespaces", &["watch"]);
         // Recreating Kubeflow's roles, and bindings to them, where they grant more than this
         // role holds; the API server refuses them otherwise (privilege-escalation prevention).
@@ -232,7 +239,10 @@ mod tests {
             ("security.istio.io", "authorizationpolicies"),
             ("pipelines.kubeflow.org", "*"),
         ] {
-            assert!(t.contains(&(g.into(), res.into(), "list".into())), "{g}/{res}");
+            assert!(
+                t.contains(&(g.into(), res.into(), "list".into())),
+                "{g}/{res}"
+            );
         }
         assert!(!t.iter().any(|(_, res, _)| res == "secrets"));
         assert_eq!(r.notes.len(), 1, "{:?}", r.notes);
@@ -248,8 +258,13 @@ mod tests {
         assert!(backup.contains(&(String::new(), "secrets".into(), "list".into())));
         let restore = triples(&rules(Role::Restore, &cfg).rules);
         for v in ["create", "list", "patch"] {
-            assert!(restore.contains(&(String::new(), "secrets".into(), v.into())), "{v}");
+            assert!(
+                restore.contains(&(String::new(), "secrets".into(), v.into())),
+                "{v}"
+            );
         }
-        assert!(!restore.iter().any(|(_, _, v)| v == "update" || v == "delete"));
+        assert!(!restore
+            .iter()
+            .any(|(_, _, v)| v == "update" || v == "delete"));
     }
 }

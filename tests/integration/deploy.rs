@@ -36,7 +36,9 @@ fn tool(name: &str, package: &str) -> String {
             return p.to_string_lossy().into_owned();
         }
     }
-    panic!("{name} is not installed: scripts/services.sh up installs it (apt-get install {package})")
+    panic!(
+        "{name} is not installed: scripts/services.sh up installs it (apt-get install {package})"
+    )
 }
 
 /// Every folder below deploy/ whose kustomization.yaml is a Kustomization (not a Component).
@@ -141,7 +143,9 @@ fn code_role(kf: &Kf, config: &str, role: &str) -> Value {
 fn pod_specs(doc: &Value) -> Option<&Value> {
     match doc["kind"].as_str()? {
         "CronJob" => Some(&doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
-        "Job" | "Deployment" | "StatefulSet" | "DaemonSet" => Some(&doc["spec"]["template"]["spec"]),
+        "Job" | "Deployment" | "StatefulSet" | "DaemonSet" => {
+            Some(&doc["spec"]["template"]["spec"])
+        }
         _ => None,
     }
 }
@@ -161,7 +165,10 @@ fn every_kustomization_renders_and_every_container_runs_non_root_read_only_and_l
         "restore",
         "monitoring",
     ] {
-        assert!(names.contains(expected), "deploy/{expected} not found in {names:?}");
+        assert!(
+            names.contains(expected),
+            "deploy/{expected} not found in {names:?}"
+        );
     }
     let mut containers = 0;
     for dir in &dirs {
@@ -169,7 +176,12 @@ fn every_kustomization_renders_and_every_container_runs_non_root_read_only_and_l
             let Some(spec) = pod_specs(&doc) else {
                 continue;
             };
-            let what = format!("{} {} in deploy/{}", doc["kind"], doc["metadata"]["name"], rel(dir));
+            let what = format!(
+                "{} {} in deploy/{}",
+                doc["kind"],
+                doc["metadata"]["name"],
+                rel(dir)
+            );
             let pod_sc = &spec["securityContext"];
             assert_ne!(pod_sc["runAsUser"], 0, "{what}: the pod runs as root");
             let all = spec["containers"]
@@ -184,8 +196,14 @@ fn every_kustomization_renders_and_every_container_runs_non_root_read_only_and_l
                     || (sc["runAsNonRoot"].is_null() && pod_sc["runAsNonRoot"] == true);
                 assert!(non_root, "{name}: runAsNonRoot is not true");
                 assert_ne!(sc["runAsUser"], 0, "{name}: runs as root");
-                assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}: the root filesystem is writable");
-                assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}: may escalate privileges");
+                assert_eq!(
+                    sc["readOnlyRootFilesystem"], true,
+                    "{name}: the root filesystem is writable"
+                );
+                assert_eq!(
+                    sc["allowPrivilegeEscalation"], false,
+                    "{name}: may escalate privileges"
+                );
                 for r in ["cpu", "memory"] {
                     assert!(
                         c["resources"]["limits"][r].is_string(),
@@ -214,7 +232,10 @@ fn the_backup_role_of_every_install_lists_exactly_what_its_config_makes_the_back
             .iter()
             .filter(|(_, _, v)| WRITE_VERBS.contains(&v.as_str()))
             .collect();
-        assert!(writes.is_empty(), "deploy/{name}: the backup role may write: {writes:?}");
+        assert!(
+            writes.is_empty(),
+            "deploy/{name}: the backup role may write: {writes:?}"
+        );
         let config = joined_config(&docs)
             .unwrap_or_else(|| panic!("deploy/{name} renders the backup role without its config"));
         let want = triples(&code_role(&kf, &config, "backup"));
@@ -230,7 +251,10 @@ fn the_backup_role_of_every_install_lists_exactly_what_its_config_makes_the_back
             "deploy/{name}: Secrets are read only where the secrets component opts in"
         );
         // The nightly identity is bound to the backup role and nothing else.
-        for b in docs.iter().filter(|d| d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding") {
+        for b in docs
+            .iter()
+            .filter(|d| d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding")
+        {
             let to_kfguard = b["subjects"]
                 .as_array()
                 .into_iter()
@@ -259,13 +283,19 @@ fn the_restore_role_grants_exactly_what_restore_reads_and_writes_and_only_its_ow
         let Some(role) = find(&docs, "ClusterRole", "kfguard-restore") else {
             // Outside the restore kustomizations nothing may bind the write role.
             assert!(
-                !docs.iter().any(|d| d["roleRef"]["name"] == "kfguard-restore"),
+                !docs
+                    .iter()
+                    .any(|d| d["roleRef"]["name"] == "kfguard-restore"),
                 "deploy/{name} binds kfguard-restore"
             );
             continue;
         };
         let got = triples(role);
-        let want = if name.contains("secrets") { &with } else { &without };
+        let want = if name.contains("secrets") {
+            &with
+        } else {
+            &without
+        };
         assert_eq!(
             &got, want,
             "deploy/{name}: the restore role differs from `kfguard rbac restore` (left: deploy, right: code)"
@@ -273,8 +303,14 @@ fn the_restore_role_grants_exactly_what_restore_reads_and_writes_and_only_its_ow
         let binding = find(&docs, "ClusterRoleBinding", "kfguard-restore").expect("binding");
         assert_eq!(binding["subjects"][0]["name"], "kfguard-restore");
         let job = find(&docs, "Job", "kfguard-restore").expect("the restore Job");
-        assert_eq!(job["spec"]["template"]["spec"]["serviceAccountName"], "kfguard-restore");
-        assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["args"][2], "restore-cluster");
+        assert_eq!(
+            job["spec"]["template"]["spec"]["serviceAccountName"],
+            "kfguard-restore"
+        );
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["args"][2],
+            "restore-cluster"
+        );
         checked.push(name);
     }
     assert_eq!(checked, ["overlays/restore-secrets", "restore"]);
@@ -291,19 +327,37 @@ fn each_install_joins_its_config_fragments_into_a_config_kfguard_accepts() {
         let name = rel(&dir);
         let file = kf.write("joined.toml", &config);
         let shown = kf.json(&["--config", file.to_str().unwrap(), "config", "show"]);
-        assert_eq!(shown["runbooks"]["dir"], "/usr/share/kfguard/runbooks", "deploy/{name}");
+        assert_eq!(
+            shown["runbooks"]["dir"], "/usr/share/kfguard/runbooks",
+            "deploy/{name}"
+        );
         assert_eq!(shown["kubernetes"]["enabled"], true, "deploy/{name}");
         let engine = &shown["databases"][0]["engine"];
         let postgres = name.contains("postgresql") || name.contains("production");
-        assert_eq!(engine, if postgres { "postgres" } else { "mysql" }, "deploy/{name}");
+        assert_eq!(
+            engine,
+            if postgres { "postgres" } else { "mysql" },
+            "deploy/{name}"
+        );
         let job = find(&docs, "CronJob", "kfguard-nightly").expect("the CronJob");
         let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(c["command"], serde_json::json!(["kfguard-job"]), "deploy/{name}");
-        assert_eq!(c["args"], serde_json::json!(["runbook", "run", "nightly"]), "deploy/{name}");
+        assert_eq!(
+            c["command"],
+            serde_json::json!(["kfguard-job"]),
+            "deploy/{name}"
+        );
+        assert_eq!(
+            c["args"],
+            serde_json::json!(["runbook", "run", "nightly"]),
+            "deploy/{name}"
+        );
     }
     // The image puts the shipped runbooks where the config looks, and the wrapper on PATH.
     let dockerfile = std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap();
-    assert!(dockerfile.contains("COPY runbooks/ /usr/share/kfguard/runbooks/"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("COPY runbooks/ /usr/share/kfguard/runbooks/"),
+        "{dockerfile}"
+    );
     assert!(dockerfile.contains("deploy/kfguard-job.sh /usr/local/bin/kfguard-job"));
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
     for rb in ["nightly.rhai", "restore-cluster.rhai"] {
@@ -314,7 +368,11 @@ fn each_install_joins_its_config_fragments_into_a_config_kfguard_accepts() {
 /// `kfguard-job ARGS` with kfguard on PATH and the config fragments in `conf.d/` of `kf`.
 fn kfguard_job(kf: &Kf, args: &[&str]) -> std::process::Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_kfguard")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut c = kf.std_cmd();
     c.env_remove("KFGUARD_CONFIG");
     c.env("PATH", path)
@@ -344,7 +402,10 @@ fn kfguard_job_counts_a_run_with_warnings_as_done_and_fails_a_failed_run() {
             kf.path().join("runs").display()
         ),
     );
-    kf.write("conf.d/40-kubernetes.toml", "[kubernetes]\nenabled = false\n");
+    kf.write(
+        "conf.d/40-kubernetes.toml",
+        "[kubernetes]\nenabled = false\n",
+    );
     kf.write(
         "runbooks/careful.rhai",
         "// careful: warns and ends.\nstep(\"look\", || { warn(\"something to look at\"); });\n",
@@ -365,9 +426,16 @@ fn kfguard_job_counts_a_run_with_warnings_as_done_and_fails_a_failed_run() {
     // ...which the Job counts as done, from the fragments joined in order.
     let warned = kfguard_job(&kf, &["runbook", "run", "careful"]);
     assert_eq!(code(&warned), 0, "{}", stderr(&warned));
-    assert!(stderr(&warned).contains("finished with warnings (exit 3)"), "{}", stderr(&warned));
+    assert!(
+        stderr(&warned).contains("finished with warnings (exit 3)"),
+        "{}",
+        stderr(&warned)
+    );
     let joined = std::fs::read_to_string(kf.path().join("run/kfguard.toml")).unwrap();
-    assert!(joined.find("cluster = \"job-test\"") < joined.find("[kubernetes]"), "{joined}");
+    assert!(
+        joined.find("cluster = \"job-test\"") < joined.find("[kubernetes]"),
+        "{joined}"
+    );
 
     let failed = kfguard_job(&kf, &["runbook", "run", "broken"]);
     assert_eq!(code(&failed), 1, "{}", stderr(&failed));
@@ -404,7 +472,8 @@ fn promtool(args: &[&str], dir: &Path) -> String {
 }
 
 #[test]
-fn the_alert_rules_pass_promtool_and_their_unit_tests_and_the_prometheus_rule_holds_the_same_rules() {
+fn the_alert_rules_pass_promtool_and_their_unit_tests_and_the_prometheus_rule_holds_the_same_rules()
+{
     let plain = yaml_file(&monitoring().join("kfguard.rules.yml"));
     let operator = yaml_file(&monitoring().join("prometheusrule.yaml"));
     assert_eq!(operator["kind"], "PrometheusRule");
@@ -417,15 +486,25 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests_and_the_prometheus_rule_ho
     assert!(checked.contains("SUCCESS: 5 rules found"), "{checked}");
     let scratch = tempfile::tempdir().unwrap();
     let extracted = scratch.path().join("from-prometheusrule.yml");
-    std::fs::write(&extracted, yaml_serde::to_string(&operator["spec"]).unwrap()).unwrap();
-    promtool(&["check", "rules", extracted.to_str().unwrap()], scratch.path());
+    std::fs::write(
+        &extracted,
+        yaml_serde::to_string(&operator["spec"]).unwrap(),
+    )
+    .unwrap();
+    promtool(
+        &["check", "rules", extracted.to_str().unwrap()],
+        scratch.path(),
+    );
     let tested = promtool(&["test", "rules", "kfguard.rules.test.yml"], &monitoring());
     assert!(tested.contains("SUCCESS"), "{tested}");
     // Each alert fires in the unit tests at least once and stays quiet at least once.
     let tests = std::fs::read_to_string(monitoring().join("kfguard.rules.test.yml")).unwrap();
     for rule in plain["groups"][0]["rules"].as_array().unwrap() {
         let name = rule["alert"].as_str().unwrap();
-        assert!(tests.matches(&format!("alertname: {name}")).count() >= 2, "{name}");
+        assert!(
+            tests.matches(&format!("alertname: {name}")).count() >= 2,
+            "{name}"
+        );
     }
 }
 
@@ -433,9 +512,7 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests_and_the_prometheus_rule_ho
 fn contract() -> (String, BTreeSet<String>, BTreeSet<String>) {
     let text = std::fs::read_to_string(monitoring().join("METRICS.md")).unwrap();
     let mut families = BTreeSet::new();
-    let mut labels: BTreeSet<String> = ["cluster", "operation", "runbook"]
-        .map(String::from)
-        .into();
+    let mut labels: BTreeSet<String> = ["cluster", "operation", "runbook"].map(String::from).into();
     for line in text.lines().filter(|l| l.starts_with("| `kfguard_")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         families.insert(cells[1].trim_matches('`').to_string());
@@ -485,7 +562,10 @@ fn the_rules_and_the_dashboard_use_only_the_metrics_and_labels_of_the_contract()
     for rule in plain["groups"][0]["rules"].as_array().unwrap() {
         let expr = rule["expr"].as_str().unwrap();
         // The alerts are the contract's, word for word.
-        assert!(text.contains(&format!("`{expr}`")), "{expr} is not in METRICS.md");
+        assert!(
+            text.contains(&format!("`{expr}`")),
+            "{expr} is not in METRICS.md"
+        );
         used(expr, &mut metrics, &mut labels);
     }
     let dashboard: Value = serde_json::from_str(
