@@ -5,6 +5,7 @@
 #   S3 (moto)  127.0.0.1:${KFGUARD_S3_PORT:-9000}
 # plus the `restic` binary, which tests use to check repository interoperability, and `kubectl`,
 # which tests point at the stand-in Kubernetes API server (tests/standin) to check its fidelity,
+# `promtool` (Debian's `prometheus` package, the daemon left stopped), which checks the alert rules,
 # and `chromium`, in which tests load the runbook drill report as a person would see it.
 #
 # Usage: scripts/services.sh up|down|env|status
@@ -399,6 +400,32 @@ kubectl_up() {
   fi
 }
 
+# ---------------------------------------------------------------- promtool
+
+# Debian's `prometheus` package ships `promtool`, which the tests use to check and unit-test the
+# alert rules in deploy/monitoring/. Only the tool is wanted: policy-rc.d keeps the package's
+# postinst from starting the prometheus daemon, and a daemon started anyway is stopped.
+promtool_up() {
+  if have promtool; then
+    log "promtool: $(promtool --version 2>&1 | head -n 1)"
+    return
+  fi
+  local guard=/usr/sbin/policy-rc.d placed=0
+  if [[ ! -e $guard ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
+    as_root chmod 0755 "$guard"
+    placed=1
+  fi
+  apt_install --no-install-recommends prometheus
+  if [[ $placed -eq 1 ]]; then as_root rm -f "$guard"; fi
+  if have systemctl && systemctl is-active --quiet prometheus 2>/dev/null; then
+    as_root systemctl disable --now prometheus || true
+  fi
+  if have service && service prometheus status >/dev/null 2>&1; then
+    as_root service prometheus stop || true
+  fi
+}
+
 # ---------------------------------------------------------------- chromium
 
 # Debian's chromium: headless, it loads the drill report (`runbook run --report-html`) in tests.
@@ -418,6 +445,7 @@ cmd_up() {
   s3_up
   restic_up
   kubectl_up
+  promtool_up
   chromium_up
   log "all services up; for the tests: eval \"\$($0 env)\""
 }
@@ -457,6 +485,8 @@ cmd_status() {
   status_line restic "$line" "$(command -v restic || echo 'not installed')"
   if have kubectl; then line=up; else line=down; fi
   status_line kubectl "$line" "$(command -v kubectl || echo 'not installed')"
+  if have promtool; then line=up; else line=down; fi
+  status_line promtool "$line" "$(command -v promtool || echo 'not installed')"
   if have chromium; then line=up; else line=down; fi
   status_line chromium "$line" "$(command -v chromium || echo 'not installed')"
   return "$down"

@@ -185,6 +185,12 @@ pub enum Command {
     #[command(subcommand, after_help = "Example:\n  kfguard config show")]
     Config(ConfigCommand),
 
+    /// Print the ClusterRole a backup or a restore needs for the config's [kubernetes] selection
+    #[command(
+        after_help = "Examples:\n  kfguard rbac backup > rbac-backup.yaml\n  kfguard rbac restore --config kfguard.toml | kubectl apply -f -\n\nAdd extra CRD groups to [kubernetes] crd_groups first: RBAC has no group wildcards."
+    )]
+    Rbac(RbacArgs),
+
     /// Print shell completions
     #[command(
         after_help = "Example:\n  kfguard completions bash > /etc/bash_completion.d/kfguard"
@@ -483,6 +489,19 @@ pub enum ConfigCommand {
         after_help = "Example:\n  KFGUARD_REPO=s3://kf-backups/prod kfguard config show --output json"
     )]
     Show,
+}
+
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// Which role: what a backup reads, or what a restore reads and writes
+    #[arg(value_enum)]
+    pub role: RbacRole,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RbacRole {
+    Backup,
+    Restore,
 }
 
 #[derive(Debug, Args)]

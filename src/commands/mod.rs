@@ -8,6 +8,7 @@ mod diff;
 mod discover;
 mod forget;
 mod init;
+mod rbac;
 mod restore;
 mod runbook;
 mod show;
@@ -100,6 +101,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Discover(args) => discover::run(&ctx, &args),
         Command::Runbook(cmd) => runbook::run(&ctx, &cmd),
         Command::Config(cmd) => config::run(&ctx, &cmd),
+        Command::Rbac(args) => rbac::run(&ctx, &args),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

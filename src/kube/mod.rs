@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod live;
 pub mod object;
 pub mod quantity;
+pub mod rbac;
 pub mod read;
 pub(crate) mod wait;
 pub mod workflows;

@@ -8,6 +8,7 @@ mod buckets;
 mod cli;
 mod crosscheck;
 mod databases;
+mod deploy;
 mod discover;
 mod drift;
 mod kubernetes;
