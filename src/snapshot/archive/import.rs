@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use rustic_core::jiff::Zoned;
-use rustic_core::repofile::{SnapshotFile, SnapshotId};
+use rustic_core::repofile::SnapshotId;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions, StringList};
 use sha2::{Digest, Sha256};
 
@@ -124,7 +124,7 @@ pub fn import(
     snap.parent = None;
     snap.parents = Vec::new();
     // restic's field for a snapshot copied from another repository.
-    snap.original = rustic_core::Id::from_hex(&source.id).ok().map(SnapshotId::from);
+    snap.original = source.id.parse::<rustic_core::Id>().ok().map(SnapshotId::from);
     let before: HashSet<SnapshotId> = select::all(&repo, location)?.iter().map(|s| s.id).collect();
     let saved = repo.save_snapshots(vec![snap]);
     if let Err(e) = saved {
