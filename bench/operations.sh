@@ -9,7 +9,7 @@
 #
 # Needs MariaDB on 127.0.0.1:3306 (root, no password): run `scripts/services.sh up` first.
 # KFGUARD_BENCH_PROFILE=debug benchmarks target/debug (dependencies optimised) instead of a
-# release build, when there is no time for one.
+# release build, when there is no time for one; KFGUARD_BENCH_BIN=PATH a binary built already.
 #
 # Usage: bench/operations.sh [SIZE_MIB=1024] [RUNS=3]
 set -euo pipefail
@@ -34,13 +34,18 @@ cleanup() { my -e "DROP DATABASE IF EXISTS \`$DB\`" 2>/dev/null || true; rm -rf 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [[ $PROFILE == release ]]; then
-  (cd "$REPO" && cargo build --release --quiet)
+if [[ -n ${KFGUARD_BENCH_BIN:-} ]]; then
+  PROFILE="given binary"
+  cp "$KFGUARD_BENCH_BIN" "$WORK/kfguard"
 else
-  (cd "$REPO" && cargo build --quiet)
+  if [[ $PROFILE == release ]]; then
+    (cd "$REPO" && cargo build --release --quiet)
+  else
+    (cd "$REPO" && cargo build --quiet)
+  fi
+  # Benchmark a copy, so that a concurrent `cargo build` cannot swap the binary mid-run.
+  cp "${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/kfguard" "$WORK/kfguard"
 fi
-# Benchmark a copy, so that a concurrent `cargo build` cannot swap the binary mid-run.
-cp "${CARGO_TARGET_DIR:-$REPO/target}/$PROFILE/kfguard" "$WORK/kfguard"
 KFGUARD=$WORK/kfguard
 BUILT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown) ($PROFILE)"
 START=$SECONDS

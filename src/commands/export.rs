@@ -17,7 +17,8 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 
 pub(super) fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Outcome> {
     let (repo, snap, location) = ctx.open_snapshot(&args.snapshot, &[])?;
-    let progress = crate::progress::Bars::new(ctx.global.quiet).progress(ProgressType::Bytes, "exporting");
+    let progress =
+        crate::progress::Bars::new(ctx.global.quiet).progress(ProgressType::Bytes, "exporting");
     let to_stdout = args.out == Path::new("-");
     let exported = if to_stdout {
         let stdout = std::io::stdout();
@@ -26,7 +27,11 @@ pub(super) fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Outcome> {
     } else {
         // Written beside its destination and renamed when whole: a failed export leaves no tar
         // that looks complete.
-        let dir = args.out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = args
+            .out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let tmp = tempfile::NamedTempFile::new_in(dir)
             .with_context(|| format!("cannot create a file in {}", dir.display()))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, tmp.as_file());
@@ -41,7 +46,11 @@ pub(super) fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Outcome> {
         format!(
             "exported snapshot {} to {}: {} files, {}",
             e.snapshot,
-            if to_stdout { "stdout".into() } else { args.out.display().to_string() },
+            if to_stdout {
+                "stdout".into()
+            } else {
+                args.out.display().to_string()
+            },
             e.files,
             human_bytes(e.bytes)
         )

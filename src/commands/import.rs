@@ -22,7 +22,11 @@ pub(super) fn run(ctx: &Context, args: &ImportArgs) -> anyhow::Result<Outcome> {
         let file = std::fs::File::open(&args.archive)
             .with_context(|| format!("cannot open {}", args.archive.display()))
             .map_err(Usage::new)?;
-        archive::import(repo, &location.display, BufReader::with_capacity(READ_BUFFER, file))
+        archive::import(
+            repo,
+            &location.display,
+            BufReader::with_capacity(READ_BUFFER, file),
+        )
     }
     .map_err(|e| {
         let usage = e.is_usage();

@@ -17,7 +17,9 @@ use kfguard::repo::s3::{client, S3Settings};
 /// Appears in exactly one bucket object, so a test can find that object's bytes in the tar.
 const MARKER: &str = "ARCHIVE-TEST-MARKER";
 
-fn s3(f: impl AsyncFnOnce(aws_sdk_s3::Client) -> BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+fn s3(
+    f: impl AsyncFnOnce(aws_sdk_s3::Client) -> BTreeMap<String, Vec<u8>>,
+) -> BTreeMap<String, Vec<u8>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let c = client(&S3Settings {
@@ -55,8 +57,17 @@ fn objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
         let listed = c.list_objects_v2().bucket(bucket).send().await.unwrap();
         for o in listed.contents() {
             let key = o.key().unwrap().to_string();
-            let body = c.get_object().bucket(bucket).key(&key).send().await.unwrap();
-            out.insert(key, body.body.collect().await.unwrap().into_bytes().to_vec());
+            let body = c
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            out.insert(
+                key,
+                body.body.collect().await.unwrap().into_bytes().to_vec(),
+            );
         }
         out
     })
@@ -119,12 +130,21 @@ fn source(fx: &mut Db) -> Source {
     let bucket = unique_bucket("arch");
     create_bucket(&bucket);
     let mut objs = BTreeMap::new();
-    objs.insert("marker.txt".to_string(), format!("{MARKER} in one object\n").into_bytes());
+    objs.insert(
+        "marker.txt".to_string(),
+        format!("{MARKER} in one object\n").into_bytes(),
+    );
     objs.insert("empty".to_string(), Vec::new());
-    objs.insert(format!("deep/{}/name.json", "long-folder-name".repeat(12)), b"{}".to_vec());
+    objs.insert(
+        format!("deep/{}/name.json", "long-folder-name".repeat(12)),
+        b"{}".to_vec(),
+    );
     objs.insert("models/big.bin".to_string(), noise(9 * 1024 * 1024 + 5, 99));
     for i in 0..40 {
-        objs.insert(format!("v2/run-{}/out-{i}.json", i % 7), format!("{{\"i\": {i}}}").into_bytes());
+        objs.insert(
+            format!("v2/run-{}/out-{i}.json", i % 7),
+            format!("{{\"i\": {i}}}").into_bytes(),
+        );
     }
     put_objects(&bucket, &objs);
 
@@ -161,7 +181,9 @@ fn shown(kf: &Kf, id: &str) -> serde_json::Value {
 }
 
 fn snapshot_count(kf: &Kf) -> usize {
-    kf.json(&["snapshots", "--all"]).as_array().map_or(0, Vec::len)
+    kf.json(&["snapshots", "--all"])
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 fn checksums(db: &str) -> Vec<Option<Vec<u8>>> {
@@ -176,11 +198,17 @@ fn an_exported_snapshot_imports_into_another_repository_and_restores_byte_equal(
     let mut fx = Db::cli();
     let src = source(&mut fx);
     let tar = src.kf.path().join("snap.tar");
-    let exported = src.kf.json(&["export", "latest", "-o", tar.to_str().unwrap()]);
+    let exported = src
+        .kf
+        .json(&["export", "latest", "-o", tar.to_str().unwrap()]);
     let source_id = exported["snapshot"].as_str().unwrap().to_string();
 
     // A plain tar: the files at their snapshot paths, the manifest, and the checksums last.
-    let listing = std::process::Command::new("tar").arg("tf").arg(&tar).output().unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&tar)
+        .output()
+        .unwrap();
     let listing = String::from_utf8(listing.stdout).unwrap();
     let names: Vec<&str> = listing.lines().collect();
     assert_eq!(names.first(), Some(&"kfguard-archive/ARCHIVE.json"));
@@ -202,7 +230,14 @@ fn an_exported_snapshot_imports_into_another_repository_and_restores_byte_equal(
 
     // Restored from the second repository, the database and the bucket equal the originals.
     let into = fx.mysql_name("arch_r");
-    dst.ok(&["restore", "latest", "--database", &format!("kfp/{}", src.db), "--into", &into]);
+    dst.ok(&[
+        "restore",
+        "latest",
+        "--database",
+        &format!("kfp/{}", src.db),
+        "--into",
+        &into,
+    ]);
     assert_eq!(checksums(&into), checksums(&src.db));
     let bucket_r = unique_bucket("arch-r");
     create_bucket(&bucket_r);
@@ -243,8 +278,16 @@ fn export_to_stdout_pipes_into_import_from_stdin_on_s3() {
         .output()
         .unwrap();
     let exported = export.wait_with_output().unwrap();
-    assert!(exported.status.success(), "export: {}", String::from_utf8_lossy(&exported.stderr));
-    assert!(import.status.success(), "import: {}", String::from_utf8_lossy(&import.stderr));
+    assert!(
+        exported.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    assert!(
+        import.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&import.stderr)
+    );
     // The summary of `-o -` goes to stderr: stdout is the archive.
     assert!(String::from_utf8_lossy(&exported.stderr).contains("exported snapshot"));
     let imported: serde_json::Value = serde_json::from_slice(&import.stdout).unwrap();
@@ -258,7 +301,10 @@ fn export_to_stdout_pipes_into_import_from_stdin_on_s3() {
 /// Imports `bytes` as an archive into `dst`; returns the exit code and the error line.
 fn import_bytes(dst: &Kf, name: &str, bytes: &[u8]) -> (i32, String) {
     let path = dst.path().join(name);
-    std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(bytes)
+        .unwrap();
     let out = dst.run(&["import", path.to_str().unwrap()]);
     (code(&out), error_line(&out))
 }
@@ -274,7 +320,8 @@ fn a_truncated_or_altered_archive_fails_and_leaves_no_snapshot() {
     let mut fx = Db::cli();
     let src = source(&mut fx);
     let tar = src.kf.path().join("snap.tar");
-    src.kf.ok(&["export", "latest", "-o", tar.to_str().unwrap()]);
+    src.kf
+        .ok(&["export", "latest", "-o", tar.to_str().unwrap()]);
     let whole = std::fs::read(&tar).unwrap();
     let dst = target(&src);
 
@@ -304,7 +351,7 @@ fn a_truncated_or_altered_archive_fails_and_leaves_no_snapshot() {
     assert_eq!(snapshot_count(&dst), 0);
 
     // The whole archive still imports afterwards.
-    let (ok_path, _) = (dst.path().join("whole.tar"), ());
+    let ok_path = dst.path().join("whole.tar");
     std::fs::write(&ok_path, &whole).unwrap();
     dst.ok(&["import", ok_path.to_str().unwrap()]);
     assert_eq!(snapshot_count(&dst), 1);
@@ -329,7 +376,11 @@ fn a_tar_not_written_by_kfguard_is_refused() {
     assert!(made.success());
     let out = dst.run(&["import", tar.to_str().unwrap()]);
     assert_eq!(code(&out), 2, "{}", error_line(&out));
-    assert!(error_line(&out).contains("not a kfguard archive"), "{}", error_line(&out));
+    assert!(
+        error_line(&out).contains("not a kfguard archive"),
+        "{}",
+        error_line(&out)
+    );
     assert!(Path::new(&dst.repo).exists());
     assert_eq!(snapshot_count(&dst), 0);
 

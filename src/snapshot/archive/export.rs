@@ -8,7 +8,9 @@ use rustic_core::repofile::{NodeType, SnapshotFile};
 use rustic_core::{LsOptions, Progress};
 use sha2::{Digest, Sha256};
 
-use super::{sums_line, ArchiveError, Header, Next, Source, FORMAT, HEADER_PATH, SUMS_PATH, VERSION};
+use super::{
+    sums_line, ArchiveError, Header, Next, Source, FORMAT, HEADER_PATH, SUMS_PATH, VERSION,
+};
 use crate::repo::RepoError;
 use crate::snapshot::read::IndexedRepo;
 
@@ -36,7 +38,9 @@ pub fn export(
     let listing = |e: Box<rustic_core::RusticError>| {
         ArchiveError::from(RepoError::rustic("listing the snapshot", location, &e))
     };
-    let root = repo.node_from_snapshot_and_path(snap, "").map_err(listing)?;
+    let root = repo
+        .node_from_snapshot_and_path(snap, "")
+        .map_err(listing)?;
     let mut files = repo
         .ls(&root, &LsOptions::default().recursive(true))
         .map_err(listing)?
@@ -67,7 +71,13 @@ pub fn export(
     };
     let header = serde_json::to_vec_pretty(&header).expect("header serialises");
     let first = announce(files.peek(), &snapshot)?;
-    append(&mut tar, HEADER_PATH, first.as_ref(), 0o644, header.as_slice())?;
+    append(
+        &mut tar,
+        HEADER_PATH,
+        first.as_ref(),
+        0o644,
+        header.as_slice(),
+    )?;
 
     let mut sums = String::new();
     let mut done = Exported {
@@ -90,7 +100,11 @@ pub fn export(
             // that into the reader the tar builder takes, holding a few blobs at most.
             let (tx, rx) = mpsc::sync_channel(BLOBS_IN_FLIGHT);
             let reader = s.spawn(|| repo.dump(&node, &mut PipeWriter(tx)));
-            content.pipe = Some(PipeReader { rx, buf: Vec::new(), pos: 0 });
+            content.pipe = Some(PipeReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            });
             let mut header = tar_header(size, mode, &node);
             let wrote = tar.append_data(&mut header, &path, &mut content);
             content.pipe = None; // ends a dump still running after a write error
@@ -169,10 +183,14 @@ fn append<W: Write>(
     h.set_size(data.len() as u64);
     h.set_mode(mode);
     h.set_mtime(u64::try_from(rustic_core::jiff::Timestamp::now().as_second()).unwrap_or(0));
-    tar.append_data(&mut h, path, data).map_err(ArchiveError::Write)
+    tar.append_data(&mut h, path, data)
+        .map_err(ArchiveError::Write)
 }
 
-fn write_next<W: Write>(tar: &mut tar::Builder<W>, next: Option<&Next>) -> Result<(), ArchiveError> {
+fn write_next<W: Write>(
+    tar: &mut tar::Builder<W>,
+    next: Option<&Next>,
+) -> Result<(), ArchiveError> {
     if let Some(comment) = Next::comment(next) {
         tar.append_pax_extensions([("comment", comment.as_bytes())])
             .map_err(ArchiveError::Write)?;

@@ -18,7 +18,9 @@ use rustic_core::repofile::SnapshotId;
 use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions, StringList};
 use sha2::{Digest, Sha256};
 
-use super::{sums_line, ArchiveError, Header, Next, Source, FORMAT, HEADER_PATH, SUMS_PATH, VERSION};
+use super::{
+    sums_line, ArchiveError, Header, Next, Source, FORMAT, HEADER_PATH, SUMS_PATH, VERSION,
+};
 use crate::repo::{Repo, RepoError};
 use crate::snapshot::manifest::{Manifest, MANIFEST_PATH};
 use crate::snapshot::tree::{FileStream, Ledger, Opener, VirtualFile, VirtualTree};
@@ -53,7 +55,9 @@ pub fn import(
     input: impl Read + Send + 'static,
 ) -> Result<Imported, ArchiveError> {
     let rustic = |op: &'static str| {
-        move |e: Box<rustic_core::RusticError>| ArchiveError::from(RepoError::rustic(op, location, &e))
+        move |e: Box<rustic_core::RusticError>| {
+            ArchiveError::from(RepoError::rustic(op, location, &e))
+        }
     };
     let (first_tx, first_rx) = mpsc::sync_channel(1);
     let (nexts_tx, nexts_rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
@@ -66,11 +70,13 @@ pub fn import(
             source: e,
         })?;
     let Ok((header, first)) = first_rx.recv() else {
-        return Err(feeder.join().expect("import reader").err().unwrap_or_else(|| {
-            ArchiveError::BadHeader {
+        return Err(feeder
+            .join()
+            .expect("import reader")
+            .err()
+            .unwrap_or_else(|| ArchiveError::BadHeader {
                 detail: "it has no header".into(),
-            }
-        }));
+            }));
     };
     let source = header.snapshot;
     let time: Zoned = source.time.parse().map_err(|e| ArchiveError::BadHeader {
@@ -124,7 +130,11 @@ pub fn import(
     snap.parent = None;
     snap.parents = Vec::new();
     // restic's field for a snapshot copied from another repository.
-    snap.original = source.id.parse::<rustic_core::Id>().ok().map(SnapshotId::from);
+    snap.original = source
+        .id
+        .parse::<rustic_core::Id>()
+        .ok()
+        .map(SnapshotId::from);
     let before: HashSet<SnapshotId> = select::all(&repo, location)?.iter().map(|s| s.id).collect();
     let saved = repo.save_snapshots(vec![snap]);
     if let Err(e) = saved {
@@ -288,7 +298,11 @@ fn feed(
     nexts: &SyncSender<Option<Next>>,
     contents: &SyncSender<Content>,
 ) -> Result<Verified, ArchiveError> {
-    let stopped = || ArchiveError::Load(vec!["the repository writer stopped reading the archive".into()]);
+    let stopped = || {
+        ArchiveError::Load(vec![
+            "the repository writer stopped reading the archive".into()
+        ])
+    };
     let mut archive = tar::Archive::new(input);
     let mut entries = archive.entries().map_err(|e| ArchiveError::BadHeader {
         detail: format!("it cannot be read as tar ({e})"),
@@ -312,7 +326,9 @@ fn feed(
     }
     let mut announced = next_of(&mut e, HEADER_PATH)?;
     let header = read_header(&mut e)?;
-    first.send((header, announced.clone())).map_err(|_| stopped())?;
+    first
+        .send((header, announced.clone()))
+        .map_err(|_| stopped())?;
 
     let mut sums: Vec<(String, [u8; 32])> = Vec::new();
     let mut verified = Verified {
@@ -423,9 +439,11 @@ fn next_of<R: Read>(e: &mut tar::Entry<'_, R>, path: &str) -> Result<Option<Next
         }
         let Ok(value) = ext.value() else { continue };
         if let Some(next) = Next::parse(value) {
-            return next
-                .map(Some)
-                .map_err(|err| altered(format!("its announcement of the next file cannot be read ({err})")));
+            return next.map(Some).map_err(|err| {
+                altered(format!(
+                    "its announcement of the next file cannot be read ({err})"
+                ))
+            });
         }
     }
     Ok(None)
@@ -438,9 +456,10 @@ fn read_header<R: Read>(e: &mut tar::Entry<'_, R>) -> Result<Header, ArchiveErro
         });
     }
     let mut bytes = Vec::new();
-    e.read_to_end(&mut bytes).map_err(|err| ArchiveError::Truncated {
-        at: format!("inside `{HEADER_PATH}` ({err})"),
-    })?;
+    e.read_to_end(&mut bytes)
+        .map_err(|err| ArchiveError::Truncated {
+            at: format!("inside `{HEADER_PATH}` ({err})"),
+        })?;
     let header: Header = serde_json::from_slice(&bytes).map_err(|err| ArchiveError::BadHeader {
         detail: format!("its `{HEADER_PATH}` cannot be read ({err})"),
     })?;
@@ -515,17 +534,22 @@ fn pump<R: Read>(
 }
 
 /// Compares `SHA256SUMS`, line by line, with the digests of the files as they were read.
-fn check_sums<R: Read>(e: &mut tar::Entry<'_, R>, sums: &[(String, [u8; 32])]) -> Result<(), ArchiveError> {
+fn check_sums<R: Read>(
+    e: &mut tar::Entry<'_, R>,
+    sums: &[(String, [u8; 32])],
+) -> Result<(), ArchiveError> {
     let size = e.size();
     let mut reader = io::BufReader::new(e);
     let mut line = String::new();
     let mut read = 0u64;
     for (i, (path, digest)) in sums.iter().enumerate() {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|err| ArchiveError::Read {
-            entry: SUMS_PATH.into(),
-            source: err,
-        })?;
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|err| ArchiveError::Read {
+                entry: SUMS_PATH.into(),
+                source: err,
+            })?;
         read += n as u64;
         if n == 0 {
             return Err(if read < size {
@@ -544,7 +568,10 @@ fn check_sums<R: Read>(e: &mut tar::Entry<'_, R>, sums: &[(String, [u8; 32])]) -
             if listed_path != path {
                 return Err(ArchiveError::Altered {
                     entry: SUMS_PATH.into(),
-                    detail: format!("line {} names `{listed_path}`, where the archive holds `{path}`", i + 1),
+                    detail: format!(
+                        "line {} names `{listed_path}`, where the archive holds `{path}`",
+                        i + 1
+                    ),
                 });
             }
             return Err(ArchiveError::Altered {
@@ -557,14 +584,19 @@ fn check_sums<R: Read>(e: &mut tar::Entry<'_, R>, sums: &[(String, [u8; 32])]) -
         }
     }
     line.clear();
-    let n = reader.read_line(&mut line).map_err(|err| ArchiveError::Read {
-        entry: SUMS_PATH.into(),
-        source: err,
-    })?;
+    let n = reader
+        .read_line(&mut line)
+        .map_err(|err| ArchiveError::Read {
+            entry: SUMS_PATH.into(),
+            source: err,
+        })?;
     if n > 0 {
         return Err(ArchiveError::Altered {
             entry: SUMS_PATH.into(),
-            detail: format!("it lists more than the {} files the archive holds", sums.len()),
+            detail: format!(
+                "it lists more than the {} files the archive holds",
+                sums.len()
+            ),
         });
     }
     Ok(())

@@ -67,7 +67,12 @@ struct Next {
 
 impl Next {
     fn comment(next: Option<&Next>) -> Option<String> {
-        next.map(|n| format!("{NEXT_PREFIX}{}", serde_json::to_string(n).expect("node serialises")))
+        next.map(|n| {
+            format!(
+                "{NEXT_PREFIX}{}",
+                serde_json::to_string(n).expect("node serialises")
+            )
+        })
     }
 
     fn parse(comment: &str) -> Option<Result<Next, serde_json::Error>> {
@@ -81,7 +86,9 @@ impl Next {
 pub enum ArchiveError {
     #[error("this is not a kfguard archive: its first entry is `{first}`, not `{HEADER_PATH}`; import only archives written by `kfguard export`")]
     NotKfguard { first: String },
-    #[error("this is not a kfguard archive: {detail}; import only archives written by `kfguard export`")]
+    #[error(
+        "this is not a kfguard archive: {detail}; import only archives written by `kfguard export`"
+    )]
     BadHeader { detail: String },
     #[error("the archive is format {format} version {version}, and this kfguard reads {FORMAT} version {VERSION}; import it with the kfguard that exported it")]
     Version { format: String, version: u32 },
