@@ -26,10 +26,13 @@ use crate::snapshot::manifest::{Manifest, MANIFEST_PATH};
 use crate::snapshot::tree::{FileStream, Ledger, Opener, VirtualFile, VirtualTree};
 use crate::snapshot::{select, INCOMPLETE_TAG, KFGUARD_TAG};
 
-/// Bytes handed to the archiver at once, and how many such chunks may wait: memory stays at
-/// a few MiB whatever the file sizes.
+/// Bytes handed to the archiver at once, and how many such chunks may wait per file: memory
+/// stays bounded whatever the file sizes, and a file that fits moves the reader on to the
+/// next one while the archiver still chunks it, so that two files are archived in parallel.
 const CHUNK: usize = 1024 * 1024;
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// Files announced or handed over ahead of the archiver.
+const FILES_IN_FLIGHT: usize = 4;
 /// Header entries (`ARCHIVE.json`) larger than this are not kfguard's.
 const MAX_HEADER: u64 = 1024 * 1024;
 /// The manifest is parsed as a check only up to this size.
@@ -60,8 +63,8 @@ pub fn import(
         }
     };
     let (first_tx, first_rx) = mpsc::sync_channel(1);
-    let (nexts_tx, nexts_rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
-    let (contents_tx, contents_rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let (nexts_tx, nexts_rx) = mpsc::sync_channel(FILES_IN_FLIGHT);
+    let (contents_tx, contents_rx) = mpsc::sync_channel(FILES_IN_FLIGHT);
     let feeder = std::thread::Builder::new()
         .name("kfguard-import".into())
         .spawn(move || feed(input, &first_tx, &nexts_tx, &contents_tx))
