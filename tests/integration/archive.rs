@@ -261,7 +261,8 @@ fn export_to_stdout_pipes_into_import_from_stdin_on_s3() {
     let dst = Kf::s3(&repo_bucket, "dr");
     dst.ok(&["init"]);
 
-    let _server = common::db::shared();
+    // The two processes share the database servers as `Kf::run` does; released before `show`.
+    let server = common::db::shared();
     let mut export = src
         .kf
         .std_cmd()
@@ -278,6 +279,7 @@ fn export_to_stdout_pipes_into_import_from_stdin_on_s3() {
         .output()
         .unwrap();
     let exported = export.wait_with_output().unwrap();
+    drop(server);
     assert!(
         exported.status.success(),
         "export: {}",

@@ -76,9 +76,7 @@ impl Next {
     }
 
     fn parse(comment: &str) -> Option<Result<Next, serde_json::Error>> {
-        comment
-            .strip_prefix(NEXT_PREFIX)
-            .map(|json| serde_json::from_str(json))
+        comment.strip_prefix(NEXT_PREFIX).map(serde_json::from_str)
     }
 }
 
