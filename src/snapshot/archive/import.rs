@@ -316,9 +316,10 @@ fn feed(
                 detail: "it is empty".into(),
             })
         }
-        Some(Err(e)) => {
+        // The tar error quotes the bytes it could not parse, unreadable for a file that is no tar.
+        Some(Err(_)) => {
             return Err(ArchiveError::BadHeader {
-                detail: format!("it does not start with a tar header ({e})"),
+                detail: "its first 512 bytes are not a tar header".into(),
             })
         }
         Some(Ok(e)) => e,
