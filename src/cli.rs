@@ -145,6 +145,18 @@ pub enum Command {
     #[command(after_help = "Example:\n  kfguard dump latest kfguard.json")]
     Dump(DumpArgs),
 
+    /// Write one snapshot as a self-contained tar archive, with its manifest and checksums
+    #[command(
+        after_help = "Examples:\n  kfguard export latest -o snap.tar\n  kfguard export latest -o - | ssh dr-host kfguard import -"
+    )]
+    Export(ExportArgs),
+
+    /// Load an archive written by `export` into the repository as a new snapshot
+    #[command(
+        after_help = "Examples:\n  kfguard import snap.tar\n  kfguard --repo s3://kf-backups/dr import - < snap.tar\n\nThe snapshot is saved only once every file matched the archive's checksums."
+    )]
+    Import(ImportArgs),
+
     /// Verify the repository's structure and, optionally, its data
     #[command(after_help = "Examples:\n  kfguard check\n  kfguard check --read-data-subset 1/7")]
     Check(CheckArgs),
@@ -311,6 +323,22 @@ pub struct DumpArgs {
     pub snapshot: String,
     /// Path inside the snapshot, e.g. kfguard.json
     pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Snapshot id (or a unique prefix), or `latest`
+    pub snapshot: String,
+    /// Archive to write; `-` for stdout
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Archive to read; `-` for stdin
+    #[arg(value_name = "FILE")]
+    pub archive: PathBuf,
 }
 
 #[derive(Debug, Args)]

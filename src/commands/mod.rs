@@ -6,7 +6,9 @@ mod config;
 mod crds;
 mod diff;
 mod discover;
+mod export;
 mod forget;
+mod import;
 mod init;
 mod rbac;
 mod restore;
@@ -79,7 +81,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     // Commands that write stop by themselves at a safe point; the others stop at once.
     let graceful = matches!(
         cli.command,
-        Command::Init | Command::Backup(_) | Command::Restore(_) | Command::Forget(_)
+        Command::Init
+            | Command::Backup(_)
+            | Command::Restore(_)
+            | Command::Forget(_)
+            | Command::Import(_)
     );
     crate::interrupt::install(rt.handle(), graceful)?;
     let ctx = Context {
@@ -94,6 +100,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Snapshots(args) => snapshots::run(&ctx, &args),
         Command::Show(args) => show::run(&ctx, &args),
         Command::Dump(args) => show::dump(&ctx, &args),
+        Command::Export(args) => export::run(&ctx, &args),
+        Command::Import(args) => import::run(&ctx, &args),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Forget(args) => forget::run(&ctx, &args),
         Command::Diff(args) => diff::run(&ctx, &args),

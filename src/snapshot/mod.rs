@@ -1,5 +1,6 @@
 //! Snapshots: writing a virtual tree into the repository, and finding and reading snapshots back.
 
+pub mod archive;
 pub mod layout;
 pub mod manifest;
 pub mod read;

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod archive;
 mod buckets;
 mod cli;
 mod crosscheck;
