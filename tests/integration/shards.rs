@@ -322,5 +322,5 @@ fn the_merge_refuses_an_incomplete_or_mixed_set_and_saves_nothing() {
     assert!(error_line(&out).contains("--shard-run"), "{}", error_line(&out));
     let out = kf.run(&["backup", "--only", "buckets", "--shard", "2/2", "--shard-run", "x"]);
     assert_eq!(code(&out), 2);
-    assert!(error_line(&out).contains("not a shard"), "{}", error_line(&out));
+    assert!(common::stderr(&out).contains("is not a shard"), "{}", common::stderr(&out));
 }
