@@ -218,7 +218,12 @@ pub struct BackupArgs {
 
     /// Back up only shard I of N (0-based, e.g. `$(JOB_COMPLETION_INDEX)/4`) of the bucket keys,
     /// as a partial snapshot; needs `--only buckets` and a run id
-    #[arg(long, env = "KFGUARD_SHARD", value_name = "I/N", conflicts_with = "merge_shards")]
+    #[arg(
+        long,
+        env = "KFGUARD_SHARD",
+        value_name = "I/N",
+        conflicts_with = "merge_shards"
+    )]
     pub shard: Option<Shard>,
 
     /// The run a shard belongs to, shared by the N shards of one night and by their merge

@@ -85,8 +85,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         started
     };
 
-    if plan.only.contains(&Component::Buckets) && cfg.buckets.is_empty() && merge_plan.is_none()
-    {
+    if plan.only.contains(&Component::Buckets) && cfg.buckets.is_empty() && merge_plan.is_none() {
         return Err(Usage::msg("--only buckets, but no [[buckets]] source is configured").into());
     }
 

@@ -87,10 +87,7 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             ));
         }
         if let Some(m) = &w.manifest.merged_shards {
-            s.push_str(&format!(
-                "\n  merged {} shards of run {}",
-                m.count, m.run
-            ));
+            s.push_str(&format!("\n  merged {} shards of run {}", m.count, m.run));
         }
         if let Some(c) = &w.manifest.crosscheck {
             s.push('\n');

@@ -114,7 +114,11 @@ fn seed_bucket(s3: &S3, bucket: &str) -> u64 {
     for i in 0..4u64 {
         let len = 3 * 1024 * 1024 + usize::try_from(i).unwrap() * 777_777;
         total += len as u64;
-        s3.put(bucket, &format!("models/m{i}.bin"), pseudo_random(len, 1000 + i));
+        s3.put(
+            bucket,
+            &format!("models/m{i}.bin"),
+            pseudo_random(len, 1000 + i),
+        );
     }
     for key in ["clash/a", "clash/a/b", "pipelines/p1"] {
         total += key.len() as u64;
@@ -212,7 +216,10 @@ fn three_shards_and_a_merge_restore_the_same_bucket_as_one_pod_and_a_second_nigh
     }
     assert_eq!(objects, 307);
     // A shard is never `latest`: that is still the single-pod snapshot.
-    assert_eq!(kf.json(&["show", "latest"])["snapshot"]["id"], single_id.as_str());
+    assert_eq!(
+        kf.json(&["show", "latest"])["snapshot"]["id"],
+        single_id.as_str()
+    );
 
     let merged = json_ok(&kf, &["backup", "--merge-shards", "--shard-run", "night-1"]);
     let m = &merged["manifest"];
@@ -226,22 +233,38 @@ fn three_shards_and_a_merge_restore_the_same_bucket_as_one_pod_and_a_second_nigh
     // The cross-check runs over the merged bucket index, as over one pod's.
     let (x, y) = (&m["crosscheck"], &single["manifest"]["crosscheck"]);
     for field in ["references", "resolved", "dangling", "objects", "orphans"] {
-        assert_eq!(x[field], y[field], "crosscheck {field}: merged {x} single {y}");
+        assert_eq!(
+            x[field], y[field],
+            "crosscheck {field}: merged {x} single {y}"
+        );
     }
     assert_eq!(x["dangling"], 1);
     assert_eq!(m["databases"][0]["database"], db.as_str());
     // The merge reads no object: it adds the index and the dump, not the bucket's data.
     let added = merged["bytes_added"].as_u64().unwrap();
-    assert!(added < total / 20, "the merge added {added} bytes of {total}");
+    assert!(
+        added < total / 20,
+        "the merge added {added} bytes of {total}"
+    );
     let merged_id = merged["id"].as_str().unwrap().to_string();
-    assert_eq!(kf.json(&["show", "latest"])["snapshot"]["id"], merged_id.as_str());
+    assert_eq!(
+        kf.json(&["show", "latest"])["snapshot"]["id"],
+        merged_id.as_str()
+    );
 
     // Both restore to the same bucket, object for object.
     let from_merge = unique_bucket("shard-merged");
     let from_single = unique_bucket("shard-single");
     create_bucket(&from_merge);
     create_bucket(&from_single);
-    kf.ok(&["restore", "latest", "--only", "buckets", "--into", &from_merge]);
+    kf.ok(&[
+        "restore",
+        "latest",
+        "--only",
+        "buckets",
+        "--into",
+        &from_merge,
+    ]);
     kf.ok(&[
         "restore",
         &single_id,
@@ -253,15 +276,24 @@ fn three_shards_and_a_merge_restore_the_same_bucket_as_one_pod_and_a_second_nigh
     let want = s3.digests(&src);
     let got_merged = s3.digests(&from_merge);
     assert_eq!(got_merged.len(), 307);
-    assert!(got_merged == s3.digests(&from_single), "merged and single-pod restores differ");
-    assert!(got_merged == want, "the merged restore differs from the source bucket");
+    assert!(
+        got_merged == s3.digests(&from_single),
+        "merged and single-pod restores differ"
+    );
+    assert!(
+        got_merged == want,
+        "the merged restore differs from the source bucket"
+    );
 
     // Night 2, nothing changed: each shard's parent is last night's shard, so it adds almost
     // nothing and downloads nothing.
     for i in 0..3 {
         let s = shard(&kf, i, 3, "night-2");
         let added = s["bytes_added"].as_u64().unwrap();
-        assert!(added < total / 100, "shard {i} added {added} of {total} bytes");
+        assert!(
+            added < total / 100,
+            "shard {i} added {added} of {total} bytes"
+        );
         assert_eq!(s["manifest"]["buckets"][0]["fetched"], 0, "shard {i}");
         assert_eq!(s["manifest"]["buckets"][0]["heads"], 0, "shard {i}");
     }
@@ -297,7 +329,11 @@ fn the_merge_refuses_an_incomplete_or_mixed_set_and_saves_nothing() {
     assert_eq!(code(&out), 1, "{}", common::stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("missing shard 1/3"), "{line}");
-    assert_eq!(snapshot_count(&kf), before, "a refused merge saved a snapshot");
+    assert_eq!(
+        snapshot_count(&kf),
+        before,
+        "a refused merge saved a snapshot"
+    );
 
     shard(&kf, 0, 2, "mixed");
     shard(&kf, 1, 3, "mixed");
@@ -306,12 +342,20 @@ fn the_merge_refuses_an_incomplete_or_mixed_set_and_saves_nothing() {
     assert_eq!(code(&out), 2, "{}", common::stderr(&out));
     let line = error_line(&out);
     assert!(line.contains("mixes shard counts (0/2, 1/3)"), "{line}");
-    assert_eq!(snapshot_count(&kf), before, "a refused merge saved a snapshot");
+    assert_eq!(
+        snapshot_count(&kf),
+        before,
+        "a refused merge saved a snapshot"
+    );
 
     // A shard needs `--only buckets` and a run id.
     let out = kf.run(&["backup", "--shard", "0/2", "--shard-run", "x"]);
     assert_eq!(code(&out), 2);
-    assert!(error_line(&out).contains("--only buckets"), "{}", error_line(&out));
+    assert!(
+        error_line(&out).contains("--only buckets"),
+        "{}",
+        error_line(&out)
+    );
     let out = kf
         .cmd()
         .env_remove("KFGUARD_SHARD_RUN")
@@ -319,8 +363,24 @@ fn the_merge_refuses_an_incomplete_or_mixed_set_and_saves_nothing() {
         .output()
         .unwrap();
     assert_eq!(code(&out), 2);
-    assert!(error_line(&out).contains("--shard-run"), "{}", error_line(&out));
-    let out = kf.run(&["backup", "--only", "buckets", "--shard", "2/2", "--shard-run", "x"]);
+    assert!(
+        error_line(&out).contains("--shard-run"),
+        "{}",
+        error_line(&out)
+    );
+    let out = kf.run(&[
+        "backup",
+        "--only",
+        "buckets",
+        "--shard",
+        "2/2",
+        "--shard-run",
+        "x",
+    ]);
     assert_eq!(code(&out), 2);
-    assert!(common::stderr(&out).contains("is not a shard"), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("is not a shard"),
+        "{}",
+        common::stderr(&out)
+    );
 }
