@@ -8,6 +8,7 @@ use crate::config::KeepPolicy;
 use crate::config::Overrides;
 use crate::output::OutputFormat;
 use crate::restore::Existing;
+use crate::snapshot::shard::Shard;
 use crate::snapshot::Component;
 
 /// Backup, restore and runbooks for Kubeflow clusters.
@@ -123,7 +124,7 @@ pub enum Command {
 
     /// Take a snapshot
     #[command(
-        after_help = "Examples:\n  kfguard backup --tag nightly\n  kfguard backup --only databases --jobs 8"
+        after_help = "Examples:\n  kfguard backup --tag nightly\n  kfguard backup --only databases --jobs 8\n  kfguard backup --only buckets --shard 0/4 --shard-run nightly-20261201\n  kfguard backup --merge-shards --shard-run nightly-20261201 --wait 6h"
     )]
     Backup(BackupArgs),
 
@@ -232,6 +233,30 @@ pub struct BackupArgs {
     /// Read the sources and show what would be stored, without writing a snapshot
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Back up only shard I of N (0-based, e.g. `$(JOB_COMPLETION_INDEX)/4`) of the bucket keys,
+    /// as a partial snapshot; needs `--only buckets` and a run id
+    #[arg(
+        long,
+        env = "KFGUARD_SHARD",
+        value_name = "I/N",
+        conflicts_with = "merge_shards"
+    )]
+    pub shard: Option<Shard>,
+
+    /// The run a shard belongs to, shared by the N shards of one night and by their merge
+    /// (e.g. the Indexed Job's uid)
+    #[arg(long, env = "KFGUARD_SHARD_RUN", value_name = "ID")]
+    pub shard_run: Option<String>,
+
+    /// Join the N shard snapshots of one run (--shard-run, or the newest unmerged run) into one
+    /// snapshot, with the databases and Kubernetes backed up by this run and the cross-check
+    #[arg(long)]
+    pub merge_shards: bool,
+
+    /// With --merge-shards: wait up to this long (e.g. 6h) for the run's shards to finish
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "merge_shards")]
+    pub wait: Option<std::time::Duration>,
 
     /// Back up a local folder under /files/ (for testing and ad-hoc use)
     #[arg(long, hide = true, value_name = "DIR")]

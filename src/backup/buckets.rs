@@ -35,6 +35,7 @@ use crate::repo::{Repo, RepoError};
 use crate::snapshot::layout::{bucket_dir, IndexLine, BUCKET_INDEX as INDEX};
 use crate::snapshot::manifest::BucketEntry;
 use crate::snapshot::read;
+use crate::snapshot::shard::Shard;
 use crate::snapshot::tree::{stream_meta, Ledger, VirtualFile};
 
 /// The objects of all bucket sources, ready to archive.
@@ -96,6 +97,7 @@ pub fn start(
     parent: &ParentIndex,
     transfers: usize,
     started: Timestamp,
+    shard: Option<Shard>,
 ) -> anyhow::Result<BucketFiles> {
     let mut out = BucketFiles {
         files: Vec::new(),
@@ -109,6 +111,13 @@ pub fn start(
         let listed = rt.block_on(bucket.list(&src.prefixes))?;
         let dir = bucket_dir(&src.name, &src.bucket);
         tracing::info!(source = %src.name, bucket = %src.bucket, objects = listed.len(), "bucket listed");
+        // Folders come from the whole listing, so that a shard names each object by the same
+        // path as a single backup, and the shards' trees merge without a file/folder clash.
+        let folders = folders_of(listed.iter().map(|o| escape_key(&o.key)));
+        let listed: Vec<Listed> = match shard {
+            Some(sh) => listed.into_iter().filter(|o| sh.contains(&o.key)).collect(),
+            None => listed,
+        };
 
         // HEAD for content-type and user metadata, unless the parent's index has the object
         // with the same size, ETag and last-modified time.
@@ -151,16 +160,6 @@ pub fn start(
 
         // Paths: escaped keys; an object whose path is also needed as a folder gets a suffix.
         let paths: Vec<String> = objects.iter().map(|(o, _, _)| escape_key(&o.key)).collect();
-        let mut folders = BTreeSet::new();
-        for p in &paths {
-            let mut rest = p.as_str();
-            while let Some((parent, _)) = rest.rsplit_once('/') {
-                if !folders.insert(parent.to_string()) {
-                    break;
-                }
-                rest = parent;
-            }
-        }
         let count = objects.len() as u64;
         let fetcher = Fetcher::new(downloads.clone(), bucket.clone());
 
@@ -225,6 +224,21 @@ pub fn start(
         });
     }
     Ok(out)
+}
+
+/// Every folder the snapshot paths need.
+fn folders_of(paths: impl Iterator<Item = String>) -> BTreeSet<String> {
+    let mut folders = BTreeSet::new();
+    for p in paths {
+        let mut rest = p.as_str();
+        while let Some((parent, _)) = rest.rsplit_once('/') {
+            if !folders.insert(parent.to_string()) {
+                break;
+            }
+            rest = parent;
+        }
+    }
+    folders
 }
 
 impl BucketFiles {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use tokio::runtime::Handle;
 
 use crate::config::Config;
+use crate::snapshot::shard::Shard;
 use crate::snapshot::Component;
 
 /// Parallel connections per database source when none is asked for (`--jobs`).
@@ -32,8 +33,20 @@ pub struct Plan<'a> {
     pub from_command: Vec<String>,
     /// Hide the repository's progress.
     pub quiet: bool,
+    /// Back up one shard of the bucket keys as a partial snapshot (`--shard I/N`).
+    pub shard: Option<ShardPlan>,
+    /// Join a run's shard snapshots into one snapshot (`--merge-shards`).
+    pub merge: Option<super::merge::MergePlan>,
     /// The runtime that the S3, database and Kubernetes clients run on.
     pub rt: &'a Handle,
+}
+
+/// One shard of a sharded bucket backup.
+#[derive(Debug, Clone)]
+pub struct ShardPlan {
+    pub shard: Shard,
+    /// Shared by the shards of one run, e.g. the Indexed Job's uid.
+    pub run: String,
 }
 
 impl Plan<'_> {

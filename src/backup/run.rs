@@ -3,11 +3,12 @@
 
 use rustic_core::jiff::Timestamp;
 
-use super::{buckets, crosscheck, databases, kubernetes, Plan, Report};
+use super::{buckets, crosscheck, databases, kubernetes, merge, Plan, Report};
 use crate::interrupt;
 use crate::repo;
 use crate::snapshot::manifest::{FileEntry, Manifest};
 use crate::snapshot::select;
+use crate::snapshot::shard;
 use crate::snapshot::tree::VirtualFile;
 use crate::snapshot::writer::{self, Request};
 use crate::snapshot::Component;
@@ -53,7 +54,38 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         );
     }
 
-    if plan.only.contains(&Component::Buckets) && cfg.buckets.is_empty() {
+    if let Some(sh) = &plan.shard {
+        if plan.only != [Component::Buckets] {
+            return Err(Usage::msg(
+                "--shard backs up one part of the buckets only: add --only buckets (the merge job backs up the databases and Kubernetes)",
+            )
+            .into());
+        }
+        shard::check_run(&sh.run).map_err(Usage::msg)?;
+    }
+    if let Some(r) = plan.merge.as_ref().and_then(|m| m.run.as_deref()) {
+        shard::check_run(r).map_err(Usage::msg)?;
+    }
+    let mut merge_plan = plan.merge.clone();
+    if let Some(m) = &mut merge_plan {
+        // Wait for the shards before anything is read, so that the databases and Kubernetes
+        // objects are captured as the shards finish, not when the merge job started.
+        if m.wait.is_some() {
+            let (repo, location) = repo::open(&cfg.repository, plan.rt, plan.quiet)
+                .map_err(|e| Usage::mark_if(e, repo::RepoError::is_usage))?;
+            let (run, _) = merge::find(&repo, &location.display, &cfg.cluster, m)
+                .map_err(|e| Usage::mark_if(e, merge::MergeError::is_usage))?;
+            m.run = Some(run);
+            m.wait = None;
+        }
+    }
+    let started = if merge_plan.is_some() {
+        Timestamp::now()
+    } else {
+        started
+    };
+
+    if plan.only.contains(&Component::Buckets) && cfg.buckets.is_empty() && merge_plan.is_none() {
         return Err(Usage::msg("--only buckets, but no [[buckets]] source is configured").into());
     }
 
@@ -71,7 +103,9 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     interrupt::check(not_saved)?;
     // What the snapshot will cover, known before any source is read, so that each part's
     // parent is chosen once, for both the HEADs and the archiver.
-    let with_buckets = wanted(Component::Buckets) && !cfg.buckets.is_empty();
+    // A merge takes the buckets from the shards, whatever `--only` says.
+    let with_buckets =
+        merge_plan.is_some() || (wanted(Component::Buckets) && !cfg.buckets.is_empty());
     let with_databases = wanted(Component::Databases) && !cfg.databases.is_empty();
     let mut parts = Vec::new();
     if with_buckets {
@@ -91,7 +125,30 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     } else {
         parts.join("+")
     };
-    let parents = select::Parents::choose(&repo, &location.display, &cfg.cluster, &parts)?;
+    let parents = match (&plan.shard, &merge_plan) {
+        (Some(sh), _) => {
+            select::Parents::for_shard(&repo, &location.display, &cfg.cluster, sh.shard)?
+        }
+        // The merge's own pass holds no bucket object: only its other parts need parents.
+        (None, Some(_)) => {
+            let own: Vec<&str> = parts.iter().copied().filter(|p| *p != "buckets").collect();
+            select::Parents::choose(&repo, &location.display, &cfg.cluster, &own)?
+        }
+        (None, None) => select::Parents::choose(&repo, &location.display, &cfg.cluster, &parts)?,
+    };
+    let mut merged = None;
+    if let Some(m) = &merge_plan {
+        let (run, set) = merge::find(&repo, &location.display, &cfg.cluster, m)
+            .map_err(|e| Usage::mark_if(e, merge::MergeError::is_usage))?;
+        let joined;
+        (repo, joined) = merge::join(repo, &location.display, run, set)?;
+        tracing::info!(
+            "merging {} shards of run `{}`",
+            joined.record.count,
+            joined.record.run
+        );
+        merged = Some(joined);
+    }
     let kube = match kube_task {
         Some(task) => {
             let k = plan
@@ -109,7 +166,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
         None => None,
     };
     // Buckets are listed first: a missing bucket or bad credentials fail before any dump starts.
-    let mut bkts = if with_buckets {
+    let mut bkts = if with_buckets && merged.is_none() {
         let parent;
         (repo, parent) =
             buckets::parent_index(repo, &location.display, parents.of("buckets"), &cfg.buckets)?;
@@ -119,6 +176,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             &parent,
             plan.transfers,
             started,
+            plan.shard.as_ref().map(|s| s.shard),
         )?)
     } else {
         None
@@ -137,7 +195,8 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     };
     // With both databases and buckets, the cross-check reads the dump and the bucket indexes
     // as they are archived, and reports in the manifest.
-    let check = (dbs.is_some() && bkts.is_some()).then(|| crosscheck::Collector::new(&cfg.buckets));
+    let check = (dbs.is_some() && (bkts.is_some() || merged.is_some()))
+        .then(|| crosscheck::Collector::new(&cfg.buckets));
     let mut streams = Vec::new();
     if let Some(d) = &mut dbs {
         if let Some(c) = &check {
@@ -155,6 +214,26 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             None => files.append(&mut b.files),
         }
         warnings.append(&mut b.warnings);
+    }
+    let mut merge_with = Vec::new();
+    let mut merged_part = None;
+    if let Some(m) = merged {
+        match &check {
+            Some(c) => files.extend(m.files.into_iter().map(|f| c.tap_file(f))),
+            None => files.extend(m.files),
+        }
+        warnings.extend(m.warnings);
+        merge_with = m.shards;
+        merged_part = Some((m.entries, m.record));
+    }
+    let mut system_tags = Vec::new();
+    if let Some(sh) = &plan.shard {
+        system_tags.push(sh.shard.tag());
+        system_tags.push(shard::run_tag(&sh.run));
+    }
+    if let Some((_, r)) = &merged_part {
+        system_tags.push(shard::run_tag(&r.run));
+        system_tags.push(format!("kfguard-shards={}", r.count));
     }
     let mut kube_counts = Default::default();
     let mut kube_skipped = Default::default();
@@ -174,6 +253,11 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
     manifest.kubernetes = kube_counts;
     manifest.kubernetes_skipped = kube_skipped;
     manifest.versions = versions;
+    manifest.shard = plan.shard.as_ref().map(|s| shard::ShardRecord {
+        index: s.shard.index,
+        count: s.shard.count,
+        run: s.run.clone(),
+    });
     let written = writer::write(
         repo,
         &location.display,
@@ -182,6 +266,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
             scope,
             parents,
             tags: plan.tags,
+            system_tags,
             files,
             streams,
             manifest,
@@ -202,6 +287,10 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
                     m.buckets = entries;
                     m.warnings.extend(vanished);
                 }
+                if let Some((entries, record)) = merged_part {
+                    m.buckets = entries;
+                    m.merged_shards = Some(record);
+                }
                 if let Some(c) = &check {
                     let report = c.report(&m.buckets);
                     m.warnings.extend(report.warning());
@@ -209,6 +298,7 @@ pub fn run(plan: Plan) -> anyhow::Result<Report> {
                 }
             }),
             dry_run: plan.dry_run,
+            merge_with,
         },
     )
     .map_err(|e| match interrupt::requested() {

@@ -1,12 +1,29 @@
 //! `kfguard backup`: gather every configured source into one snapshot.
 
 use super::Context;
-use crate::backup::{self, Plan};
+use crate::backup::{self, MergePlan, Plan, ShardPlan};
 use crate::cli::BackupArgs;
 use crate::output::{emit, human_bytes};
-use crate::Outcome;
+use crate::{Outcome, Usage};
 
 pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
+    let shard = match (args.shard, &args.shard_run) {
+        (Some(shard), Some(run)) => Some(ShardPlan {
+            shard,
+            run: run.clone(),
+        }),
+        (Some(_), None) => {
+            return Err(Usage::msg(
+                "--shard needs the run it belongs to: --shard-run ID or KFGUARD_SHARD_RUN (the same for every shard of the night, e.g. the Job's uid)",
+            )
+            .into())
+        }
+        (None, _) => None,
+    };
+    let merge = args.merge_shards.then(|| MergePlan {
+        run: args.shard_run.clone(),
+        wait: args.wait,
+    });
     let report = backup::run(Plan {
         config: &ctx.config,
         only: args.only.clone(),
@@ -16,6 +33,8 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         dry_run: args.dry_run,
         from_dir: args.from_dir.clone(),
         from_command: args.from_command.clone(),
+        shard,
+        merge,
         quiet: ctx.global.quiet,
         rt: ctx.rt.handle(),
     })?;
@@ -60,6 +79,15 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
             for (why, n) in &w.manifest.kubernetes_skipped {
                 s.push_str(&format!("\n  kubernetes: skipped {n} {why}"));
             }
+        }
+        if let Some(sh) = &w.manifest.shard {
+            s.push_str(&format!(
+                "\n  shard {}/{} of run {}",
+                sh.index, sh.count, sh.run
+            ));
+        }
+        if let Some(m) = &w.manifest.merged_shards {
+            s.push_str(&format!("\n  merged {} shards of run {}", m.count, m.run));
         }
         if let Some(c) = &w.manifest.crosscheck {
             s.push('\n');

@@ -33,6 +33,12 @@ pub struct Manifest {
     /// present when the snapshot holds both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crosscheck: Option<CrossCheck>,
+    /// On a partial snapshot: the shard of the bucket keys it holds, and its run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::ShardRecord>,
+    /// On a snapshot merged from shards: the run and the shard snapshots it joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_shards: Option<super::shard::MergedRecord>,
 }
 
 /// The cross-check of database artifact references against bucket objects

@@ -7,6 +7,7 @@ pub mod read;
 pub mod retention;
 pub mod scope;
 pub mod select;
+pub mod shard;
 pub mod show;
 pub mod summary;
 pub mod tree;

@@ -49,6 +49,9 @@ pub fn forget(
 
     // Retention is per cluster and per scope: hourly bucket-only snapshots must not push the
     // nightly database dumps out of `--keep-daily`.
+    let (partial, complete): (Vec<_>, Vec<_>) =
+        complete.into_iter().partition(super::shard::is_partial);
+    let (kept_shards, removed_shards) = shards_to_keep(partial);
     let mut by_scope: std::collections::BTreeMap<String, Vec<_>> = Default::default();
     for s in complete {
         let scope = s
@@ -59,7 +62,7 @@ pub fn forget(
             .unwrap_or_default();
         by_scope.entry(scope).or_default().push(s);
     }
-    let (mut kept, mut removed) = (Vec::new(), Vec::new());
+    let (mut kept, mut removed) = (kept_shards, removed_shards);
     for snaps in by_scope.into_values() {
         let grouped = Grouped::from_items(snaps, SnapshotGroupCriterion::new().hostname(true));
         let groups =
@@ -104,4 +107,28 @@ pub fn forget(
         }
     }
     Ok(result)
+}
+
+/// Shard snapshots are not kept by the policy: a merged snapshot holds their data, and only
+/// the newest of each shard (cluster and I/N) is needed, as the next night's parent.
+/// `partial` is oldest first.
+fn shards_to_keep(
+    partial: Vec<rustic_core::repofile::SnapshotFile>,
+) -> (
+    Vec<rustic_core::repofile::SnapshotFile>,
+    Vec<rustic_core::repofile::SnapshotFile>,
+) {
+    let mut newest = std::collections::BTreeMap::new();
+    for (i, s) in partial.iter().enumerate() {
+        newest.insert((s.hostname.clone(), super::shard::shard_of(s)), i);
+    }
+    let keep: std::collections::BTreeSet<usize> = newest.into_values().collect();
+    let (k, r): (Vec<_>, Vec<_>) = partial
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| keep.contains(i));
+    (
+        k.into_iter().map(|(_, s)| s).collect(),
+        r.into_iter().map(|(_, s)| s).collect(),
+    )
 }

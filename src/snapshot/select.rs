@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rustic_core::repofile::SnapshotFile;
 
 use super::read::IndexedRepo;
-use super::{Component, INCOMPLETE_TAG, SCOPE_TAG_PREFIX};
+use super::{shard, Component, INCOMPLETE_TAG, SCOPE_TAG_PREFIX};
 use crate::repo::{Repo, RepoError};
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +149,11 @@ fn newest(
     location: &str,
     latest: &Latest<'_>,
 ) -> Result<SnapshotFile, SelectError> {
-    let complete: Vec<_> = snaps.into_iter().filter(is_complete).collect();
+    // A shard holds only part of the buckets: `latest` means a full snapshot.
+    let complete: Vec<_> = snaps
+        .into_iter()
+        .filter(|s| is_complete(s) && !shard::is_partial(s))
+        .collect();
     if complete.is_empty() {
         return Err(SelectError::Empty {
             location: location.into(),
@@ -193,7 +197,7 @@ impl Parents {
     ) -> Result<Self, RepoError> {
         let mine: Vec<_> = complete(repo, location)?
             .into_iter()
-            .filter(|s| s.hostname == cluster)
+            .filter(|s| s.hostname == cluster && !shard::is_partial(s))
             .collect();
         let by_part = parts
             .iter()
@@ -203,6 +207,34 @@ impl Parents {
             })
             .collect();
         Ok(Self { by_part })
+    }
+
+    /// The parents of a shard's backup: last night's snapshot of the same shard (same I/N), so
+    /// that its keys are all known; else the newest full snapshot holding buckets (the first
+    /// sharded night, or after N changed).
+    pub fn for_shard<S: rustic_core::Open>(
+        repo: &rustic_core::Repository<S>,
+        location: &str,
+        cluster: &str,
+        shard: shard::Shard,
+    ) -> Result<Self, RepoError> {
+        let mine: Vec<_> = complete(repo, location)?
+            .into_iter()
+            .filter(|s| s.hostname == cluster)
+            .collect();
+        let parent = mine
+            .iter()
+            .rfind(|s| shard::shard_of(s) == Some(shard))
+            .or_else(|| {
+                mine.iter()
+                    .rfind(|s| !shard::is_partial(s) && holds(s, "buckets"))
+            });
+        Ok(Self {
+            by_part: parent
+                .map(|p| ("buckets".to_string(), p.clone()))
+                .into_iter()
+                .collect(),
+        })
     }
 
     /// The parent of one part, if any earlier snapshot holds it.

@@ -65,12 +65,18 @@ pub struct Request {
     /// The parent of each part (see [`select::Parents`]), chosen before any source is read.
     pub parents: select::Parents,
     pub tags: Vec<String>,
+    /// kfguard's own tags beyond kind, scope and completeness (a shard and its run).
+    pub system_tags: Vec<String>,
     pub files: Vec<VirtualFile>,
     /// Files produced while the backup runs, each stream below its own folder.
     pub streams: Vec<(String, FileStream)>,
     pub manifest: Manifest,
     pub finalize: Finalize,
     pub dry_run: bool,
+    /// Saved snapshots whose trees join the published one (the shards of a merge): their
+    /// subtrees and blobs are referenced, not read. Where a path is in both, the newer file
+    /// (by mtime) wins, so the files of this backup must be newer than these snapshots.
+    pub merge_with: Vec<rustic_core::repofile::SnapshotFile>,
 }
 
 /// What was written.
@@ -110,7 +116,7 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
         .map(|p| super::full_id(&p.id))
         .collect();
     let mut tags = format!("{KFGUARD_TAG},{INCOMPLETE_TAG},{scope_tag}");
-    for t in &req.tags {
+    for t in req.system_tags.iter().chain(&req.tags) {
         tags.push(',');
         tags.push_str(t);
     }
@@ -218,11 +224,21 @@ pub fn write(repo: Repo, location: &str, req: Request) -> Result<Written, WriteE
         s.total_dirsize_processed = 0;
         s
     });
-    let by_name =
-        |a: &rustic_core::repofile::Node, b: &rustic_core::repofile::Node| a.name.cmp(&b.name);
-    let merged = repo.merge_snapshots(&[data.clone(), meta.clone()], &by_name, done);
+    // Nodes of one name conflict only in a merge of shards (their `kfguard.json` and
+    // `index.jsonl` against this backup's): the newest wins.
+    let newest = |a: &rustic_core::repofile::Node, b: &rustic_core::repofile::Node| {
+        a.meta.mtime.cmp(&b.meta.mtime)
+    };
+    let mut sources = vec![data.clone(), meta.clone()];
+    sources.extend(req.merge_with.iter().cloned());
+    let merged = repo.merge_snapshots(&sources, &newest, done);
     discard(&repo, &[data.id, meta.id]);
     let merged = merged.map_err(rustic_err("saving the snapshot"))?;
+    if !req.merge_with.is_empty() {
+        if let Some(s) = &merged.summary {
+            written.files = s.total_files_processed;
+        }
+    }
     written.id = Some(super::full_id(&merged.id));
     Ok(written)
 }

@@ -27,3 +27,4 @@ mod runbook_restore;
 mod runbook_tenancy;
 mod runbooks;
 mod s3;
+mod shards;

@@ -86,6 +86,8 @@ fn run(h: &Host, o: &Map) -> Res<Map> {
         dry_run,
         from_dir: Vec::new(),
         from_command: Vec::new(),
+        shard: None,
+        merge: None,
         quiet: h.ctx.quiet,
         rt: h.rt()?,
     })

@@ -56,6 +56,8 @@ fn lib_write(
             scope: "buckets".into(),
             parents,
             tags: Vec::new(),
+            system_tags: Vec::new(),
+            merge_with: Vec::new(),
             files,
             streams: Vec::new(),
             manifest: Manifest::new("kubeflow", started.to_string()),
@@ -84,7 +86,7 @@ fn same_size_rewrite_in_the_same_second_is_read_again() {
     let source = [lib_source(&src)];
     let none = Default::default();
     let started = rustic_core::jiff::Timestamp::now();
-    let first = buckets::start(s3.rt.handle(), &source, &none, 4, started).unwrap();
+    let first = buckets::start(s3.rt.handle(), &source, &none, 4, started, None).unwrap();
     let path = format!("buckets/kfp/{src}/objects/m.bin");
     let mtime = first
         .files
@@ -96,7 +98,7 @@ fn same_size_rewrite_in_the_same_second_is_read_again() {
     lib_write(&kf, &s3, started, first);
 
     s3.put(&src, "m.bin", b"22222222", None, &[]);
-    let mut second = buckets::start(s3.rt.handle(), &source, &none, 4, started).unwrap();
+    let mut second = buckets::start(s3.rt.handle(), &source, &none, 4, started, None).unwrap();
     // As if the rewrite had happened within the same second as the first version.
     second
         .files
@@ -136,6 +138,7 @@ fn object_vanishing_between_list_and_get_is_a_warning() {
         &Default::default(),
         4,
         started,
+        None,
     )
     .unwrap();
     s3.rt
