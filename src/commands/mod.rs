@@ -12,6 +12,7 @@ mod restore;
 mod runbook;
 mod show;
 mod snapshots;
+mod support_bundle;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Config;
@@ -100,6 +101,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Discover(args) => discover::run(&ctx, &args),
         Command::Runbook(cmd) => runbook::run(&ctx, &cmd),
         Command::Config(cmd) => config::run(&ctx, &cmd),
+        Command::SupportBundle(args) => support_bundle::run(&ctx, &args),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

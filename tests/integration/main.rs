@@ -25,3 +25,4 @@ mod runbook_restore;
 mod runbook_tenancy;
 mod runbooks;
 mod s3;
+mod support_bundle;
