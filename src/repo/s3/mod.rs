@@ -245,7 +245,7 @@ impl S3Backend {
             }));
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated().unwrap_or(false) => {
-                    token = Some(next.to_string())
+                    token = Some(next.to_string());
                 }
                 _ => return Ok(out),
             }
