@@ -203,6 +203,12 @@ pub enum Command {
         after_help = "Examples:\n  kfguard rbac backup > rbac-backup.yaml\n  kfguard rbac restore --config kfguard.toml | kubectl apply -f -\n\nAdd extra CRD groups to [kubernetes] crd_groups first: RBAC has no group wildcards."
     )]
     Rbac(RbacArgs),
+    /// Collect what a support ticket needs into one tar.gz: pods, events, logs, CRDs, claims,
+    /// workflows, kfguard's runs and config, secrets redacted
+    #[command(
+        after_help = "Examples:\n  kfguard support-bundle -o bundle.tar.gz\n  kfguard support-bundle -o - --log-lines 200 --since 6h > bundle.tar.gz"
+    )]
+    SupportBundle(SupportBundleArgs),
 
     /// Print shell completions
     #[command(
@@ -555,6 +561,29 @@ pub struct RbacArgs {
 pub enum RbacRole {
     Backup,
     Restore,
+}
+
+#[derive(Debug, Args)]
+pub struct SupportBundleArgs {
+    /// Where to write the bundle (a .tar.gz); `-` writes it to stdout
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// The last lines of each container's log
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..))]
+    pub log_lines: i64,
+
+    /// Only log lines newer than this, e.g. 2h
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+
+    /// How many of the last runbook runs to include, with their journals
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub runs: usize,
+
+    /// Leave the cluster out: only kfguard's own state, config and version
+    #[arg(long)]
+    pub no_cluster: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,11 +13,13 @@ pub mod kube;
 pub mod logging;
 pub mod output;
 pub mod progress;
+pub mod redact;
 pub mod repo;
 pub mod restore;
 pub mod runbook;
 pub mod snapshot;
 pub mod sources;
+pub mod support;
 
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod restore;
 mod runbook;
 mod show;
 mod snapshots;
+mod support_bundle;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::Config;
@@ -110,6 +111,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Runbook(cmd) => runbook::run(&ctx, &cmd),
         Command::Config(cmd) => config::run(&ctx, &cmd),
         Command::Rbac(args) => rbac::run(&ctx, &args),
+        Command::SupportBundle(args) => support_bundle::run(&ctx, &args),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

@@ -123,6 +123,8 @@ pub struct LogQuery {
     pub tail: Option<i64>,
     /// The previous, terminated instance of the container: why it crashed.
     pub previous: bool,
+    /// Lines of the last this many seconds only.
+    pub since_seconds: Option<i64>,
 }
 
 /// A container's log, as text.
@@ -137,6 +139,7 @@ pub async fn logs(
         container: q.container.clone(),
         tail_lines: q.tail,
         previous: q.previous,
+        since_seconds: q.since_seconds,
         ..LogParams::default()
     };
     retry(|| api.logs(pod, &lp))

@@ -113,6 +113,11 @@ impl SideFiles {
     pub fn get(&self, rel: &str) -> Result<Option<Vec<u8>>, RepoError> {
         Ok(self.backend.get_side_file(rel)?)
     }
+
+    /// The side files under `rel_dir`, as paths relative to the repository's prefix.
+    pub fn list(&self, rel_dir: &str) -> Result<Vec<String>, RepoError> {
+        Ok(self.backend.list_side_files(rel_dir)?)
+    }
 }
 
 impl Location {

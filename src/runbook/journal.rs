@@ -1,5 +1,5 @@
 //! The run journal: JSON lines under `<state_dir>/<RUN_ID>/journal.jsonl`, one per step, with
-//! secrets redacted; what `--resume` and `kfguard runbook runs` read back.
+//! secrets redacted (by `crate::redact`); what `--resume` and `kfguard runbook runs` read back.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::steps::{Outcome, StepRecord};
 use super::{Plan, Report, RunbookError};
+use crate::redact::{is_secret_name, Redactor, HIDDEN};
 use crate::repo::{Location, SideFiles};
 
 const JOURNAL: &str = "journal.jsonl";
@@ -57,7 +58,7 @@ pub(super) struct Journal {
 
 /// Where a run's journal is kept beside the repository, under its prefix.
 fn side_path(run_id: &str) -> String {
-    format!("kfguard/runs/{run_id}/{JOURNAL}")
+    format!("{SIDE_RUNS}{run_id}/{JOURNAL}")
 }
 
 /// The repository's side files when it is remote; a journal that cannot be mirrored is still
@@ -84,7 +85,7 @@ impl Journal {
     /// Starts a new run's journal, or reopens the one `plan.resume` names.
     pub(super) fn open(plan: &Plan, source: &str) -> Result<Self, RunbookError> {
         let hash = hex::encode(Sha256::digest(source.as_bytes()));
-        let redactor = Redactor::for_plan(plan);
+        let redactor = redactor_for(plan);
         let mirror = mirror_for(plan);
         let now = rustic_core::jiff::Timestamp::now();
         let (run_id, params, done, lines) = match &plan.resume {
@@ -94,7 +95,7 @@ impl Journal {
                     run_id: id.clone(),
                     runbook: plan.file.display().to_string(),
                     script_sha256: hash.clone(),
-                    params: redactor.params(&plan.params),
+                    params: redact_params(&redactor, &plan.params),
                     params_hash: params_hash(&plan.params),
                     dry_run: plan.dry_run,
                     started: now.to_string(),
@@ -313,19 +314,38 @@ pub fn list_runs(state_dir: &Path) -> Vec<RunSummary> {
 }
 
 fn summary(path: &Path) -> Option<RunSummary> {
-    let file = File::open(path).ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    parse_run(&text).map(|r| r.summary)
+}
+
+/// A past run as its journal tells it: the summary and the last record of each step.
+#[derive(Debug, Clone, Serialize)]
+pub struct PastRun {
+    pub summary: RunSummary,
+    pub steps: Vec<StepRecord>,
+}
+
+/// Reads a journal's text (from `state_dir` or beside the repository); `None` without a start
+/// line.
+pub fn parse_run(text: &str) -> Option<PastRun> {
     let mut run = None;
     let mut state = "unfinished".to_string();
-    let mut steps = 0;
-    for line in BufReader::new(file).lines().map_while(Result::ok) {
-        match serde_json::from_str::<Line>(&line) {
+    let mut count = 0;
+    let mut steps: Vec<StepRecord> = Vec::new();
+    for line in text.lines() {
+        match serde_json::from_str::<Line>(line) {
             Ok(Line::Start {
                 run_id,
                 runbook,
                 started,
                 ..
             }) => run = Some((run_id, runbook, started)),
-            Ok(Line::Step(_)) => steps += 1,
+            Ok(Line::Step(step)) => {
+                count += 1;
+                // A resumed run records a step again: the later record is the one that holds.
+                steps.retain(|s| s.key != step.key);
+                steps.push(step);
+            }
             Ok(Line::End { outcome, .. }) => {
                 state = serde_json::to_value(outcome)
                     .ok()
@@ -337,14 +357,23 @@ fn summary(path: &Path) -> Option<RunSummary> {
         }
     }
     let (run_id, runbook, started) = run?;
-    Some(RunSummary {
-        run_id,
-        runbook,
-        started,
-        state,
+    Some(PastRun {
+        summary: RunSummary {
+            run_id,
+            runbook,
+            started,
+            state,
+            steps: count,
+        },
         steps,
     })
 }
+
+/// Where the journals of past runs are kept beside a remote repository.
+pub const SIDE_RUNS: &str = "kfguard/runs/";
+
+/// The journal file name inside a run's folder.
+pub const JOURNAL_FILE: &str = JOURNAL;
 
 fn params_hash(params: &BTreeMap<String, String>) -> String {
     let text = serde_json::to_string(params).unwrap_or_default();
@@ -356,158 +385,23 @@ fn short_random() -> String {
     hex::encode(&Sha256::digest(seed.as_bytes())[..2])
 }
 
-/// Replaces secret values in what the journal and the report keep: the values of environment
-/// variables and parameters whose names say they are secrets, and the secrets the config names.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Redactor {
-    secrets: Vec<String>,
+/// The run's redactor: the values of environment variables and parameters whose names say
+/// they are secrets, and the secrets the config names.
+pub(super) fn redactor_for(plan: &Plan) -> Redactor {
+    Redactor::from_env(plan.params.clone(), plan.secrets.iter().cloned())
 }
 
-const HIDDEN: &str = "<redacted>";
-
-/// Secrets shorter than this are hidden where they stand as a word of their own only: a
-/// password `test` must not turn `latest` into `la<redacted>`.
-const WHOLE_WORD_BELOW: usize = 8;
-
-/// `text` with each occurrence of `word` that no letter or digit touches replaced.
-fn replace_words(text: &str, word: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut before: Option<char> = None;
-    while let Some(at) = rest.find(word) {
-        let prev = rest[..at]
-            .chars()
-            .next_back()
-            .or(if at == 0 { before } else { None });
-        let next = rest[at + word.len()..].chars().next();
-        let alone =
-            !prev.is_some_and(char::is_alphanumeric) && !next.is_some_and(char::is_alphanumeric);
-        out.push_str(&rest[..at]);
-        out.push_str(if alone { HIDDEN } else { word });
-        before = word.chars().next_back();
-        rest = &rest[at + word.len()..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    // Where a secret is, or whose it is, is not the secret: `DB_PASSWORD_FILE` holds a path,
-    // `AWS_ACCESS_KEY_ID` names a key.
-    if ["_FILE", "_PATH", "_ENV", "_ID"]
+/// The parameters as the journal keeps them: secret-named ones hidden, the rest redacted.
+fn redact_params(r: &Redactor, params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    params
         .iter()
-        .any(|s| n.ends_with(s))
-    {
-        return false;
-    }
-    [
-        "PASSWORD",
-        "SECRET",
-        "TOKEN",
-        "CREDENTIAL",
-        "ACCESS_KEY",
-        "PRIVATE_KEY",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-}
-
-impl Redactor {
-    pub(super) fn for_plan(plan: &Plan) -> Self {
-        let mut secrets: Vec<String> = std::env::vars()
-            .filter(|(k, _)| is_secret_name(k))
-            .map(|(_, v)| v)
-            .chain(
-                plan.params
-                    .iter()
-                    .filter(|(k, _)| is_secret_name(k))
-                    .map(|(_, v)| v.clone()),
-            )
-            .chain(plan.secrets.iter().cloned())
-            // Very short values would blank out ordinary words.
-            .filter(|v| v.len() >= 4)
-            .collect();
-        // Longest first, so that a secret containing another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self { secrets }
-    }
-
-    /// Hides values read during the run too: a Secret's data, as a host call read it.
-    pub(super) fn learn(&mut self, values: impl IntoIterator<Item = String>) {
-        self.secrets
-            .extend(values.into_iter().filter(|v| v.len() >= 4));
-        self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        self.secrets.dedup();
-    }
-
-    pub(super) fn text(&self, s: &str) -> String {
-        let mut out = s.to_string();
-        for secret in &self.secrets {
-            if !out.contains(secret.as_str()) {
-                continue;
-            }
-            out = if secret.chars().count() >= WHOLE_WORD_BELOW {
-                out.replace(secret.as_str(), HIDDEN)
+        .map(|(k, v)| {
+            let v = if is_secret_name(k) {
+                HIDDEN.to_string()
             } else {
-                replace_words(&out, secret)
+                r.text(v)
             };
-        }
-        out
-    }
-
-    pub(super) fn json(&self, v: serde_json::Value) -> serde_json::Value {
-        use serde_json::Value;
-        match v {
-            Value::String(s) => Value::String(self.text(&s)),
-            Value::Array(a) => Value::Array(a.into_iter().map(|x| self.json(x)).collect()),
-            // Keys too: a script may key a map by a value it read.
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .map(|(k, x)| (self.text(&k), self.json(x)))
-                    .collect(),
-            ),
-            other => other,
-        }
-    }
-
-    fn params(&self, params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        params
-            .iter()
-            .map(|(k, v)| {
-                let v = if is_secret_name(k) {
-                    HIDDEN.to_string()
-                } else {
-                    self.text(v)
-                };
-                (k.clone(), v)
-            })
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_short_secret_is_hidden_as_a_word_and_a_long_one_anywhere() {
-        let r = Redactor {
-            secrets: vec!["hunter2-long-secret".into(), "test".into()],
-        };
-        assert_eq!(
-            r.text("the latest test: pw=test, key=xhunter2-long-secretx"),
-            "the latest <redacted>: pw=<redacted>, key=x<redacted>x"
-        );
-        assert_eq!(r.text("testtest test"), "testtest <redacted>");
-    }
-
-    #[test]
-    fn where_a_secret_is_kept_is_not_a_secret_name() {
-        assert!(is_secret_name("DB_PASSWORD"));
-        assert!(is_secret_name("AWS_SECRET_ACCESS_KEY"));
-        assert!(!is_secret_name("DB_PASSWORD_FILE"));
-        assert!(!is_secret_name("AWS_ACCESS_KEY_ID"));
-    }
+            (k.clone(), v)
+        })
+        .collect()
 }

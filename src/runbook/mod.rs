@@ -27,7 +27,7 @@ use serde::Serialize;
 pub use api::{reference, ApiFormat};
 pub use host::HostContext;
 pub use html::html;
-pub use journal::{list_runs, RunSummary};
+pub use journal::{list_runs, parse_run, PastRun, RunSummary, JOURNAL_FILE, SIDE_RUNS};
 pub use junit::junit;
 pub use lint::{check, CheckReport};
 pub use sandbox::Limits;
@@ -121,7 +121,7 @@ impl Report {
             started: rustic_core::jiff::Timestamp::now().to_string(),
             steps: Vec::new(),
             messages: Vec::new(),
-            error: Some(journal::Redactor::for_plan(plan).text(&error.to_string())),
+            error: Some(journal::redactor_for(plan).text(&error.to_string())),
             duration_ms: 0,
         }
     }

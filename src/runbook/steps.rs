@@ -11,9 +11,10 @@ use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 use serde::{Deserialize, Serialize};
 
 use super::host::{self, Host};
-use super::journal::{Journal, Redactor};
+use super::journal::Journal;
 use super::sandbox::{self, Compiled, Deadlines};
 use super::{api, lint, Plan, Report};
+use crate::redact::Redactor;
 
 /// How a step ended. Ordered from best to worst, so the run's outcome is the maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -28,3 +28,4 @@ mod runbook_tenancy;
 mod runbooks;
 mod s3;
 mod shards;
+mod support_bundle;

@@ -219,6 +219,39 @@ impl S3Backend {
         out
     }
 
+    /// The files beside the repository under `<prefix>/<rel_dir>`, as paths relative to the
+    /// prefix, following continuation tokens.
+    pub fn list_side_files(&self, rel_dir: &str) -> Result<Vec<String>, S3Error> {
+        let dir = self.dir_prefix(rel_dir);
+        let strip = self.dir_prefix("");
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .block_on(
+                    self.client
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(&dir)
+                        .set_continuation_token(token.take())
+                        .customize()
+                        .mutate_request(self.endpoint_recorder())
+                        .send(),
+                )
+                .map_err(|err| self.classify("list", &dir, &err))?;
+            out.extend(page.contents().iter().filter_map(|o| {
+                o.key()
+                    .map(|k| k.strip_prefix(strip.as_str()).unwrap_or(k).to_string())
+            }));
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated().unwrap_or(false) => {
+                    token = Some(next.to_string());
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// One PUT of a whole object; `fail` turns the SDK's (large) error into the caller's.
     fn put<E>(
         &self,

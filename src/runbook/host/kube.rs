@@ -278,6 +278,7 @@ fn logs(h: &Host, namespace: &str, pod: &str, o: &Map) -> Res<String> {
         previous: o
             .get("previous")
             .is_some_and(|v| v.as_bool().unwrap_or(false)),
+        since_seconds: None,
     };
     let cluster = h.cluster()?;
     h.block(async { live::logs(&cluster, namespace, pod, &q).await })

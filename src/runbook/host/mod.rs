@@ -126,26 +126,7 @@ impl Host {
     /// Makes the redactor hide the values of any Secret among `objects`: the script may use
     /// them, the journal and the report never show them.
     pub(super) fn learn_secrets(&self, objects: &[Value]) {
-        use base64::Engine as _;
-        let mut values = Vec::new();
-        for o in objects.iter().filter(|o| o["kind"] == "Secret") {
-            for field in ["data", "stringData"] {
-                let Some(map) = o[field].as_object() else {
-                    continue;
-                };
-                for v in map.values().filter_map(Value::as_str) {
-                    values.push(v.to_string());
-                    if field == "data" {
-                        if let Ok(text) = base64::engine::general_purpose::STANDARD
-                            .decode(v)
-                            .map(String::from_utf8)
-                        {
-                            values.extend(text.ok());
-                        }
-                    }
-                }
-            }
-        }
+        let values = crate::redact::Redactor::secret_values(objects);
         if !values.is_empty() {
             lock(&self.state).redactor.learn(values);
         }
