@@ -8,6 +8,7 @@ mod diff;
 mod discover;
 mod forget;
 mod init;
+mod metrics;
 mod restore;
 mod runbook;
 mod show;

@@ -11,6 +11,7 @@ mod databases;
 mod discover;
 mod drift;
 mod kubernetes;
+mod metrics;
 mod mysql_engine;
 mod postgres_engine;
 mod repository;
