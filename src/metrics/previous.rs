@@ -42,7 +42,7 @@ pub(super) fn read(text: &str, keep: impl Fn(&Labels) -> bool) -> Vec<LastSucces
                 .into_iter()
                 .filter(|(k, _)| KEPT_LABELS.contains(&k.as_str()))
                 .collect();
-            labels.sort_by_key(|(k, _)| KEPT_LABELS.iter().position(|n| n == k));
+            labels.sort_by_key(|(k, _)| KEPT_LABELS.iter().position(|n| *n == k.as_str()));
             Some(LastSuccess { labels, value })
         })
         .collect()
