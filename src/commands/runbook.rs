@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use super::metrics::Recorder;
 use super::Context;
 use crate::cli::{ApiOutput, FailOn, RunbookCommand, RunbookRunArgs};
+use crate::metrics::Run;
 use crate::output::{emit, OutputFormat};
 use crate::runbook::{
     self, ApiFormat, Outcome as StepOutcome, Plan, Report, RunbookError, Severity,
 };
-use crate::metrics::Run;
 use crate::{Outcome, Usage};
 
 pub(super) fn run(ctx: &Context, cmd: &RunbookCommand) -> anyhow::Result<Outcome> {

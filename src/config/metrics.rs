@@ -24,9 +24,7 @@ pub fn check_pushgateway(url: &str) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url).map_err(|e| {
         format!("`{shown}` is not a URL ({e}); write e.g. http://pushgateway.monitoring:9091")
     })?;
-    if !matches!(parsed.scheme(), "http" | "https")
-        || parsed.host_str().is_none_or(str::is_empty)
-    {
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!(
             "`{shown}` is not an http:// or https:// URL; write e.g. http://pushgateway.monitoring:9091"
         ));

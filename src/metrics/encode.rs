@@ -121,7 +121,9 @@ pub fn encode(export: &Export, last_success: &[LastSuccess]) -> String {
     fam(
         "kfguard_findings",
         "Findings of the last runbook run, by severity and code.",
-        runs.iter().flat_map(|r| findings(&export.cluster, r)).collect(),
+        runs.iter()
+            .flat_map(|r| findings(&export.cluster, r))
+            .collect(),
     );
     fam(
         "kfguard_component_success",

@@ -221,7 +221,9 @@ impl Run {
                 .insert(format!("step:{}", step.name), step_ok(step));
         }
         for f in report.findings() {
-            *run.findings.entry((f.severity, f.code.clone())).or_default() += 1;
+            *run.findings
+                .entry((f.severity, f.code.clone()))
+                .or_default() += 1;
         }
         let mut runs = vec![run];
         let mut backup: Option<Self> = None;

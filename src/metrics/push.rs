@@ -118,7 +118,10 @@ impl Pushgateway {
         };
         // The group's last successes, so that a POST of this family does not drop those of
         // the runs that failed now, or of operations this run did not do.
-        let earlier = match self.send(&client, Method::GET, self.metrics_url(), None).await {
+        let earlier = match self
+            .send(&client, Method::GET, self.metrics_url(), None)
+            .await
+        {
             Ok(body) => Some(previous::read(&body, in_group)),
             Err(e) => {
                 tracing::debug!("cannot read the Pushgateway's metrics before the push: {e}");
@@ -147,10 +150,16 @@ impl Pushgateway {
         let mut req = Request::builder()
             .method(method.clone())
             .uri(url.as_str())
-            .header(header::USER_AGENT, concat!("kfguard/", env!("CARGO_PKG_VERSION")));
+            .header(
+                header::USER_AGENT,
+                concat!("kfguard/", env!("CARGO_PKG_VERSION")),
+            );
         if body.is_some() {
             // The text format; `# EOF` and the rest of OpenMetrics' text are comments to it.
-            req = req.header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+            req = req.header(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            );
         }
         if let Some(auth) = &self.authorization {
             req = req.header(header::AUTHORIZATION, auth);
@@ -158,10 +167,7 @@ impl Pushgateway {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| e.to_string())?;
-        let resp = client
-            .request(req)
-            .await
-            .map_err(|e| describe(&e))?;
+        let resp = client.request(req).await.map_err(|e| describe(&e))?;
         let status = resp.status();
         let bytes = resp
             .into_body()

@@ -113,7 +113,11 @@ fn a_backup_writes_a_textfile_with_its_bytes_rows_objects_and_last_success() {
     assert!(value(&m, "kfguard_read_bytes", &backup) > 0.0);
     let db = format!("kfp/{my}");
     assert_eq!(
-        value(&m, "kfguard_rows", &[("operation", "backup"), ("database", &db)]),
+        value(
+            &m,
+            "kfguard_rows",
+            &[("operation", "backup"), ("database", &db)]
+        ),
         3.0
     );
     assert_eq!(
@@ -150,7 +154,13 @@ fn a_failed_backup_writes_success_0_and_its_exit_code_and_keeps_the_last_success
     let kf = Kf::local();
     kf.ok(&["init"]);
     kf.write("data/a.txt", "hello");
-    kf.ok(&["backup", "--from-dir", "data", "--metrics-file", "kfguard.prom"]);
+    kf.ok(&[
+        "backup",
+        "--from-dir",
+        "data",
+        "--metrics-file",
+        "kfguard.prom",
+    ]);
     let path = kf.path().join("kfguard.prom");
     let backup = [("cluster", "kubeflow"), ("operation", "backup")];
     let first = parse(&read(&path));
@@ -229,11 +239,7 @@ impl Gateway {
                 });
             }
         });
-        Self {
-            addr,
-            got,
-            _rt: rt,
-        }
+        Self { addr, got, _rt: rt }
     }
 
     fn requests(&self) -> Vec<(String, String, String)> {
@@ -280,7 +286,10 @@ fn a_runbook_run_records_its_steps_findings_and_its_backup_in_the_file_and_the_p
     let requests = gw.requests();
     let posts: Vec<_> = requests.iter().filter(|(m, _, _)| m == "POST").collect();
     assert_eq!(posts.len(), 1, "{requests:?}");
-    assert_eq!(posts[0].1, "/metrics/job/kfguard-runbook-drill/cluster/kubeflow");
+    assert_eq!(
+        posts[0].1,
+        "/metrics/job/kfguard-runbook-drill/cluster/kubeflow"
+    );
     let pushed = parse(&posts[0].2);
 
     for m in [&file, &pushed] {
@@ -314,7 +323,11 @@ fn a_runbook_run_records_its_steps_findings_and_its_backup_in_the_file_and_the_p
         assert_eq!(value(m, "kfguard_last_run_success", &backup), 1.0);
         let db = format!("kfp/{my}");
         assert_eq!(
-            value(m, "kfguard_rows", &[("operation", "backup"), ("database", &db)]),
+            value(
+                m,
+                "kfguard_rows",
+                &[("operation", "backup"), ("database", &db)]
+            ),
             3.0
         );
         assert!(value(m, "kfguard_last_success_timestamp_seconds", &backup) > 1.7e9);
@@ -367,11 +380,7 @@ fn an_unreachable_pushgateway_is_one_warning_and_the_file_is_still_written() {
     assert!(!err.contains("hunter2-secret"), "{err}");
     let m = parse(&read(&kf.path().join("out/kfguard.prom")));
     assert_eq!(
-        value(
-            &m,
-            "kfguard_last_run_exit_code",
-            &[("operation", "backup")]
-        ),
+        value(&m, "kfguard_last_run_exit_code", &[("operation", "backup")]),
         0.0,
         "the run's own exit code, before the push"
     );
@@ -380,7 +389,10 @@ fn an_unreachable_pushgateway_is_one_warning_and_the_file_is_still_written() {
 #[test]
 fn config_show_prints_the_metrics_targets_with_the_password_redacted() {
     let kf = Kf::local()
-        .env("KFGUARD_PUSHGATEWAY", "https://ops:hunter2-secret@pushgateway.example:9091")
+        .env(
+            "KFGUARD_PUSHGATEWAY",
+            "https://ops:hunter2-secret@pushgateway.example:9091",
+        )
         .env("KFGUARD_METRICS_FILE", "/var/lib/textfile/kfguard.prom");
     let shown = kf.json(&["config", "show"]);
     assert_eq!(
