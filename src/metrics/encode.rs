@@ -15,6 +15,8 @@ use crate::runbook::Severity;
 /// Label pairs in a fixed order: the common ones first.
 pub(super) type Labels = Vec<(String, String)>;
 type Gauges = Family<Labels, Gauge<f64, AtomicU64>>;
+/// One run's samples of a family with one label of its own: (label, value, sample).
+type PerLabel<'a> = &'a dyn Fn(&Run) -> Vec<(String, String, f64)>;
 
 pub(super) const LAST_SUCCESS: &str = "kfguard_last_success_timestamp_seconds";
 
@@ -39,7 +41,7 @@ pub fn encode(export: &Export, last_success: &[LastSuccess]) -> String {
             .filter_map(|r| f(r).map(|v| (common(&export.cluster, r), v)))
             .collect()
     };
-    let per = |f: &dyn Fn(&Run) -> Vec<(String, String, f64)>| -> Vec<(Labels, f64)> {
+    let per = |f: PerLabel| -> Vec<(Labels, f64)> {
         runs.iter()
             .flat_map(|r| {
                 f(r).into_iter().map(|(k, v, n)| {

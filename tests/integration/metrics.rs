@@ -2,6 +2,8 @@
 //! back with a parser of its own (prometheus-parse, and promtool where it is installed), and
 //! pushes received by a Pushgateway stand-in: a real HTTP server on the loopback that records
 //! each request and answers `GET /metrics` with a group it was given.
+// The values compared are counts and timestamps read back verbatim: exact in f64.
+#![allow(clippy::float_cmp)]
 
 use std::net::SocketAddr;
 use std::path::Path;
