@@ -124,13 +124,13 @@ pub enum Command {
 
     /// Take a snapshot
     #[command(
-        after_help = "Examples:\n  kfguard backup --tag nightly\n  kfguard backup --only databases --jobs 8\n  kfguard backup --only buckets --shard 0/4 --shard-run nightly-20261201\n  kfguard backup --merge-shards --shard-run nightly-20261201 --wait 6h"
+        after_help = "Examples:\n  kfguard backup --tag nightly\n  kfguard backup --only databases --jobs 8\n  kfguard backup --metrics-file /var/lib/node-exporter/textfile/kfguard.prom\n  kfguard backup --pushgateway http://pushgateway.monitoring:9091\n  kfguard backup --only buckets --shard 0/4 --shard-run nightly-20261201\n  kfguard backup --merge-shards --shard-run nightly-20261201 --wait 6h"
     )]
     Backup(BackupArgs),
 
     /// Restore parts of a snapshot, in dependency order
     #[command(
-        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored\n  kfguard restore latest --bucket kfp/mlpipeline --into mlpipeline-restored --existing skip"
+        after_help = "Examples:\n  kfguard restore latest --only databases --dry-run\n  kfguard restore latest --database kfp/mlpipeline --into mlpipeline_restored\n  kfguard restore latest --bucket kfp/mlpipeline --into mlpipeline-restored --existing skip\n  kfguard restore latest --only databases --pushgateway http://pushgateway.monitoring:9091"
     )]
     Restore(RestoreArgs),
 
@@ -271,6 +271,8 @@ pub struct BackupArgs {
     /// Back up a command's stdout as PATH=COMMAND (run with sh -c); a non-zero exit fails the backup
     #[arg(long, hide = true, value_name = "PATH=COMMAND")]
     pub from_command: Vec<String>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +335,8 @@ pub struct RestoreArgs {
     /// Show what would be restored, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -398,7 +402,7 @@ pub enum RunbookCommand {
     Check(RunbookCheckArgs),
     /// Run a runbook, step by step
     #[command(
-        after_help = "Examples:\n  kfguard runbook run verify-health --set namespace=kubeflow\n  kfguard runbook run reconcile-crds --dry-run\n  kfguard runbook run restore-cluster --resume RUN_ID\n  kfguard runbook run verify-health --report run.json --junit run.xml\n\nExit code 0: every step passed; 1: a step failed; 2: the script does not compile or a parameter is wrong; 3: warnings or findings."
+        after_help = "Examples:\n  kfguard runbook run verify-health --set namespace=kubeflow\n  kfguard runbook run reconcile-crds --dry-run\n  kfguard runbook run restore-cluster --resume RUN_ID\n  kfguard runbook run verify-health --report run.json --junit run.xml\n  kfguard runbook run nightly --metrics-file /var/lib/node-exporter/textfile/kfguard.prom\n\nExit code 0: every step passed; 1: a step failed; 2: the script does not compile or a parameter is wrong; 3: warnings or findings."
     )]
     Run(RunbookRunArgs),
     /// Past runs in [runbooks] state_dir, with their state
@@ -453,6 +457,24 @@ pub struct RunbookRunArgs {
     /// Exit 3 from this severity of finding up, or exit 1 (`error`: error findings fail the run)
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Where `backup`, `restore` and `runbook run` write their Prometheus metrics, whatever the
+/// run's outcome. Each flag is layered over its `KFGUARD_*` variable and `[metrics]` in the
+/// config; see the README's Metrics section for the families.
+#[derive(Debug, Args, Clone, Default)]
+pub struct MetricsArgs {
+    /// Write the run's metrics to this textfile for node-exporter's textfile collector
+    /// (replaced atomically) [env: KFGUARD_METRICS_FILE; config: [metrics] file]
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Push the run's metrics to this Pushgateway, grouped by job and cluster; a failed push
+    /// is a warning (exit 3) [env: KFGUARD_PUSHGATEWAY; config: [metrics] pushgateway]
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
 }
 
 /// `--fail-on`: the finding severity from which a run counts as failed.

@@ -11,6 +11,7 @@ pub mod engines;
 pub mod interrupt;
 pub mod kube;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod progress;
 pub mod redact;
@@ -73,6 +74,17 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<Outcome> {
     // rustls needs the process to pick one. An error only means one is already installed.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     commands::dispatch(cli)
+}
+
+/// The exit code a command's result ends the process with: 0 or 3 when it finished (130/143
+/// when a signal came after its end), else that of its error.
+pub fn result_code(result: &anyhow::Result<Outcome>) -> i32 {
+    match (result, interrupt::requested()) {
+        (Ok(_), Some(sig)) => sig.exit_code(),
+        (Ok(Outcome::Ok), None) => exit::OK,
+        (Ok(Outcome::Warnings(_)), None) => exit::WARNINGS,
+        (Err(err), sig) => sig.map_or_else(|| exit_code(err), interrupt::Signal::exit_code),
+    }
 }
 
 /// Maps an error to its exit code: a stop by a signal is 128 + its number (130, 143),

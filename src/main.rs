@@ -12,23 +12,16 @@ fn main() -> ExitCode {
         return to_exit_code(kfguard::exit::USAGE);
     }
     let result = kfguard::run(cli);
-    let code = match (&result, kfguard::interrupt::requested()) {
+    match (&result, kfguard::interrupt::requested()) {
         (Ok(_), Some(sig)) => {
             // The work was done before the stop request could cut it short.
             eprintln!("kfguard: interrupted by {sig}, after the command had finished: its result is complete");
-            sig.exit_code()
         }
-        (Ok(kfguard::Outcome::Ok), None) => kfguard::exit::OK,
-        (Ok(kfguard::Outcome::Warnings(_)), None) => kfguard::exit::WARNINGS,
-        (Err(err), sig) => {
-            eprintln!("kfguard: error: {err:#}");
-            // An error after a stop request is most likely its consequence.
-            sig.map_or_else(
-                || kfguard::exit_code(err),
-                kfguard::interrupt::Signal::exit_code,
-            )
-        }
-    };
+        (Err(err), _) => eprintln!("kfguard: error: {err:#}"),
+        (Ok(_), None) => {}
+    }
+    // An error after a stop request is most likely its consequence: the signal's code.
+    let code = kfguard::result_code(&result);
     to_exit_code(code)
 }
 

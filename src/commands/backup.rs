@@ -1,7 +1,8 @@
 //! `kfguard backup`: gather every configured source into one snapshot.
 
+use super::metrics::Recorder;
 use super::Context;
-use crate::backup::{self, MergePlan, Plan, ShardPlan};
+use crate::backup::{self, MergePlan, Plan, Report, ShardPlan};
 use crate::cli::BackupArgs;
 use crate::output::{emit, human_bytes};
 use crate::{Outcome, Usage};
@@ -24,6 +25,7 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         run: args.shard_run.clone(),
         wait: args.wait,
     });
+    let metrics = Recorder::new(ctx, &args.metrics, args.dry_run)?;
     let report = backup::run(Plan {
         config: &ctx.config,
         only: args.only.clone(),
@@ -37,8 +39,22 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         merge,
         quiet: ctx.global.quiet,
         rt: ctx.rt.handle(),
-    })?;
-    emit(ctx.global.output, &report, |r| {
+    });
+    let (report, result) = match report {
+        Ok(r) => {
+            let outcome = render(ctx, &r);
+            (Some(r), Ok(outcome))
+        }
+        Err(e) => (None, Err(e)),
+    };
+    metrics.finish(ctx, result, |timing, code| {
+        vec![crate::metrics::Run::backup(report.as_ref(), timing, code)]
+    })
+}
+
+/// Prints what the backup wrote; its warnings make the outcome.
+fn render(ctx: &Context, report: &Report) -> Outcome {
+    emit(ctx.global.output, report, |r| {
         let w = &r.written;
         let mut s = match &w.id {
             Some(id) => format!("snapshot {} saved", &id[..8.min(id.len())]),
@@ -107,9 +123,9 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         }
         s
     });
-    Ok(if report.warnings().is_empty() {
+    if report.warnings().is_empty() {
         Outcome::Ok
     } else {
         Outcome::Warnings(report.warnings().to_vec())
-    })
+    }
 }

@@ -11,6 +11,7 @@ mod forget;
 mod import;
 mod init;
 mod rbac;
+mod metrics;
 mod restore;
 mod runbook;
 mod show;

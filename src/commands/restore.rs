@@ -1,13 +1,15 @@
 //! `kfguard restore`: bring parts of a snapshot back, with a plan first on `--dry-run`.
 
+use super::metrics::Recorder;
 use super::Context;
 use crate::cli::RestoreArgs;
 use crate::output::emit;
-use crate::restore::{self, kubernetes, Plan};
+use crate::restore::{self, kubernetes, Plan, Report};
 use crate::Outcome;
 
 pub(super) fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> {
-    let result = restore::run(Plan {
+    let metrics = Recorder::new(ctx, &args.metrics, args.dry_run)?;
+    let report = restore::run(Plan {
         config: &ctx.config,
         snapshot: args.snapshot.clone(),
         only: args.only.clone(),
@@ -25,8 +27,22 @@ pub(super) fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> 
         dry_run: args.dry_run,
         quiet: ctx.global.quiet,
         rt: ctx.rt.handle(),
-    })?;
-    emit(ctx.global.output, &result, |r| {
+    });
+    let (report, result) = match report {
+        Ok(r) => {
+            let outcome = render(ctx, &r);
+            (Some(r), Ok(outcome))
+        }
+        Err(e) => (None, Err(e)),
+    };
+    metrics.finish(ctx, result, |timing, code| {
+        vec![crate::metrics::Run::restore(report.as_ref(), timing, code)]
+    })
+}
+
+/// Prints what the restore did or would do; its warnings make the outcome.
+fn render(ctx: &Context, result: &Report) -> Outcome {
+    emit(ctx.global.output, result, |r| {
         let mut s = String::new();
         for db in &r.databases {
             if r.dry_run {
@@ -68,11 +84,11 @@ pub(super) fn run(ctx: &Context, args: &RestoreArgs) -> anyhow::Result<Outcome> 
         }
         s
     });
-    Ok(if result.warnings.is_empty() {
+    if result.warnings.is_empty() {
         Outcome::Ok
     } else {
-        Outcome::Warnings(result.warnings)
-    })
+        Outcome::Warnings(result.warnings.clone())
+    }
 }
 
 /// The Kubernetes plan or result, one line per object, in restore order.

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use super::metrics::Recorder;
 use super::Context;
 use crate::cli::{ApiOutput, FailOn, RunbookCommand, RunbookRunArgs};
+use crate::metrics::Run;
 use crate::output::{emit, OutputFormat};
 use crate::runbook::{
     self, ApiFormat, Outcome as StepOutcome, Plan, Report, RunbookError, Severity,
@@ -96,7 +98,30 @@ fn usage(e: RunbookError) -> anyhow::Error {
     Usage::mark_if(e, RunbookError::is_usage)
 }
 
+/// Runs one runbook, then writes its metrics, whatever became of it.
 fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
+    let metrics = Recorder::new(ctx, &args.metrics, args.dry_run)?;
+    let mut report = None;
+    let result = run_and_report(ctx, args, &mut report);
+    metrics.finish(ctx, result, |timing, code| match &report {
+        Some(r) => Run::runbook(r, timing, code),
+        // A `--set` that does not parse: the run never had a report.
+        None => vec![Run::bare(
+            crate::metrics::Operation::Runbook,
+            Some(crate::metrics::runbook_name(&args.runbook)),
+            timing,
+            code,
+        )],
+    })
+}
+
+/// The run, its reports and its verdict; `out` gets the run's report, or the one of a run that
+/// never began.
+fn run_and_report(
+    ctx: &Context,
+    args: &RunbookRunArgs,
+    out: &mut Option<Report>,
+) -> anyhow::Result<Outcome> {
     let mut params = BTreeMap::new();
     for kv in &args.set {
         let (k, v) = kv.split_once('=').ok_or_else(|| {
@@ -142,15 +167,18 @@ fn run_one(ctx: &Context, args: &RunbookRunArgs) -> anyhow::Result<Outcome> {
         Ok(report) => report,
         Err(e) => {
             // CI still gets its reports, whose one failure says why the run never began.
-            if let Err(w) = write_reports(args, &Report::not_run(&plan, &e)) {
+            let not_run = Report::not_run(&plan, &e);
+            if let Err(w) = write_reports(args, &not_run) {
                 tracing::warn!("{w:#}");
             }
+            *out = Some(not_run);
             return Err(usage(e));
         }
     };
-    write_reports(args, &report)?;
-    emit(ctx.global.output, &report, summary);
-    verdict(&report, args.fail_on)
+    let report = out.insert(report);
+    write_reports(args, report)?;
+    emit(ctx.global.output, &*report, summary);
+    verdict(report, args.fail_on)
 }
 
 /// `--report` (JSON), `--junit` (JUnit XML) and `--report-html` (the drill report), whatever

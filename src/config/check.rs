@@ -71,6 +71,19 @@ pub(super) fn validate(config: &mut Config) -> Result<(), ConfigError> {
             }
         }
     }
+    if let Some(url) = &config.metrics.pushgateway {
+        if let Err(message) = super::check_pushgateway(url) {
+            return Err(if config.layers.pushgateway_from_env {
+                ConfigError::Invalid {
+                    at: None,
+                    key: "KFGUARD_PUSHGATEWAY".into(),
+                    message,
+                }
+            } else {
+                c.err(&[Key("metrics"), Key("pushgateway")], message)
+            });
+        }
+    }
     let mut names = BTreeSet::new();
     for (i, b) in config.buckets.iter().enumerate() {
         let key = |k| [Key("buckets"), Index(i), Key(k)];

@@ -3,6 +3,7 @@
 mod check;
 mod globs;
 mod keep;
+mod metrics;
 mod origin;
 mod paths;
 mod redact;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use globs::{BadGlob, Globs, KubeGlobs};
 pub use keep::KeepPolicy;
+pub use metrics::{check_pushgateway, MetricsConfig};
 pub use redact::redact_url;
 pub use runbooks::{RunbookLimits, RunbooksConfig};
 pub use tables::TableFilter;
@@ -68,6 +70,7 @@ pub struct Config {
     pub kubernetes: KubernetesConfig,
     pub retention: KeepPolicy,
     pub runbooks: RunbooksConfig,
+    pub metrics: MetricsConfig,
     /// Where the values came from, for messages.
     #[serde(skip)]
     layers: Layers,
@@ -80,6 +83,8 @@ struct Layers {
     file: Option<origin::Origin>,
     /// `repository.url` came from `--repo` / `KFGUARD_REPO`.
     repo_from_cli: bool,
+    /// `metrics.pushgateway` came from `KFGUARD_PUSHGATEWAY`.
+    pushgateway_from_env: bool,
 }
 
 impl Default for Config {
@@ -92,6 +97,7 @@ impl Default for Config {
             kubernetes: KubernetesConfig::default(),
             retention: KeepPolicy::default(),
             runbooks: RunbooksConfig::default(),
+            metrics: MetricsConfig::default(),
             layers: Layers::default(),
         }
     }
@@ -287,6 +293,15 @@ impl Config {
         };
         if let Some(cluster) = non_empty_env("KFGUARD_CLUSTER") {
             config.cluster = cluster;
+        }
+        // `--metrics-file` and `--pushgateway` belong to the commands that write metrics; they
+        // layer themselves over these (see `commands::metrics`).
+        if let Some(file) = non_empty_env("KFGUARD_METRICS_FILE") {
+            config.metrics.file = Some(file.into());
+        }
+        if let Some(url) = non_empty_env("KFGUARD_PUSHGATEWAY") {
+            config.metrics.pushgateway = Some(url);
+            config.layers.pushgateway_from_env = true;
         }
         // clap has already layered the flag over its KFGUARD_* variable.
         if let Some(repo) = &global.repo {

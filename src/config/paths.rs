@@ -59,6 +59,9 @@ pub(super) fn resolve(config: &mut Config, origin: &Origin) {
     if let Some(p) = &mut config.kubernetes.kubeconfig {
         rebase_key(&[Key("kubernetes"), Key("kubeconfig")], p);
     }
+    if let Some(p) = &mut config.metrics.file {
+        rebase_key(&[Key("metrics"), Key("file")], p);
+    }
     rebase_key(&[Key("runbooks"), Key("dir")], &mut config.runbooks.dir);
     rebase_key(
         &[Key("runbooks"), Key("state_dir")],

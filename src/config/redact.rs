@@ -125,6 +125,7 @@ pub(super) fn secret_values(config: &Config) -> Vec<String> {
         files.extend(db.password_file.as_deref());
         urls.push(&db.url);
     }
+    urls.extend(config.metrics.pushgateway.as_deref());
     for b in &config.buckets {
         envs.extend(b.secret_access_key_env.as_deref());
         files.extend(b.secret_access_key_file.as_deref());

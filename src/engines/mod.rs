@@ -180,6 +180,8 @@ pub struct RestoreTable {
 }
 
 pub struct RestoreRequest {
+    /// The database source it was backed up from (`[[databases]] name`).
+    pub source: String,
     /// The database's name in the snapshot.
     pub database: String,
     /// The database to create and fill (`--into`, or the same name).
@@ -199,6 +201,8 @@ pub struct RestoreRequest {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
+    /// The database source it was backed up from.
+    pub source: String,
     pub database: String,
     pub target: String,
     pub dry_run: bool,

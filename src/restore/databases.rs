@@ -100,6 +100,7 @@ pub fn restore(
         let post_sql = read("post.sql")?;
         let tables = list_tables(&repo, snap, &dir)?;
         let req = RestoreRequest {
+            source: entry.source.clone(),
             database: entry.database.clone(),
             target: sel.into.unwrap_or(&entry.database).to_string(),
             schema_sql,

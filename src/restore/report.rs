@@ -6,7 +6,7 @@ use super::{buckets, kubernetes};
 use crate::engines::RestoreReport;
 
 /// The result of [`super::run`], as the CLI prints it.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Report {
     pub snapshot: String,
     pub dry_run: bool,

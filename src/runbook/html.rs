@@ -608,6 +608,7 @@ mod tests {
             messages: Vec::new(),
             error: error.map(String::from),
             duration_ms: 252_000,
+            operations: Vec::new(),
         }
     }
 

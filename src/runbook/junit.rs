@@ -246,6 +246,7 @@ mod tests {
             messages: vec!["top".into()],
             error: Some("verify-health.rhai:9:1: boom".into()),
             duration_ms: 4321,
+            operations: Vec::new(),
         };
         let xml = junit(&report);
         assert!(

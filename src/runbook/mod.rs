@@ -14,6 +14,7 @@ mod html;
 mod journal;
 mod junit;
 mod lint;
+mod operations;
 mod prompt;
 mod sandbox;
 mod steps;
@@ -30,6 +31,7 @@ pub use html::html;
 pub use journal::{list_runs, parse_run, PastRun, RunSummary, JOURNAL_FILE, SIDE_RUNS};
 pub use junit::junit;
 pub use lint::{check, CheckReport};
+pub use operations::{Operation as HostOperation, Ran};
 pub use sandbox::Limits;
 pub use steps::{Finding, Outcome, Severity, StepRecord};
 
@@ -108,6 +110,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The backups and restores the run's host calls made, for the metrics; `--report` has
+    /// them already in the steps' outputs.
+    #[serde(skip)]
+    pub operations: Vec<HostOperation>,
 }
 
 impl Report {
@@ -123,6 +129,7 @@ impl Report {
             messages: Vec::new(),
             error: Some(journal::redactor_for(plan).text(&error.to_string())),
             duration_ms: 0,
+            operations: Vec::new(),
         }
     }
 

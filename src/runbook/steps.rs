@@ -184,6 +184,8 @@ pub(super) struct RunState {
     pub deadlines: Arc<Deadlines>,
     /// When this run (or this resumption) began: the origin of each step's `started_ms`.
     pub started: Instant,
+    /// The backups and restores host calls made, for the run's metrics.
+    pub operations: Vec<super::HostOperation>,
 }
 
 pub(super) type Shared = Arc<Mutex<RunState>>;
@@ -221,6 +223,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
         redactor,
         deadlines: deadlines.clone(),
         started,
+        operations: Vec::new(),
     }));
     let mut engine = sandbox::engine(&sandbox::folder_of(&compiled.path), &plan.limits);
     api::register(&mut engine, &state);
@@ -289,6 +292,7 @@ pub(super) fn execute(compiled: Compiled, plan: Plan, journal: Journal) -> Repor
         messages: st.top_messages.clone(),
         error,
         duration_ms: millis(started.elapsed()),
+        operations: std::mem::take(&mut st.operations),
     };
     st.journal.end(&report);
     report
@@ -568,5 +572,6 @@ pub(super) fn idle(limits: &super::Limits) -> Shared {
         redactor: Redactor::default(),
         deadlines: Arc::new(Deadlines::default()),
         started: Instant::now(),
+        operations: Vec::new(),
     }))
 }

@@ -13,6 +13,7 @@ mod deploy;
 mod discover;
 mod drift;
 mod kubernetes;
+mod metrics;
 mod mysql_engine;
 mod postgres_engine;
 mod repository;

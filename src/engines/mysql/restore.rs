@@ -123,6 +123,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     if req.dry_run {
         let _ = ddl.disconnect().await;
         return Ok(RestoreReport {
+            source: req.source.clone(),
             database: req.database,
             target,
             dry_run: true,
@@ -174,6 +175,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     };
 
     Ok(RestoreReport {
+        source: req.source.clone(),
         database: req.database,
         target,
         dry_run: false,

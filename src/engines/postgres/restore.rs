@@ -65,6 +65,7 @@ pub async fn restore(conn: &Connection, req: RestoreRequest) -> Result<RestoreRe
     let post_stmts = req.post_sql.as_deref().map(split_sql).unwrap_or_default();
     plan.extend(data_steps(&req, &schema_stmts, &post_stmts));
     let mut report = RestoreReport {
+        source: req.source.clone(),
         database: req.database.clone(),
         target: target.clone(),
         dry_run: req.dry_run,

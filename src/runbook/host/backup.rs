@@ -9,6 +9,7 @@ use rhai::{Map, Module};
 use super::{func, known_options, opt_count, opt_strings, to_map, Host, Res};
 use crate::backup::{self, Plan, DEFAULT_JOBS, DEFAULT_TRANSFERS};
 use crate::runbook::steps::error;
+use crate::runbook::Ran;
 use crate::snapshot::Component;
 
 pub(super) fn module(host: &Arc<Host>) -> Module {
@@ -77,7 +78,7 @@ fn run(h: &Host, o: &Map) -> Res<Map> {
         text.push_str(&format!(" tagged {}", tags.join(",")));
     }
     let dry_run = h.change("backup::run", &text)?;
-    let report = backup::run(Plan {
+    let plan = Plan {
         config: cfg,
         only,
         tags,
@@ -90,10 +91,12 @@ fn run(h: &Host, o: &Map) -> Res<Map> {
         merge: None,
         quiet: h.ctx.quiet,
         rt: h.rt()?,
-    })
-    .map_err(|e| error(format!("backup::run: {e:#}")))?;
+    };
+    let report = h
+        .operation(dry_run, Ran::Backup, || backup::run(plan))
+        .map_err(|e| error(format!("backup::run: {e:#}")))?;
     for w in report.warnings() {
         h.warn(&format!("backup: {w}"));
     }
-    to_map(&report)
+    to_map(&*report)
 }

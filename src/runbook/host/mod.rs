@@ -174,6 +174,26 @@ impl Host {
         super::api::warning(&self.state, text);
     }
 
+    /// Runs a backup or restore (`call`) and keeps what it returned, or that it failed, for the
+    /// run's metrics. A dry run is not one: it is only planned.
+    pub(super) fn operation<R>(
+        &self,
+        dry_run: bool,
+        wrap: fn(Option<Arc<R>>) -> super::Ran,
+        call: impl FnOnce() -> anyhow::Result<R>,
+    ) -> anyhow::Result<Arc<R>> {
+        let started = std::time::Instant::now();
+        let result = call().map(Arc::new);
+        if !dry_run {
+            lock(&self.state).operations.push(super::HostOperation {
+                ended: std::time::SystemTime::now(),
+                duration: started.elapsed(),
+                result: wrap(result.as_ref().ok().cloned()),
+            });
+        }
+        result
+    }
+
     /// Opens the configured repository, as every command that reads it does.
     pub(super) fn repo(&self) -> Res<(Repo, Location)> {
         repo::open(&self.ctx.config.repository, self.rt()?, self.ctx.quiet)

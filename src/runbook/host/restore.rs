@@ -9,6 +9,7 @@ use rhai::{Map, Module};
 use super::{func, known_options, opt_bool, opt_count, opt_str, opt_strings, to_map, Host, Res};
 use crate::restore::{self, Existing, Plan, DEFAULT_JOBS, DEFAULT_TRANSFERS};
 use crate::runbook::steps::error;
+use crate::runbook::Ran;
 use crate::snapshot::Component;
 
 /// The options of every restore call, as the flags of `kfguard restore`.
@@ -141,7 +142,7 @@ fn run(h: &Host, call: &str, o: &Map, only: Vec<Component>, dry_run: bool) -> Re
             .collect::<Res<Vec<_>>>()?,
     };
     let cfg = h.config();
-    let report = restore::run(Plan {
+    let plan = Plan {
         config: cfg,
         snapshot: opt_str(o, "snapshot")?.unwrap_or_else(|| "latest".into()),
         only,
@@ -159,8 +160,12 @@ fn run(h: &Host, call: &str, o: &Map, only: Vec<Component>, dry_run: bool) -> Re
         dry_run,
         quiet: h.ctx.quiet,
         rt: h.rt()?,
-    })
-    .map_err(|e| error(format!("{call}: {e:#}")))?;
+    };
+    // `restore::plan` changes nothing: it is no restore the metrics count.
+    let planned = dry_run || call == "restore::plan";
+    let report = h
+        .operation(planned, Ran::Restore, || restore::run(plan))
+        .map_err(|e| error(format!("{call}: {e:#}")))?;
     let changes = report.changes();
     if dry_run && call != "restore::plan" {
         for c in &changes {
@@ -170,7 +175,7 @@ fn run(h: &Host, call: &str, o: &Map, only: Vec<Component>, dry_run: bool) -> Re
     for w in &report.warnings {
         h.warn(&format!("{call}: {w}"));
     }
-    let mut out = to_map(&report)?;
+    let mut out = to_map(&*report)?;
     out.insert(
         "changes".into(),
         changes

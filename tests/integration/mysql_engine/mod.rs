@@ -121,6 +121,7 @@ fn restore_db(
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, p.to_string()))
     });
     let req = RestoreRequest {
+        source: "test".into(),
         database: source_db.into(),
         target: target.into(),
         schema_sql: String::from_utf8(dump.files["schema.sql"].clone()).unwrap(),

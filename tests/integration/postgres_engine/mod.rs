@@ -95,6 +95,7 @@ fn request(d: &Dumped, database: &str, target: &str) -> RestoreRequest {
     });
     let text = |p: &str| String::from_utf8(d.files[p].clone()).expect("utf-8 script");
     RestoreRequest {
+        source: "test".into(),
         database: database.into(),
         target: target.into(),
         schema_sql: text("schema.sql"),
