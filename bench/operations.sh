@@ -11,6 +11,8 @@
 # KFGUARD_BENCH_PROFILE=debug benchmarks target/debug (dependencies optimised) instead of a
 # release build, when there is no time for one; KFGUARD_BENCH_BIN=PATH a binary built already.
 #
+# Then the sharding half, bench/shards.sh (SHARDS_SIZE_MIB, default 2048).
+#
 # Usage: bench/operations.sh [SIZE_MIB=1024] [RUNS=3]
 set -euo pipefail
 
@@ -143,3 +145,10 @@ row() { # LABEL K R TARGET KIND
   row "peak RSS, import (MiB)" "$(( $(col k-import 2) / 1024 ))" "$(( $(col r-import 2) / 1024 ))" 300 rss
   echo "peer = restic restore --target DIR + tar cf; tar xf + restic backup DIR (medians of the sums)"
 } | tee "$WORK/result.txt"
+
+# The sharding half: N = 1, 2, 4 shard processes and the merge (bench/shards.sh, on the binary
+# benchmarked above). KFGUARD_BENCH_SKIP_SHARDS=1 leaves it out.
+if [[ ${KFGUARD_BENCH_SKIP_SHARDS:-0} != 1 ]]; then
+  echo
+  KFGUARD_BIN="$WORK/kfguard" bash "$REPO/bench/shards.sh" "${SHARDS_SIZE_MIB:-2048}"
+fi

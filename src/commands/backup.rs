@@ -40,16 +40,7 @@ pub(super) fn run(ctx: &Context, args: &BackupArgs) -> anyhow::Result<Outcome> {
         quiet: ctx.global.quiet,
         rt: ctx.rt.handle(),
     });
-    let (report, result) = match report {
-        Ok(r) => {
-            let outcome = render(ctx, &r);
-            (Some(r), Ok(outcome))
-        }
-        Err(e) => (None, Err(e)),
-    };
-    metrics.finish(ctx, result, |timing, code| {
-        vec![crate::metrics::Run::backup(report.as_ref(), timing, code)]
-    })
+    metrics.finish_report(ctx, report, render, crate::metrics::Run::backup)
 }
 
 /// Prints what the backup wrote; its warnings make the outcome.

@@ -40,6 +40,27 @@ impl Recorder {
 
     /// Writes the runs `runs` builds from the run's timing and exit code, then hands back the
     /// run's result, with a warning added for each target that failed.
+    /// Renders a command's report (when it has one), then writes the metrics of `run`, which
+    /// sees the report or its absence: the shared tail of `backup` and `restore`.
+    pub(super) fn finish_report<R>(
+        self,
+        ctx: &Context,
+        report: anyhow::Result<R>,
+        render: impl FnOnce(&Context, &R) -> Outcome,
+        run: impl FnOnce(Option<&R>, Timing, i32) -> Run,
+    ) -> anyhow::Result<Outcome> {
+        let (report, result) = match report {
+            Ok(r) => {
+                let outcome = render(ctx, &r);
+                (Some(r), Ok(outcome))
+            }
+            Err(e) => (None, Err(e)),
+        };
+        self.finish(ctx, result, |timing, code| {
+            vec![run(report.as_ref(), timing, code)]
+        })
+    }
+
     pub(super) fn finish(
         self,
         ctx: &Context,

@@ -339,6 +339,23 @@ fn each_install_joins_its_config_fragments_into_a_config_kfguard_accepts() {
             if postgres { "postgres" } else { "mysql" },
             "deploy/{name}"
         );
+        if name.starts_with("sharded") {
+            // The shards and the merge replace the nightly runbook, both through kfguard-job.
+            assert!(
+                find(&docs, "CronJob", "kfguard-nightly").is_none(),
+                "deploy/{name}"
+            );
+            for cronjob in ["kfguard-shards", "kfguard-merge"] {
+                let job = find(&docs, "CronJob", cronjob).expect("the sharded CronJobs");
+                let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+                let script = c["args"][0].as_str().unwrap_or_default();
+                assert!(
+                    script.contains("kfguard-job backup"),
+                    "deploy/{name}: {script}"
+                );
+            }
+            continue;
+        }
         let job = find(&docs, "CronJob", "kfguard-nightly").expect("the CronJob");
         let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(

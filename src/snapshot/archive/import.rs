@@ -7,11 +7,11 @@
 //! source's time, cluster, tags and paths, and the incomplete one deleted. Packs written for a
 //! failed import are unreferenced data, which `forget --prune` removes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rustic_core::jiff::Zoned;
 use rustic_core::repofile::SnapshotId;
@@ -64,10 +64,15 @@ pub fn import(
     };
     let (first_tx, first_rx) = mpsc::sync_channel(1);
     let (nexts_tx, nexts_rx) = mpsc::sync_channel(FILES_IN_FLIGHT);
-    let (contents_tx, contents_rx) = mpsc::sync_channel(FILES_IN_FLIGHT);
+    let handoff = Arc::new(Handoff::default());
+    let feeder_handoff = Arc::clone(&handoff);
     let feeder = std::thread::Builder::new()
         .name("kfguard-import".into())
-        .spawn(move || feed(input, &first_tx, &nexts_tx, &contents_tx))
+        .spawn(move || {
+            let fed = feed(input, &first_tx, &nexts_tx, &feeder_handoff);
+            feeder_handoff.finish();
+            fed
+        })
         .map_err(|e| ArchiveError::Read {
             entry: HEADER_PATH.into(),
             source: e,
@@ -96,14 +101,16 @@ pub fn import(
     let stream: FileStream = Box::new(Files {
         first: Some(first),
         nexts: nexts_rx,
-        contents: Arc::new(Mutex::new(contents_rx)),
+        contents: Arc::clone(&handoff),
         index: 0,
     });
     let tree = VirtualTree::with_streams(Vec::new(), vec![(String::new(), stream)], ledger.clone());
     let opts = BackupOptions::default().parent_opts(ParentOptions::default().force(true));
     let archived = repo.archive(&opts, &tree, template, &[PathBuf::from("/")]);
-    // Closes the channels, so that a reader still waiting on the archiver ends.
+    // Closes the channels and drops the contents no one opened, so that a reader still
+    // waiting on the archiver ends.
     drop(tree);
+    handoff.close();
     let fed = feeder.join().expect("import reader");
     let failures = ledger.failures();
     let data = match (archived, fed) {
@@ -198,9 +205,64 @@ fn discard<S: rustic_core::Open>(repo: &rustic_core::Repository<S>, ids: &[Snaps
 }
 
 /// One file's bytes on their way from the reader to the archiver.
-struct Content {
-    index: u64,
-    chunks: Receiver<io::Result<Vec<u8>>>,
+type Chunked = Receiver<io::Result<Vec<u8>>>;
+
+/// Hands each file's content to the archiver worker that opens that file. The archiver opens
+/// files on several threads in any order, so a content waits here under its index until its
+/// own worker takes it (taking them off one channel in order deadlocked, or lost a file, when
+/// a later file's worker came first).
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<HandoffState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct HandoffState {
+    waiting: HashMap<u64, Chunked>,
+    closed: bool,
+}
+
+impl Handoff {
+    /// The reader's side: file `index`'s chunks come through `chunks`.
+    fn put(&self, index: u64, chunks: Chunked) {
+        let mut state = self.state.lock().expect("handoff lock");
+        if !state.closed {
+            state.waiting.insert(index, chunks);
+        }
+        self.ready.notify_all();
+    }
+
+    /// The reader is done: the contents handed over stay until taken, and a worker waiting for
+    /// a file the archive did not hold sees the archive's end.
+    fn finish(&self) {
+        let mut state = self.state.lock().expect("handoff lock");
+        state.closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The archiver is done: the contents no one took are dropped, which stops a reader still
+    /// handing one over.
+    fn close(&self) {
+        let mut state = self.state.lock().expect("handoff lock");
+        state.closed = true;
+        state.waiting.clear();
+        self.ready.notify_all();
+    }
+
+    /// A worker's side: file `index`'s chunks, once the reader has got to it.
+    fn take(&self, index: u64) -> Option<Chunked> {
+        let mut state = self.state.lock().expect("handoff lock");
+        loop {
+            if let Some(chunks) = state.waiting.remove(&index) {
+                return Some(chunks);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).expect("handoff lock");
+        }
+    }
 }
 
 /// What the reader verified.
@@ -216,7 +278,7 @@ struct Verified {
 struct Files {
     first: Option<Option<Next>>,
     nexts: Receiver<Option<Next>>,
-    contents: Arc<Mutex<Receiver<Content>>>,
+    contents: Arc<Handoff>,
     index: u64,
 }
 
@@ -244,28 +306,18 @@ impl Iterator for Files {
     }
 }
 
-fn open_content(
-    contents: &Mutex<Receiver<Content>>,
-    index: u64,
-    path: &str,
-) -> io::Result<Box<dyn Read + Send>> {
-    let rx = contents.lock().expect("contents lock");
-    loop {
-        let c = rx.recv().map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the archive ended before `{path}`"),
-            )
-        })?;
-        if c.index == index {
-            return Ok(Box::new(Chunks {
-                rx: c.chunks,
-                buf: Vec::new(),
-                pos: 0,
-            }));
-        }
-        // An earlier file the archiver did not open: dropping it lets the reader go on.
-    }
+fn open_content(contents: &Handoff, index: u64, path: &str) -> io::Result<Box<dyn Read + Send>> {
+    let rx = contents.take(index).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the archive ended before `{path}`"),
+        )
+    })?;
+    Ok(Box::new(Chunks {
+        rx,
+        buf: Vec::new(),
+        pos: 0,
+    }))
 }
 
 struct Chunks {
@@ -299,7 +351,7 @@ fn feed(
     input: impl Read,
     first: &SyncSender<(Header, Option<Next>)>,
     nexts: &SyncSender<Option<Next>>,
-    contents: &SyncSender<Content>,
+    contents: &Handoff,
 ) -> Result<Verified, ArchiveError> {
     let stopped = || {
         ArchiveError::Load(vec![
@@ -400,12 +452,7 @@ fn feed(
         let following = next_of(&mut e, &path)?;
         nexts.send(following.clone()).map_err(|_| stopped())?;
         let (tx, rx) = mpsc::sync_channel(CHUNKS_IN_FLIGHT);
-        contents
-            .send(Content {
-                index: verified.files,
-                chunks: rx,
-            })
-            .map_err(|_| stopped())?;
+        contents.put(verified.files, rx);
         let tee = path == MANIFEST_PATH && usize::try_from(size).is_ok_and(|s| s <= MAX_MANIFEST);
         let (digest, kept) = pump(&mut e, &path, size, &tx, tee)?;
         if tee {
