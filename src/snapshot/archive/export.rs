@@ -164,7 +164,10 @@ fn tar_header(size: u64, mode: u32, node: &rustic_core::repofile::Node) -> tar::
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(size);
     h.set_mode(mode);
-    let secs = node.meta.mtime.map_or(0, |t| t.as_second());
+    let secs = node
+        .meta
+        .mtime
+        .map_or(0, rustic_core::jiff::Timestamp::as_second);
     h.set_mtime(u64::try_from(secs).unwrap_or(0));
     h
 }

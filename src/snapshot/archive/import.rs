@@ -276,6 +276,8 @@ struct Verified {
 /// The archive's files, for the archiver: each built from the previous entry's announcement,
 /// so that the archiver can look one entry ahead before the current one's content is read.
 struct Files {
+    // Outer None: the header's announcement was taken; Some(None): the archive holds no file.
+    #[allow(clippy::option_option)]
     first: Option<Option<Next>>,
     nexts: Receiver<Option<Next>>,
     contents: Arc<Handoff>,
