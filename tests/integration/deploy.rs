@@ -339,35 +339,29 @@ fn each_install_joins_its_config_fragments_into_a_config_kfguard_accepts() {
             if postgres { "postgres" } else { "mysql" },
             "deploy/{name}"
         );
-        if name.starts_with("sharded") {
-            // The shards and the merge replace the nightly runbook, both through kfguard-job.
-            assert!(
-                find(&docs, "CronJob", "kfguard-nightly").is_none(),
-                "deploy/{name}"
-            );
-            for cronjob in ["kfguard-shards", "kfguard-merge"] {
-                let job = find(&docs, "CronJob", cronjob).expect("the sharded CronJobs");
-                let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        // Every CronJob runs kfguard through kfguard-job (which joins these fragments), either
+        // as its command or from its shell script; the nightly one runs the nightly runbook.
+        let cronjobs: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "CronJob").collect();
+        assert!(!cronjobs.is_empty(), "deploy/{name} has no CronJob");
+        for job in cronjobs {
+            let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+            let cron = job["metadata"]["name"].as_str().unwrap_or_default();
+            if c["command"] == serde_json::json!(["kfguard-job"]) {
+                if cron == "kfguard-nightly" {
+                    assert_eq!(
+                        c["args"],
+                        serde_json::json!(["runbook", "run", "nightly"]),
+                        "deploy/{name}"
+                    );
+                }
+            } else {
                 let script = c["args"][0].as_str().unwrap_or_default();
                 assert!(
                     script.contains("kfguard-job backup"),
-                    "deploy/{name}: {script}"
+                    "deploy/{name}: CronJob {cron} runs kfguard without kfguard-job: {script}"
                 );
             }
-            continue;
         }
-        let job = find(&docs, "CronJob", "kfguard-nightly").expect("the CronJob");
-        let c = &job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(
-            c["command"],
-            serde_json::json!(["kfguard-job"]),
-            "deploy/{name}"
-        );
-        assert_eq!(
-            c["args"],
-            serde_json::json!(["runbook", "run", "nightly"]),
-            "deploy/{name}"
-        );
     }
     // The image puts the shipped runbooks where the config looks, and the wrapper on PATH.
     let dockerfile = std::fs::read_to_string(deploy_dir().join("Dockerfile")).unwrap();
