@@ -11,8 +11,7 @@ use std::process::Stdio;
 
 use aws_sdk_s3::primitives::ByteStream;
 use common::db::{mysql_exec, mysql_rows, Db};
-use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
-use kfguard::repo::s3::{client, S3Settings};
+use common::{code, create_bucket, error_line, unique_bucket, Kf};
 
 /// Appears in exactly one bucket object, so a test can find that object's bytes in the tar.
 const MARKER: &str = "ARCHIVE-TEST-MARKER";
@@ -22,15 +21,7 @@ fn s3(
 ) -> BTreeMap<String, Vec<u8>> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let c = client(&S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..S3Settings::default()
-        })
-        .await;
+        let c = common::s3_client().await;
         f(c).await
     })
 }
@@ -73,30 +64,6 @@ fn objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
     })
 }
 
-/// Pseudo-random bytes: they neither compress nor deduplicate.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
-}
-
-fn config(kf: &Kf, db: &str, bucket: &str) {
-    kf.write(
-        "kfguard.toml",
-        &format!(
-            "cluster = \"prod\"\n\n[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n\
-             [[buckets]]\nname = \"store\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
-            common::db::mysql_url(),
-            s3_endpoint()
-        ),
-    );
-}
-
 /// The source: a database with a few tables (one with multi-MiB rows) and a bucket with
 /// small, empty, long-named and multi-MiB objects, backed up into a local repository.
 struct Source {
@@ -116,7 +83,7 @@ fn source(fx: &mut Db) -> Source {
     for i in 0..3 {
         sqls.push(format!(
             "INSERT INTO Artifact VALUES ({i}, 's3://b/{i}', x'{}')",
-            hex::encode(noise(2 * 1024 * 1024 + i * 77, 10 + i as u64))
+            hex::encode(common::noise(2 * 1024 * 1024 + i * 77, 10 + i as u64))
         ));
     }
     for i in 0..500 {
@@ -139,7 +106,10 @@ fn source(fx: &mut Db) -> Source {
         format!("deep/{}/name.json", "long-folder-name".repeat(12)),
         b"{}".to_vec(),
     );
-    objs.insert("models/big.bin".to_string(), noise(9 * 1024 * 1024 + 5, 99));
+    objs.insert(
+        "models/big.bin".to_string(),
+        common::noise(9 * 1024 * 1024 + 5, 99),
+    );
     for i in 0..40 {
         objs.insert(
             format!("v2/run-{}/out-{i}.json", i % 7),
@@ -149,7 +119,7 @@ fn source(fx: &mut Db) -> Source {
     put_objects(&bucket, &objs);
 
     let kf = Kf::local();
-    config(&kf, &db, &bucket);
+    common::write_db_and_bucket_config(&kf, &db, &bucket);
     kf.ok(&["init"]);
     kf.ok(&["backup", "--tag", "nightly"]);
     Source {
@@ -163,7 +133,7 @@ fn source(fx: &mut Db) -> Source {
 /// A second repository with the same sources configured, so that it can restore them.
 fn target(src: &Source) -> Kf {
     let kf = Kf::local();
-    config(&kf, &src.db, &src.bucket);
+    common::write_db_and_bucket_config(&kf, &src.db, &src.bucket);
     kf.ok(&["init"]);
     kf
 }
@@ -387,7 +357,7 @@ fn a_tar_not_written_by_kfguard_is_refused() {
     assert_eq!(snapshot_count(&dst), 0);
 
     // Random bytes are not a tar at all.
-    let (exit, line) = import_bytes(&dst, "noise.tar", &noise(10_000, 3));
+    let (exit, line) = import_bytes(&dst, "noise.tar", &common::noise(10_000, 3));
     assert_eq!(exit, 2, "{line}");
     assert!(line.contains("not a kfguard archive"), "{line}");
 }

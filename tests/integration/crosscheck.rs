@@ -6,20 +6,11 @@ use crate::common;
 use aws_sdk_s3::primitives::ByteStream;
 use common::db::{mysql_exec, Db};
 use common::{code, create_bucket, s3_endpoint, unique_bucket, Kf};
-use kfguard::repo::s3::{client, S3Settings};
 
 fn put(bucket: &str, keys: &[&str]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let c = client(&S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..S3Settings::default()
-        })
-        .await;
+        let c = common::s3_client().await;
         for k in keys {
             c.put_object()
                 .bucket(bucket)

@@ -9,7 +9,7 @@ use common::runbook::{output, planned, sources, step, workspace};
 
 use common::db::{mysql_exec, mysql_rows, pg_exec, Db};
 use common::kube::standin;
-use common::{code, s3_endpoint, stderr, Kf};
+use common::{code, stderr, Kf};
 
 /// Runs `script` as `rb/NAME.rhai` with `--output json`: the exit code, the report, stderr.
 fn run(kf: &Kf, name: &str, script: &str, args: &[&str]) -> (i32, Value, String) {
@@ -54,14 +54,7 @@ struct S3 {
 impl S3 {
     fn new() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(kfguard::repo::s3::client(&kfguard::repo::s3::S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..kfguard::repo::s3::S3Settings::default()
-        }));
+        let client = rt.block_on(common::s3_client());
         Self { rt, client }
     }
 

@@ -11,7 +11,7 @@ use common::runbook::{crd, output, planned, sources, step, workspace};
 
 use common::db::{self, mysql_exec, mysql_rows, Db};
 use common::kube::standin;
-use common::{code, s3_endpoint, stderr, Kf};
+use common::{code, stderr, Kf};
 
 const NIGHTLY: &str = include_str!("../../runbooks/nightly.rhai");
 const RECONCILE_CRDS: &str = include_str!("../../runbooks/reconcile-crds.rhai");
@@ -53,15 +53,7 @@ fn seed_bucket(bucket: &str) {
     common::create_bucket(bucket);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let client = kfguard::repo::s3::client(&kfguard::repo::s3::S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..kfguard::repo::s3::S3Settings::default()
-        })
-        .await;
+        let client = common::s3_client().await;
         for (key, body) in [
             ("pipelines/p1.yaml", &b"spec: one\n"[..]),
             ("pipelines/p2.yaml", b"spec: two, longer\n"),

@@ -420,14 +420,7 @@ struct S3 {
 impl S3 {
     fn new() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(kfguard::repo::s3::client(&kfguard::repo::s3::S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..kfguard::repo::s3::S3Settings::default()
-        }));
+        let client = rt.block_on(common::s3_client());
         Self { rt, client }
     }
 

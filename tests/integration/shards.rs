@@ -10,7 +10,6 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use common::db::{mysql_exec, Db};
 use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
-use kfguard::repo::s3::{client, S3Settings};
 use sha2::{Digest, Sha256};
 
 struct S3 {
@@ -21,14 +20,7 @@ struct S3 {
 impl S3 {
     fn new() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(client(&S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..S3Settings::default()
-        }));
+        let client = rt.block_on(common::s3_client());
         Self { rt, client }
     }
 
@@ -83,18 +75,6 @@ impl S3 {
     }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
-}
-
 /// A few hundred objects of varied sizes, four of them several chunks long, and a key that is
 /// also a folder of another key. Returns their total size.
 fn seed_bucket(s3: &S3, bucket: &str) -> u64 {
@@ -109,7 +89,7 @@ fn seed_bucket(s3: &S3, bucket: &str) -> u64 {
         };
         let key = format!("v2/artifacts/pipe-{}/run-{}/out-{i}.bin", i % 5, i % 23);
         total += len as u64;
-        s3.put(bucket, &key, pseudo_random(len, i + 1));
+        s3.put(bucket, &key, common::noise(len, i + 1));
     }
     for i in 0..4u64 {
         let len = 3 * 1024 * 1024 + usize::try_from(i).unwrap() * 777_777;
@@ -117,7 +97,7 @@ fn seed_bucket(s3: &S3, bucket: &str) -> u64 {
         s3.put(
             bucket,
             &format!("models/m{i}.bin"),
-            pseudo_random(len, 1000 + i),
+            common::noise(len, 1000 + i),
         );
     }
     for key in ["clash/a", "clash/a/b", "pipelines/p1"] {
@@ -125,18 +105,6 @@ fn seed_bucket(s3: &S3, bucket: &str) -> u64 {
         s3.put(bucket, key, key.as_bytes().to_vec());
     }
     total
-}
-
-fn config(kf: &Kf, db: &str, bucket: &str) {
-    kf.write(
-        "kfguard.toml",
-        &format!(
-            "cluster = \"prod\"\n\n[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n\
-             [[buckets]]\nname = \"store\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
-            common::db::mysql_url(),
-            s3_endpoint()
-        ),
-    );
 }
 
 /// An MLMD-like `Artifact` table: two references to objects, one to an object that is missing.
@@ -195,7 +163,7 @@ fn three_shards_and_a_merge_restore_the_same_bucket_as_one_pod_and_a_second_nigh
     let db = fx.mysql_name("shards");
     seed_db(&db, &src);
     let kf = Kf::local();
-    config(&kf, &db, &src);
+    common::write_db_and_bucket_config(&kf, &db, &src);
     kf.ok(&["init"]);
 
     // One pod, the reference.
@@ -310,7 +278,7 @@ fn the_merge_refuses_an_incomplete_or_mixed_set_and_saves_nothing() {
     let src = unique_bucket("shard-refuse");
     create_bucket(&src);
     for i in 0..40u64 {
-        s3.put(&src, &format!("k/{i}"), pseudo_random(100, i + 1));
+        s3.put(&src, &format!("k/{i}"), common::noise(100, i + 1));
     }
     let kf = Kf::local();
     kf.write(

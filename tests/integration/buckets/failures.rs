@@ -72,7 +72,7 @@ fn endpoint_going_away_mid_backup_fails_cleanly() {
     let keys: Vec<String> = (0..40).map(|i| format!("runs/{i:02}/out.bin")).collect();
     let mut first_version = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
-        let body = pseudo_random(256 * 1024, i as u64 + 1);
+        let body = noise(256 * 1024, i as u64 + 1);
         s3.put(&src, key, &body, None, &[]);
         first_version.insert(key.clone(), body);
     }
@@ -84,13 +84,7 @@ fn endpoint_going_away_mid_backup_fails_cleanly() {
 
     // Every object changes, so the next backup downloads all 10 MiB; the endpoint dies after 3.
     for (i, key) in keys.iter().enumerate() {
-        s3.put(
-            &src,
-            key,
-            &pseudo_random(256 * 1024, i as u64 + 1000),
-            None,
-            &[],
-        );
+        s3.put(&src, key, &noise(256 * 1024, i as u64 + 1000), None, &[]);
     }
     let proxy = Proxy::start(
         &s3_endpoint(),

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use common::noise;
 use common::proxy::{Faults, Proxy};
 use common::{code, create_bucket, error_line, s3_endpoint, unique_bucket, Kf};
-use kfguard::repo::s3::{client, S3Settings};
 use sha2::{Digest, Sha256};
 
 mod failures;
@@ -31,14 +31,7 @@ struct Obj {
 impl S3 {
     fn new() -> Self {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let client = rt.block_on(client(&S3Settings {
-            endpoint: Some(s3_endpoint()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            ..S3Settings::default()
-        }));
+        let client = rt.block_on(common::s3_client());
         Self { rt, client }
     }
 
@@ -193,18 +186,6 @@ fn pseudo_random_file(path: &std::path::Path, len: u64, seed: u64) -> [u8; 32] {
     }
     f.flush().unwrap();
     h.finalize().into()
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn weird_keys() -> Vec<String> {

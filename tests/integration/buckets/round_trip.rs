@@ -36,7 +36,7 @@ fn round_trip_with_weird_keys_metadata_and_multipart() {
         s3.put(&src, &key, b"", None, &[]);
         expected.insert(key, Vec::new());
     }
-    let big = pseudo_random(20 * 1024 * 1024 + 123, 42);
+    let big = noise(20 * 1024 * 1024 + 123, 42);
     s3.put(
         &src,
         "models/big.bin",

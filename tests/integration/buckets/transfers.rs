@@ -13,9 +13,9 @@ fn large_objects_are_read_in_ranges_within_the_transfer_limit() {
     create_bucket(&src);
     create_bucket(&dst);
     const MIB: usize = 1024 * 1024;
-    let big = pseudo_random(5 * MIB + 123, 9);
+    let big = noise(5 * MIB + 123, 9);
     s3.put(&src, "model/weights.bin", &big, None, &[]);
-    let medium = pseudo_random(MIB - 1, 10);
+    let medium = noise(MIB - 1, 10);
     s3.put(&src, "model/config.bin", &medium, None, &[]);
     for i in 0..20 {
         s3.put(
@@ -80,7 +80,7 @@ fn put_small_outputs(s3: &S3, bucket: &str, count: usize) {
             i % 3,
             i % 20
         );
-        let body = pseudo_random(100 + (i * 37) % 3000, i as u64 + 5);
+        let body = noise(100 + (i * 37) % 3000, i as u64 + 5);
         let run = format!("r{i}");
         let meta: &[(&str, &str)] = if i % 2 == 0 { &[("run", &run)] } else { &[] };
         let ct = (i % 3 == 0).then_some("application/json");

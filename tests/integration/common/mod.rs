@@ -158,6 +158,46 @@ pub(crate) fn s3_endpoint() -> String {
     })
 }
 
+/// An S3 client of the test server, built by the same code (and settings type) kfguard uses.
+pub(crate) async fn s3_client() -> aws_sdk_s3::Client {
+    kfguard::repo::s3::client(&kfguard::repo::s3::S3Settings {
+        endpoint: Some(s3_endpoint()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        ..kfguard::repo::s3::S3Settings::default()
+    })
+    .await
+}
+
+/// Pseudo-random bytes (xorshift from `seed`): they neither compress nor deduplicate.
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A `kfguard.toml` for cluster `prod` with MariaDB database `db` (source `kfp`) and the test
+/// server's bucket `bucket` (source `store`).
+pub(crate) fn write_db_and_bucket_config(kf: &Kf, db: &str, bucket: &str) {
+    kf.write(
+        "kfguard.toml",
+        &format!(
+            "cluster = \"prod\"\n\n[[databases]]\nname = \"kfp\"\nengine = \"mysql\"\nurl = \"{}\"\ndatabases = [\"{db}\"]\n\n\
+             [[buckets]]\nname = \"store\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\npath_style = true\nbucket = \"{bucket}\"\naccess_key_id_env = \"AWS_ACCESS_KEY_ID\"\nsecret_access_key_env = \"AWS_SECRET_ACCESS_KEY\"\n",
+            db::mysql_url(),
+            s3_endpoint()
+        ),
+    );
+}
+
 /// Creates a bucket on the test S3 server (unique per test).
 pub(crate) fn create_bucket(name: &str) {
     let endpoint = s3_endpoint();
