@@ -221,10 +221,7 @@ fn summary(r: &Report) -> String {
             s.push_str(&format!("    plan: {p}\n"));
         }
         for f in &step.findings {
-            s.push_str(&format!(
-                "    {:?} {} {}: {} (try: {})\n",
-                f.severity, f.code, f.object, f.message, f.hint
-            ));
+            s.push_str(&format!("    {f}\n"));
         }
     }
     if let Some(e) = &r.error {

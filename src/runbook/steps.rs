@@ -67,6 +67,17 @@ pub struct Finding {
     pub hint: String,
 }
 
+/// One line, as the text report, the support bundle and `runbook runs` print it.
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {} {}: {} (try: {})",
+            self.severity, self.code, self.object, self.message, self.hint
+        )
+    }
+}
+
 /// One step as the journal and the report keep it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepRecord {

@@ -379,10 +379,7 @@ fn write_runs<W: Write>(
                 h.findings.len()
             );
             for f in &h.findings {
-                text.push_str(&format!(
-                    "{:?} {} {}: {} (try: {})\n",
-                    f.severity, f.code, f.object, f.message, f.hint
-                ));
+                text.push_str(&format!("{f}\n"));
             }
             ar.text("kfguard/verify-health.txt", &text)?;
             ar.json("kfguard/verify-health.json", &h)?;

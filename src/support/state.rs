@@ -146,10 +146,7 @@ pub(super) fn run_text(run: &Run) -> String {
             out.push_str(&format!("    {m}\n"));
         }
         for f in &step.findings {
-            out.push_str(&format!(
-                "    {:?} {} {}: {} (try: {})\n",
-                f.severity, f.code, f.object, f.message, f.hint
-            ));
+            out.push_str(&format!("    {f}\n"));
         }
     }
     out
